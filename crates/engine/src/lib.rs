@@ -1,0 +1,1 @@
+//! Runs quantized GGUF language models on the CPU.

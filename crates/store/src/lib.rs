@@ -1,0 +1,1 @@
+//! Hearth's SQLite database.
