@@ -463,6 +463,15 @@ mod tests {
             raised_message(&err).as_deref(),
             Some("Roles must alternate")
         );
+        let in_macro = render(
+            "{% macro check(m) %}{% if m != 'user' %}{{ raise_exception('Only user roles: ' ~ m) }}{% endif %}{% endmacro %}{% for m in roles %}{{ check(m) }}{% endfor %}",
+            context! { roles => vec!["user", "tool"] },
+        )
+        .unwrap_err();
+        assert_eq!(
+            raised_message(&in_macro).as_deref(),
+            Some("Only user roles: tool")
+        );
         let other = render("{{ nothing.attr }}", context! {}).unwrap_err();
         assert_eq!(raised_message(&other), None);
     }
