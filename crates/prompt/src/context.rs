@@ -71,7 +71,11 @@ pub fn fit_to_context(
     if fits {
         return Ok(whole);
     }
-    let (least, fits) = attempt(turns.len())?;
+    let (least, fits) = if turns.is_empty() {
+        (whole, false)
+    } else {
+        attempt(turns.len())?
+    };
     if !fits {
         return Err(PromptError::ContextOverflow {
             needed: least.prompt_tokens.saturating_add(reserve_output),
@@ -123,6 +127,23 @@ fn droppable_turns(messages: &[Message]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_user_message_that_does_not_fit_overflows() {
+        let format = ChatFormat::plain();
+        let count = |text: &str| -> Result<usize, PromptError> { Ok(text.len()) };
+        let messages = [Message::user("Hello")];
+        // "User: Hello\nAssistant:" is 22 bytes.
+        let fitted = fit_to_context(&format, &messages, &count, 30, 8).unwrap();
+        assert_eq!((fitted.prompt_tokens, fitted.dropped_messages), (22, 0));
+        assert_eq!(
+            fit_to_context(&format, &messages, &count, 29, 8).unwrap_err(),
+            PromptError::ContextOverflow {
+                needed: 30,
+                available: 29
+            }
+        );
+    }
 
     #[test]
     fn turns_pair_each_user_message_with_the_replies_after_it() {
