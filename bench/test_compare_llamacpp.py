@@ -1,0 +1,95 @@
+"""Checks of the comparison script's own logic (no model, no llama.cpp needed).
+
+Run with: python3 -m unittest bench/test_compare_llamacpp.py
+"""
+
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import compare_llamacpp as c  # noqa: E402
+
+
+class FirstDifference(unittest.TestCase):
+    def test_equal_sequences_have_none(self):
+        self.assertIsNone(c.first_difference([1, 2, 3], [1, 2, 3]))
+        self.assertIsNone(c.first_difference([], []))
+
+    def test_first_mismatch_index(self):
+        self.assertEqual(c.first_difference([1, 2, 3, 4], [1, 2, 9, 4]), 2)
+        self.assertEqual(c.first_difference([7], [8]), 0)
+
+    def test_prefix_differs_at_shorter_length(self):
+        # One engine stopped at an end-of-generation token earlier than the other.
+        self.assertEqual(c.first_difference([1, 2], [1, 2, 3]), 2)
+        self.assertEqual(c.first_difference([1, 2, 3], [1]), 1)
+
+
+class ParityComparison(unittest.TestCase):
+    def test_counts_tokenization_and_generation_separately(self):
+        ref = {"results": [
+            {"prompt": "a", "prompt_tokens": [1, 2], "tokens": [5, 6, 7], "text": "x"},
+            {"prompt": "b", "prompt_tokens": [3], "tokens": [8, 9], "text": "y"},
+        ]}
+        ours = {"results": [
+            {"prompt": "a", "prompt_tokens": [1, 2], "tokens": [5, 6, 7], "text": "x"},
+            {"prompt": "b", "prompt_tokens": [4], "tokens": [8, 1], "text": "z"},
+        ]}
+        p = c.compare_parity(ours, ref)
+        self.assertEqual((p["prompts"], p["tokenization_equal"], p["identical"]), (2, 1, 1))
+        self.assertEqual(p["rows"][1]["prompt_first_diff"], 0)
+        self.assertEqual(p["rows"][1]["first_diff"], 1)
+        self.assertIsNone(p["rows"][0]["first_diff"])
+
+
+class JsonFromStdout(unittest.TestCase):
+    def test_whole_stdout_object(self):
+        self.assertEqual(c._last_json_object('{"a": 1}\n'), {"a": 1})
+
+    def test_last_object_line_after_log_lines(self):
+        self.assertEqual(c._last_json_object('loading...\n{"a": 1}\n{"b": 2}\n'), {"b": 2})
+
+    def test_no_object_is_an_error(self):
+        with self.assertRaises(c.RunError):
+            c._last_json_object("nothing here\n[1, 2]\n")
+
+
+class Markdown(unittest.TestCase):
+    def report(self, reference_only):
+        speed = {
+            "hearth_samples": [{"busy_cpus_before": 0.0}], "ref_samples": [{"busy_cpus_before": 0.1}],
+            "errors": [], "ratio_prefill_tok_s": 0.5, "ratio_decode_tok_s": 1.25,
+        }
+        for side, pre, dec in (("hearth", 100.0, 50.0), ("ref", 200.0, 40.0)):
+            speed.update({f"{side}_prefill_tok_s": pre, f"{side}_decode_tok_s": dec, f"{side}_ttft_ms": 10.0,
+                          f"{side}_load_ms": 20.0, f"{side}_peak_rss_mb": 30.0})
+        ref_p = {"results": [{"prompt": "p|q", "prompt_tokens": [1], "tokens": [2, 3], "text": "t\nu"}]}
+        ours_p = {"results": [{"prompt": "p|q", "prompt_tokens": [1], "tokens": [2, 4], "text": "t v"}]}
+        row = {"model_name": "m.gguf", "quant": "Q4_1", "threads": 2, "speed": speed, "errors": [],
+               "ref_parity": ref_p}
+        if not reference_only:
+            row["parity"] = c.compare_parity(ours_p, ref_p)
+        meta = {"date": "d", "commit": "c", "cpu": "cpu", "cpus": 2, "cpu_flags": "avx2", "os": "Linux",
+                "reference_version": "0.3.36", "flash_attn": "off", "hearth": "h", "reference_only": reference_only,
+                "prompt_tokens": 128, "gen_tokens": 64, "reps": 3, "busy_cores": 0, "prompts": ["p|q"],
+                "parity_tokens": 32}
+        return {"meta": meta, "rows": [row]}
+
+    def test_comparison_row_has_both_engines_ratios_and_first_difference(self):
+        md = c.render_markdown(self.report(False))
+        row = next(line for line in md.splitlines() if line.startswith("| m.gguf | Q4_1 | 2 | 100.0"))
+        cells = [x.strip() for x in row.strip("|").split("|")]
+        self.assertEqual(cells[3:], ["100.0", "200.0", "0.50", "50.0", "40.0", "1.25", "1/1", "0/1", "1"])
+        self.assertIn("p\\|q", md)  # a pipe in a prompt does not break the table
+        self.assertNotIn("not reliable", md)
+
+    def test_reference_only_table(self):
+        md = c.render_markdown(self.report(True))
+        self.assertIn("| m.gguf | Q4_1 | 2 | 200.0 | 40.0 |", md)
+        self.assertNotIn("hearth text", md)
+
+
+if __name__ == "__main__":
+    unittest.main()
