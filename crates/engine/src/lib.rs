@@ -1,1 +1,25 @@
 //! Runs quantized GGUF language models on the CPU.
+//!
+//! - [`gguf`]: reading and validating model files.
+//! - [`model`]: the transformer (llama, qwen2, qwen3, gemma3, phi3) and its key/value cache.
+//! - [`loaded`]: a loaded model that generates text with streaming, stop strings, cancellation
+//!   and a prefix cache.
+//! - [`engine`]: the thread that owns the model and serves a priority queue of requests.
+//! - [`sampling`], [`stream`]: choosing tokens, and turning them into text safely.
+
+pub mod engine;
+pub mod error;
+pub mod gguf;
+pub mod loaded;
+pub mod model;
+pub mod sampling;
+pub mod stream;
+
+pub use engine::{Engine, EngineConfig, EngineEvent, Priority, Request, RequestHandle};
+pub use error::{EngineError, Result};
+pub use hearth_prompt::{Message, Role};
+pub use loaded::{
+    compute_threads, default_threads, Event, GenerationParams, LoadedModel, ModelInfo, Prompt,
+    PromptInfo, Stats, StopReason,
+};
+pub use sampling::SamplingParams;

@@ -1,0 +1,508 @@
+//! One decoder-only transformer that covers the supported architectures (llama, qwen2, qwen3,
+//! gemma3, phi3), built on candle tensors and candle's quantized matrix products.
+//!
+//! The model owns its key/value cache. [`Transformer::forward`] appends the given tokens at the
+//! cache's end and returns the logits of the last one; [`Transformer::truncate`] drops cached
+//! positions from the end, which is what lets a follow-up request reuse the longest prefix it
+//! shares with the previous one.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor, D};
+
+use crate::error::{EngineError, Result};
+use crate::gguf::{Arch, Config, ModelFile};
+
+struct Linear {
+    w: QMatMul,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.w.forward(x)?;
+        Ok(match &self.b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+enum Qkv {
+    Separate { q: Linear, k: Linear, v: Linear },
+    Fused(Linear),
+}
+
+enum Ffn {
+    Gated {
+        gate: QMatMul,
+        up: QMatMul,
+        down: QMatMul,
+    },
+    /// Gate and up projections stored as one matrix, gate first (phi3).
+    FusedGateUp { gate_up: QMatMul, down: QMatMul },
+}
+
+#[derive(Clone, Copy)]
+enum Activation {
+    Silu,
+    GeluTanh,
+}
+
+/// Keys and values of one layer, `[1, n_kv_head, capacity, head_dim]`, valid up to `len`.
+struct KvCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    len: usize,
+    max_len: usize,
+}
+
+impl KvCache {
+    fn new(max_len: usize) -> Self {
+        Self {
+            k: None,
+            v: None,
+            len: 0,
+            max_len,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.k.as_ref().and_then(|k| k.dim(2).ok()).unwrap_or(0)
+    }
+
+    /// Appends `k`, `v` (`[1, n_kv, t, hd]`, contiguous) and returns views of the whole cache.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let needed = self.len + t;
+        if needed > self.capacity() {
+            let (b, h, _, d) = k.dims4()?;
+            let cap = needed
+                .next_power_of_two()
+                .max(256)
+                .min(self.max_len.max(needed));
+            let nk = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
+            let nv = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+            if self.len > 0 {
+                if let (Some(ok), Some(ov)) = (&self.k, &self.v) {
+                    nk.slice_set(&ok.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    nv.slice_set(&ov.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+            }
+            self.k = Some(nk);
+            self.v = Some(nv);
+        }
+        let (kb, vb) = match (&self.k, &self.v) {
+            (Some(kb), Some(vb)) => (kb, vb),
+            _ => return Err(EngineError::Compute("key/value cache missing".into())),
+        };
+        kb.slice_set(k, 2, self.len)?;
+        vb.slice_set(v, 2, self.len)?;
+        self.len = needed;
+        Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
+    }
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    qkv: Qkv,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    attn_out: Linear,
+    post_attn_norm: Option<Tensor>,
+    ffn_norm: Tensor,
+    ffn: Ffn,
+    post_ffn_norm: Option<Tensor>,
+    sliding: bool,
+    kv: KvCache,
+}
+
+/// Rotary embedding angles for a run of positions.
+struct RopeTables {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+pub struct Transformer {
+    cfg: Config,
+    embed: Arc<QTensor>,
+    embed_scale: Option<f64>,
+    layers: Vec<Layer>,
+    out_norm: Tensor,
+    output: QMatMul,
+    rope_factors: Option<Vec<f32>>,
+    interleaved_rope: bool,
+    activation: Activation,
+    attn_scale: f64,
+    device: Device,
+}
+
+fn vector(file: &mut ModelFile, name: &str, len: usize) -> Result<Tensor> {
+    let q = file.tensor(name, &[len])?;
+    Ok(q.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?)
+}
+
+fn optional_vector(file: &mut ModelFile, name: &str, len: usize) -> Result<Option<Tensor>> {
+    if file.has_tensor(name) {
+        Ok(Some(vector(file, name, len)?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn matrix(file: &mut ModelFile, name: &str, rows: usize, cols: usize) -> Result<QMatMul> {
+    let q = file.tensor(name, &[rows, cols])?;
+    Ok(QMatMul::from_qtensor(q)?)
+}
+
+fn linear(file: &mut ModelFile, prefix: &str, rows: usize, cols: usize) -> Result<Linear> {
+    let w = matrix(file, &format!("{prefix}.weight"), rows, cols)?;
+    let b = optional_vector(file, &format!("{prefix}.bias"), rows)?;
+    Ok(Linear { w, b })
+}
+
+impl Transformer {
+    pub fn load(file: &mut ModelFile) -> Result<Self> {
+        let cfg = file.config()?;
+        let (e, hd) = (cfg.n_embd, cfg.head_dim);
+        let (nh, nkv, ff) = (cfg.n_head, cfg.n_head_kv, cfg.n_ff);
+        let embed = Arc::new(file.tensor("token_embd.weight", &[cfg.vocab_size, e])?);
+        let output = if file.has_tensor("output.weight") {
+            matrix(file, "output.weight", cfg.vocab_size, e)?
+        } else {
+            QMatMul::from_arc(embed.clone())?
+        };
+        let out_norm = vector(file, "output_norm.weight", e)?;
+        let rope_factors = ["rope_freqs.weight", "rope_factors_short.weight"]
+            .into_iter()
+            .find(|n| file.has_tensor(n))
+            .map(|n| -> Result<Vec<f32>> {
+                Ok(vector(file, n, cfg.rope_dim / 2)?.to_vec1::<f32>()?)
+            })
+            .transpose()?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for il in 0..cfg.n_layer {
+            let p = format!("blk.{il}");
+            let qkv = if file.has_tensor(&format!("{p}.attn_qkv.weight")) {
+                Qkv::Fused(linear(
+                    file,
+                    &format!("{p}.attn_qkv"),
+                    (nh + 2 * nkv) * hd,
+                    e,
+                )?)
+            } else {
+                Qkv::Separate {
+                    q: linear(file, &format!("{p}.attn_q"), nh * hd, e)?,
+                    k: linear(file, &format!("{p}.attn_k"), nkv * hd, e)?,
+                    v: linear(file, &format!("{p}.attn_v"), nkv * hd, e)?,
+                }
+            };
+            let ffn = if file.has_tensor(&format!("{p}.ffn_gate.weight")) {
+                Ffn::Gated {
+                    gate: matrix(file, &format!("{p}.ffn_gate.weight"), ff, e)?,
+                    up: matrix(file, &format!("{p}.ffn_up.weight"), ff, e)?,
+                    down: matrix(file, &format!("{p}.ffn_down.weight"), e, ff)?,
+                }
+            } else {
+                Ffn::FusedGateUp {
+                    gate_up: matrix(file, &format!("{p}.ffn_up.weight"), 2 * ff, e)?,
+                    down: matrix(file, &format!("{p}.ffn_down.weight"), e, ff)?,
+                }
+            };
+            layers.push(Layer {
+                attn_norm: vector(file, &format!("{p}.attn_norm.weight"), e)?,
+                qkv,
+                q_norm: optional_vector(file, &format!("{p}.attn_q_norm.weight"), hd)?,
+                k_norm: optional_vector(file, &format!("{p}.attn_k_norm.weight"), hd)?,
+                attn_out: linear(file, &format!("{p}.attn_output"), e, nh * hd)?,
+                post_attn_norm: optional_vector(
+                    file,
+                    &format!("{p}.post_attention_norm.weight"),
+                    e,
+                )?,
+                ffn_norm: vector(file, &format!("{p}.ffn_norm.weight"), e)?,
+                ffn,
+                post_ffn_norm: optional_vector(file, &format!("{p}.post_ffw_norm.weight"), e)?,
+                sliding: cfg.is_sliding(il),
+                kv: KvCache::new(cfg.context_len),
+            });
+        }
+        let (embed_scale, activation, attn_scale) = match cfg.arch {
+            Arch::Gemma3 => (
+                Some((e as f64).sqrt()),
+                Activation::GeluTanh,
+                1.0 / (hd as f64).sqrt(),
+            ),
+            _ => (None, Activation::Silu, 1.0 / (hd as f64).sqrt()),
+        };
+        Ok(Self {
+            interleaved_rope: cfg.arch == Arch::Llama,
+            cfg,
+            embed,
+            embed_scale,
+            layers,
+            out_norm,
+            output,
+            rope_factors,
+            activation,
+            attn_scale,
+            device: Device::Cpu,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Number of positions held in the key/value cache.
+    pub fn cache_len(&self) -> usize {
+        self.layers.first().map(|l| l.kv.len).unwrap_or(0)
+    }
+
+    /// Forgets cached positions at and after `len`.
+    pub fn truncate(&mut self, len: usize) {
+        for l in &mut self.layers {
+            l.kv.len = l.kv.len.min(len);
+        }
+    }
+
+    /// Drops the cache's memory entirely.
+    pub fn clear_cache(&mut self) {
+        for l in &mut self.layers {
+            l.kv = KvCache::new(self.cfg.context_len);
+        }
+    }
+
+    fn rope_tables(&self, start: usize, t: usize, base: f32, scale: f32) -> Result<RopeTables> {
+        let half = self.cfg.rope_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| {
+                let f = 1.0 / base.powf(2.0 * i as f32 / self.cfg.rope_dim as f32);
+                match &self.rope_factors {
+                    Some(factors) => f / factors[i],
+                    None => f,
+                }
+            })
+            .collect();
+        let mut cos = Vec::with_capacity(t * half);
+        let mut sin = Vec::with_capacity(t * half);
+        for p in start..start + t {
+            let p = p as f32 / scale;
+            for f in &inv_freq {
+                let (s, c) = (p * f).sin_cos();
+                cos.push(c);
+                sin.push(s);
+            }
+        }
+        Ok(RopeTables {
+            cos: Tensor::from_vec(cos, (t, half), &self.device)?,
+            sin: Tensor::from_vec(sin, (t, half), &self.device)?,
+        })
+    }
+
+    fn apply_rope(&self, x: &Tensor, r: &RopeTables) -> Result<Tensor> {
+        let hd = self.cfg.head_dim;
+        let rd = self.cfg.rope_dim;
+        let rotate = |x: &Tensor| -> Result<Tensor> {
+            let x = x.contiguous()?;
+            Ok(if self.interleaved_rope {
+                candle_nn::rotary_emb::rope_i(&x, &r.cos, &r.sin)?
+            } else {
+                candle_nn::rotary_emb::rope(&x, &r.cos, &r.sin)?
+            })
+        };
+        if rd == hd {
+            rotate(x)
+        } else {
+            let rot = rotate(&x.narrow(D::Minus1, 0, rd)?)?;
+            let pass = x.narrow(D::Minus1, rd, hd - rd)?;
+            Ok(Tensor::cat(&[rot, pass], D::Minus1)?)
+        }
+    }
+
+    /// Additive mask `[t, total]` for `t` queries at positions `start..start+t`.
+    fn mask(&self, start: usize, t: usize, window: Option<usize>) -> Result<Tensor> {
+        let total = start + t;
+        let mut m = vec![0f32; t * total];
+        for i in 0..t {
+            let qpos = start + i;
+            for j in 0..total {
+                let future = j > qpos;
+                let outside = window.is_some_and(|w| qpos - j.min(qpos) >= w);
+                if future || outside {
+                    m[i * total + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(m, (t, total), &self.device)?)
+    }
+
+    /// Runs `tokens` at the end of the cache and returns the logits of the last one (`[vocab]`).
+    pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        let t = tokens.len();
+        if t == 0 {
+            return Err(EngineError::Compute("no tokens to run".into()));
+        }
+        let start = self.cache_len();
+        if start + t > self.cfg.context_len {
+            return Err(EngineError::ContextOverflow {
+                needed: start + t,
+                available: self.cfg.context_len,
+            });
+        }
+        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let mut x = self.embed.embedding(&ids)?.to_dtype(DType::F32)?;
+        if let Some(s) = self.embed_scale {
+            x = (x * s)?;
+        }
+        let rope_global =
+            self.rope_tables(start, t, self.cfg.rope_base, self.cfg.rope_linear_scale)?;
+        let rope_local = if self.layers.iter().any(|l| l.sliding) {
+            Some(self.rope_tables(start, t, self.cfg.rope_base_local, 1.0)?)
+        } else {
+            None
+        };
+        let mask_global = if t > 1 {
+            Some(self.mask(start, t, None)?)
+        } else {
+            None
+        };
+        let mask_local = match (t > 1, rope_local.is_some()) {
+            (true, true) => Some(self.mask(start, t, self.cfg.sliding_window)?),
+            _ => None,
+        };
+        let mut layers = std::mem::take(&mut self.layers);
+        let result = (|| -> Result<Tensor> {
+            for layer in layers.iter_mut() {
+                let (rope, mask) = if layer.sliding {
+                    (
+                        rope_local.as_ref().unwrap_or(&rope_global),
+                        mask_local.as_ref(),
+                    )
+                } else {
+                    (&rope_global, mask_global.as_ref())
+                };
+                x = self.layer_forward(layer, &x, rope, mask)?;
+            }
+            Ok(x.clone())
+        })();
+        self.layers = layers;
+        let x = result?;
+        let last = x.narrow(1, t - 1, 1)?;
+        let last =
+            candle_nn::ops::rms_norm(&last.contiguous()?, &self.out_norm, self.cfg.rms_eps as f32)?;
+        let logits = self.output.forward(&last)?;
+        Ok(logits.flatten_all()?)
+    }
+
+    fn layer_forward(
+        &self,
+        layer: &mut Layer,
+        x: &Tensor,
+        rope: &RopeTables,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let eps = self.cfg.rms_eps as f32;
+        let h = candle_nn::ops::rms_norm(x, &layer.attn_norm, eps)?;
+        let mut a = self.attention(layer, &h, rope, mask)?;
+        if let Some(n) = &layer.post_attn_norm {
+            a = candle_nn::ops::rms_norm(&a, n, eps)?;
+        }
+        let x = (x + a)?;
+        let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
+        let mut f = self.ffn(&layer.ffn, &h)?;
+        if let Some(n) = &layer.post_ffn_norm {
+            f = candle_nn::ops::rms_norm(&f, n, eps)?;
+        }
+        Ok((x + f)?)
+    }
+
+    fn activate(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.activation {
+            Activation::Silu => candle_nn::ops::silu(x)?,
+            Activation::GeluTanh => x.gelu()?,
+        })
+    }
+
+    fn ffn(&self, ffn: &Ffn, h: &Tensor) -> Result<Tensor> {
+        Ok(match ffn {
+            Ffn::Gated { gate, up, down } => {
+                let g = self.activate(&gate.forward(h)?)?;
+                let u = up.forward(h)?;
+                down.forward(&(g * u)?)?
+            }
+            Ffn::FusedGateUp { gate_up, down } => {
+                let gu = gate_up.forward(h)?;
+                let ff = self.cfg.n_ff;
+                let g = self.activate(&gu.narrow(D::Minus1, 0, ff)?)?;
+                let u = gu.narrow(D::Minus1, ff, ff)?;
+                down.forward(&(g * u)?)?
+            }
+        })
+    }
+
+    fn attention(
+        &self,
+        layer: &mut Layer,
+        h: &Tensor,
+        rope: &RopeTables,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = h.dims3()?;
+        let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
+        let (q, k, v) = match &layer.qkv {
+            Qkv::Separate { q, k, v } => (q.forward(h)?, k.forward(h)?, v.forward(h)?),
+            Qkv::Fused(w) => {
+                let qkv = w.forward(h)?;
+                (
+                    qkv.narrow(D::Minus1, 0, nh * hd)?,
+                    qkv.narrow(D::Minus1, nh * hd, nkv * hd)?,
+                    qkv.narrow(D::Minus1, (nh + nkv) * hd, nkv * hd)?,
+                )
+            }
+        };
+        let heads = |x: Tensor, n: usize| -> Result<Tensor> {
+            Ok(x.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        let mut q = heads(q, nh)?;
+        let mut k = heads(k, nkv)?;
+        let v = heads(v, nkv)?;
+        let eps = self.cfg.rms_eps as f32;
+        if let Some(n) = &layer.q_norm {
+            q = candle_nn::ops::rms_norm(&q, n, eps)?;
+        }
+        if let Some(n) = &layer.k_norm {
+            k = candle_nn::ops::rms_norm(&k, n, eps)?;
+        }
+        let q = self.apply_rope(&q, rope)?;
+        let k = self.apply_rope(&k, rope)?.contiguous()?;
+        let (mut k_all, mut v_all) = layer.kv.append(&k, &v.contiguous()?)?;
+        if let (true, 1, Some(w)) = (layer.sliding, t, self.cfg.sliding_window) {
+            let total = k_all.dim(2)?;
+            if total > w {
+                k_all = k_all.narrow(2, total - w, w)?;
+                v_all = v_all.narrow(2, total - w, w)?;
+            }
+        }
+        let total = k_all.dim(2)?;
+        let rep = nh / nkv;
+        // Query heads that share a key/value head are adjacent: fold them into the row dimension
+        // instead of copying keys and values once per query head.
+        let q = q.reshape((b, nkv, rep * t, hd))?;
+        let mut att = (q.matmul(&k_all.t()?)? * self.attn_scale)?;
+        if let Some(m) = mask {
+            att = att
+                .reshape((b, nkv, rep, t, total))?
+                .broadcast_add(m)?
+                .reshape((b, nkv, rep * t, total))?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let y = att.matmul(&v_all)?;
+        let y = y
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
+        layer.attn_out.forward(&y)
+    }
+}

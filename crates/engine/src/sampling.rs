@@ -1,0 +1,302 @@
+//! Choosing the next token from the logits. [`SamplingParams`] is a plain value: the same
+//! parameters, seed and logits always give the same token.
+//!
+//! Order of operations: repeat penalty over the last `repeat_last_n` tokens, then greedy argmax
+//! when `temperature` is 0; otherwise temperature, top-k, top-p (nucleus), min-p, and a draw from
+//! what is left with a generator seeded from `seed`.
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingParams {
+    /// 0 means greedy decoding.
+    pub temperature: f32,
+    /// 0 means no top-k cut.
+    pub top_k: usize,
+    /// 1.0 means no nucleus cut.
+    pub top_p: f32,
+    /// 0.0 means no min-p cut.
+    pub min_p: f32,
+    /// 1.0 means no penalty.
+    pub repeat_penalty: f32,
+    pub repeat_last_n: usize,
+    /// None draws a seed from the operating system.
+    pub seed: Option<u64>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            seed: None,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Greedy decoding with no penalty: the most likely token every time.
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: Some(0),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::InvalidSetting(m.to_string()));
+        if !self.temperature.is_finite() || self.temperature < 0.0 || self.temperature > 10.0 {
+            return bad("temperature must be between 0 and 10");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top-p must be greater than 0 and at most 1");
+        }
+        if !(0.0..1.0).contains(&self.min_p) {
+            return bad("min-p must be at least 0 and below 1");
+        }
+        if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
+            return bad("the repeat penalty must be greater than 0");
+        }
+        Ok(())
+    }
+}
+
+pub struct Sampler {
+    params: SamplingParams,
+    rng: StdRng,
+}
+
+impl Sampler {
+    pub fn new(params: SamplingParams) -> Result<Self> {
+        params.validate()?;
+        let rng = match params.seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        Ok(Self { params, rng })
+    }
+
+    /// Picks the next token. `history` is every token so far (prompt and output).
+    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> Result<u32> {
+        if logits.is_empty() {
+            return Err(EngineError::Compute("the model returned no logits".into()));
+        }
+        let p = &self.params;
+        if p.repeat_penalty != 1.0 && p.repeat_last_n > 0 {
+            let from = history.len().saturating_sub(p.repeat_last_n);
+            let mut seen = std::collections::HashSet::new();
+            for &t in &history[from..] {
+                if seen.insert(t) {
+                    if let Some(l) = logits.get_mut(t as usize) {
+                        *l = if *l > 0.0 {
+                            *l / p.repeat_penalty
+                        } else {
+                            *l * p.repeat_penalty
+                        };
+                    }
+                }
+            }
+        }
+        if p.temperature == 0.0 {
+            return Ok(argmax(logits));
+        }
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, l)| (i as u32, *l / p.temperature))
+            .collect();
+        if cand.is_empty() {
+            return Ok(argmax(logits));
+        }
+        cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        if p.top_k > 0 && cand.len() > p.top_k {
+            cand.truncate(p.top_k);
+        }
+        let max = cand[0].1;
+        let mut probs: Vec<f32> = cand.iter().map(|(_, l)| (l - max).exp()).collect();
+        let sum: f32 = probs.iter().sum();
+        probs.iter_mut().for_each(|x| *x /= sum);
+        let mut keep = probs.len();
+        if p.top_p < 1.0 {
+            let mut acc = 0.0;
+            for (i, pr) in probs.iter().enumerate() {
+                acc += pr;
+                if acc >= p.top_p {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+        if p.min_p > 0.0 {
+            let floor = probs[0] * p.min_p;
+            keep = keep.min(probs.iter().take_while(|pr| **pr >= floor).count().max(1));
+        }
+        let total: f32 = probs[..keep].iter().sum();
+        let mut r = self.rng.random::<f32>() * total;
+        for i in 0..keep {
+            r -= probs[i];
+            if r <= 0.0 {
+                return Ok(cand[i].0);
+            }
+        }
+        Ok(cand[keep - 1].0)
+    }
+}
+
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, l) in logits.iter().enumerate() {
+        if *l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Vec<f32> {
+        vec![1.0, 3.0, 2.5, -1.0, 0.5, 2.9]
+    }
+
+    #[test]
+    fn greedy_takes_the_largest() {
+        let mut s = Sampler::new(SamplingParams::greedy()).unwrap();
+        assert_eq!(s.sample(&mut logits(), &[]).unwrap(), 1);
+    }
+
+    #[test]
+    fn repeat_penalty_moves_greedy_choice() {
+        let mut p = SamplingParams::greedy();
+        p.repeat_penalty = 1.5;
+        p.repeat_last_n = 8;
+        let mut s = Sampler::new(p).unwrap();
+        // Token 1 was just produced: 3.0 / 1.5 = 2.0 now loses to 2.9.
+        assert_eq!(s.sample(&mut logits(), &[1]).unwrap(), 5);
+    }
+
+    #[test]
+    fn same_seed_same_draws_and_seeds_differ() {
+        let p = SamplingParams {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: Some(7),
+        };
+        let draw = |p: &SamplingParams| {
+            let mut s = Sampler::new(p.clone()).unwrap();
+            (0..64)
+                .map(|_| s.sample(&mut logits(), &[]).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(&p), draw(&p));
+        let other = SamplingParams {
+            seed: Some(8),
+            ..p.clone()
+        };
+        assert_ne!(draw(&p), draw(&other));
+        // A hot distribution over 6 tokens visits several of them.
+        let distinct: std::collections::HashSet<_> = draw(&p).into_iter().collect();
+        assert!(distinct.len() >= 3, "{distinct:?}");
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_min_p_cuts_the_tail() {
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 1,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: Some(1),
+        };
+        let mut s = Sampler::new(p).unwrap();
+        for _ in 0..20 {
+            assert_eq!(s.sample(&mut logits(), &[]).unwrap(), 1);
+        }
+        // min-p 0.5: only tokens with probability >= half of the top one (logits 3.0, 2.9, 2.5).
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.5,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: Some(3),
+        };
+        let mut s = Sampler::new(p).unwrap();
+        for _ in 0..200 {
+            let t = s.sample(&mut logits(), &[]).unwrap();
+            assert!([1, 2, 5].contains(&t), "{t}");
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_the_nucleus() {
+        let mut l = vec![10.0, 9.0, -10.0, -10.0];
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.5,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: Some(5),
+        };
+        let mut s = Sampler::new(p).unwrap();
+        for _ in 0..50 {
+            assert_eq!(s.sample(&mut l, &[]).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        for p in [
+            SamplingParams {
+                temperature: -1.0,
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                temperature: f32::NAN,
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                top_p: 0.0,
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                min_p: 1.0,
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                repeat_penalty: 0.0,
+                ..SamplingParams::default()
+            },
+        ] {
+            assert!(matches!(
+                Sampler::new(p),
+                Err(EngineError::InvalidSetting(_))
+            ));
+        }
+    }
+}

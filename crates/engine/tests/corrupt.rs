@@ -1,0 +1,158 @@
+//! Damaged and unsupported model files give typed errors, never panics.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use hearth_engine::{EngineError, LoadedModel};
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hearth-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn smollm() -> PathBuf {
+    let base = std::env::var_os("HEARTH_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/hearth/test-models")
+        });
+    let p = base.join("smollm2-135m-instruct-q4_1.gguf");
+    assert!(
+        p.is_file(),
+        "test model {} is missing: run scripts/fetch-test-models",
+        p.display()
+    );
+    p
+}
+
+fn load_err(path: &Path) -> EngineError {
+    match LoadedModel::load(path, 1) {
+        Ok(_) => panic!("{} loaded but should not", path.display()),
+        Err(e) => e,
+    }
+}
+
+fn f32_tensor(shape: &[usize]) -> QTensor {
+    let t = Tensor::zeros(shape, candle_core::DType::F32, &Device::Cpu).unwrap();
+    QTensor::quantize(&t, GgmlDType::F32).unwrap()
+}
+
+fn write_gguf(path: &Path, metadata: &[(&str, Value)], tensors: &[(&str, QTensor)]) {
+    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
+    let mut buf = Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &md, &ts).unwrap();
+    std::fs::write(path, buf.into_inner()).unwrap();
+}
+
+fn llama_metadata(arch: &str) -> Vec<(&'static str, Value)> {
+    let a = |k: &str| -> &'static str { Box::leak(format!("{arch}.{k}").into_boxed_str()) };
+    vec![
+        ("general.architecture", Value::String(arch.into())),
+        (a("block_count"), Value::U32(1)),
+        (a("embedding_length"), Value::U32(8)),
+        (a("attention.head_count"), Value::U32(2)),
+        (a("attention.head_count_kv"), Value::U32(2)),
+        (a("feed_forward_length"), Value::U32(16)),
+        (a("context_length"), Value::U32(64)),
+    ]
+}
+
+#[test]
+fn truncated_files_are_reported_as_damaged() {
+    let src = std::fs::read(smollm()).unwrap();
+    for (name, len) in [
+        ("head.gguf", 64 * 1024),
+        ("half.gguf", src.len() / 2),
+        ("tail-missing.gguf", src.len() - 1),
+    ] {
+        let p = dir().join(name);
+        std::fs::write(&p, &src[..len]).unwrap();
+        match load_err(&p) {
+            EngineError::CorruptModel { reason, .. } => assert!(!reason.is_empty()),
+            other => panic!("{name}: expected CorruptModel, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_magic_empty_and_missing_files() {
+    let mut src = std::fs::read(smollm()).unwrap();
+    src.truncate(1024 * 1024);
+    src[..4].copy_from_slice(b"GGUX");
+    let p = dir().join("bad-magic.gguf");
+    std::fs::write(&p, &src).unwrap();
+    assert!(matches!(load_err(&p), EngineError::NotGguf { .. }));
+    let p = dir().join("empty.gguf");
+    std::fs::write(&p, b"").unwrap();
+    assert!(matches!(load_err(&p), EngineError::NotGguf { .. }));
+    let p = dir().join("does-not-exist.gguf");
+    assert!(matches!(load_err(&p), EngineError::Io { .. }));
+}
+
+#[test]
+fn a_tensor_of_the_wrong_size_is_named() {
+    let p = dir().join("wrong-shape.gguf");
+    write_gguf(
+        &p,
+        &llama_metadata("llama"),
+        &[
+            ("token_embd.weight", f32_tensor(&[16, 8])),
+            ("output_norm.weight", f32_tensor(&[8])),
+            ("blk.0.attn_norm.weight", f32_tensor(&[8])),
+            ("blk.0.attn_q.weight", f32_tensor(&[10, 8])),
+        ],
+    );
+    match load_err(&p) {
+        EngineError::CorruptModel { reason, .. } => {
+            assert!(
+                reason.contains("blk.0.attn_q.weight") && reason.contains("[10, 8]"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected CorruptModel, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let p = dir().join("mamba.gguf");
+    write_gguf(
+        &p,
+        &llama_metadata("mamba"),
+        &[("token_embd.weight", f32_tensor(&[16, 8]))],
+    );
+    match load_err(&p) {
+        EngineError::UnsupportedArchitecture(a) => assert_eq!(a, "mamba"),
+        other => panic!("expected UnsupportedArchitecture, got {other:?}"),
+    }
+    assert!(load_err(&p).to_string().contains("mamba"));
+}
+
+#[test]
+fn unsupported_tensor_type_is_named() {
+    // A valid file whose first tensor's type id is rewritten to IQ4_XS (23).
+    let p = dir().join("iq4.gguf");
+    write_gguf(
+        &p,
+        &llama_metadata("llama"),
+        &[("token_embd.weight", f32_tensor(&[16, 8]))],
+    );
+    let mut bytes = std::fs::read(&p).unwrap();
+    let name = b"token_embd.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    // After the name: n_dims (u32), dims (u64 each), then the type (u32).
+    let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * n_dims;
+    bytes[ty..ty + 4].copy_from_slice(&23u32.to_le_bytes());
+    std::fs::write(&p, bytes).unwrap();
+    match load_err(&p) {
+        EngineError::UnsupportedTensorType { dtype, .. } => assert_eq!(dtype, "IQ4_XS"),
+        other => panic!("expected UnsupportedTensorType, got {other:?}"),
+    }
+}
