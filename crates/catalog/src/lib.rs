@@ -1,0 +1,17 @@
+//! Which models exist and where, and getting them onto this machine in a form the engine runs.
+//!
+//! - [`catalog`]: the curated list of models (`models/*.toml`), validated on load.
+//! - [`hub`]: Hugging Face downloads into the Hugging Face cache: progress, resume, retry,
+//!   verification, cancel, offline mode.
+//! - [`convert`]: on-device quantization of a safetensors model folder into a GGUF file.
+//! - [`gguf_out`]: a streaming GGUF writer (tensor by tensor, constant memory).
+//! - [`hardware`]: RAM, CPU features, memory bandwidth; fit and speed predictions per model.
+//! - [`installed`]: the installed-models registry and importing files from anywhere on disk.
+
+pub mod catalog;
+pub mod hub;
+pub mod quant;
+
+pub use catalog::{Acquisition, Catalog, CatalogEntry, CatalogError};
+pub use hub::{CachedFile, DownloadProgress, Hub, HubConfig, HubError, RepoInfo, RetryPolicy};
+pub use quant::Quant;
