@@ -96,7 +96,11 @@ pub struct GgufSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquisition {
     /// Download this ready GGUF file.
-    Gguf { repo: String, revision: String, file: String },
+    Gguf {
+        repo: String,
+        revision: String,
+        file: String,
+    },
     /// Download the safetensors weights and quantize them here.
     Quantize { repo: String, revision: String },
 }
@@ -145,7 +149,9 @@ impl CatalogEntry {
 
     /// Whether the model is said to handle `language` (an ISO 639-1 code) well.
     pub fn supports_language(&self, language: &str) -> bool {
-        self.languages.iter().any(|l| l.eq_ignore_ascii_case(language))
+        self.languages
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(language))
     }
 }
 
@@ -154,13 +160,20 @@ impl CatalogEntry {
 #[non_exhaustive]
 pub enum CatalogError {
     #[error("cannot read the catalog at {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: not a valid catalog entry: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
     #[error("the model id `{id}` is used by both {first} and {second}")]
-    DuplicateId { id: String, first: String, second: String },
+    DuplicateId {
+        id: String,
+        first: String,
+        second: String,
+    },
     #[error("no model `{0}` in the catalog")]
     UnknownModel(String),
 }
@@ -178,12 +191,19 @@ mod builtin {
 impl Catalog {
     /// The catalog compiled into this build from the repository's `models/` folder.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_sources(builtin::FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())))
+        Self::from_sources(
+            builtin::FILES
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string())),
+        )
     }
 
     /// Loads every `*.toml` file of a folder.
     pub fn load_dir(dir: &Path) -> Result<Self, CatalogError> {
-        let io = |source| CatalogError::Io { path: dir.to_path_buf(), source };
+        let io = |source| CatalogError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         let mut files = Vec::new();
         for item in std::fs::read_dir(dir).map_err(io)? {
             let path = item.map_err(io)?.path();
@@ -194,21 +214,29 @@ impl Catalog {
                 path: path.clone(),
                 source,
             })?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             files.push((name, text));
         }
         Self::from_sources(files)
     }
 
     /// Parses and validates `(file name, TOML text)` pairs.
-    pub fn from_sources(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, CatalogError> {
+    pub fn from_sources(
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, CatalogError> {
         let mut entries: Vec<(String, CatalogEntry)> = Vec::new();
         for (file, text) in files {
             let entry: CatalogEntry = toml::from_str(&text).map_err(|e| CatalogError::Parse {
                 file: file.clone(),
                 message: e.to_string(),
             })?;
-            validate(&entry).map_err(|message| CatalogError::Invalid { file: file.clone(), message })?;
+            validate(&entry).map_err(|message| CatalogError::Invalid {
+                file: file.clone(),
+                message,
+            })?;
             if let Some((first, _)) = entries.iter().find(|(_, e)| e.id == entry.id) {
                 return Err(CatalogError::DuplicateId {
                     id: entry.id.clone(),
@@ -233,12 +261,18 @@ impl Catalog {
 
     /// Like [`Catalog::get`], with an error that names the id.
     pub fn require(&self, id: &str) -> Result<&CatalogEntry, CatalogError> {
-        self.get(id).ok_or_else(|| CatalogError::UnknownModel(id.to_string()))
+        self.get(id)
+            .ok_or_else(|| CatalogError::UnknownModel(id.to_string()))
     }
 
     /// Entries that handle `language` well, for the translation view.
-    pub fn for_language<'a>(&'a self, language: &'a str) -> impl Iterator<Item = &'a CatalogEntry> + 'a {
-        self.entries.iter().filter(move |e| e.supports_language(language))
+    pub fn for_language<'a>(
+        &'a self,
+        language: &'a str,
+    ) -> impl Iterator<Item = &'a CatalogEntry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| e.supports_language(language))
     }
 }
 
@@ -247,26 +281,45 @@ fn is_repo_id(s: &str) -> bool {
     let ok_part = |p: &str| {
         !p.is_empty()
             && !p.starts_with('.')
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
     matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if ok_part(a) && ok_part(b))
 }
 
 fn is_revision(s: &str) -> bool {
-    let commit = s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
-    let branch = !s.is_empty() && !s.contains("..") && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    let commit = s.len() == 40
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    let branch = !s.is_empty()
+        && !s.contains("..")
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     commit || branch
 }
 
 /// Checks one entry; the message says what is wrong.
 pub fn validate(e: &CatalogEntry) -> Result<(), String> {
     let id_ok = !e.id.is_empty()
-        && e.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
-        && e.id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && e.id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+        && e.id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if !id_ok {
-        return Err(format!("id `{}` must be lowercase letters, digits, `-` and `.`", e.id));
+        return Err(format!(
+            "id `{}` must be lowercase letters, digits, `-` and `.`",
+            e.id
+        ));
     }
-    for (field, value) in [("name", &e.name), ("family", &e.family), ("license", &e.license), ("description", &e.description)] {
+    for (field, value) in [
+        ("name", &e.name),
+        ("family", &e.family),
+        ("license", &e.license),
+        ("description", &e.description),
+    ] {
         if value.trim().is_empty() {
             return Err(format!("`{field}` is empty"));
         }
@@ -296,34 +349,59 @@ pub fn validate(e: &CatalogEntry) -> Result<(), String> {
         return Err("`strengths` is empty".into());
     }
     let s = &e.shape;
-    if s.layers == 0 || s.hidden == 0 || s.heads == 0 || s.kv_heads == 0 || s.head_dim == 0 || s.vocab == 0 {
+    if s.layers == 0
+        || s.hidden == 0
+        || s.heads == 0
+        || s.kv_heads == 0
+        || s.head_dim == 0
+        || s.vocab == 0
+    {
         return Err("a `shape` dimension is zero".into());
     }
     if s.heads % s.kv_heads != 0 {
-        return Err(format!("{} heads cannot be grouped over {} key/value heads", s.heads, s.kv_heads));
+        return Err(format!(
+            "{} heads cannot be grouped over {} key/value heads",
+            s.heads, s.kv_heads
+        ));
     }
     // Parameters must at least hold the embeddings and the attention projections.
-    let floor = s.vocab as u64 * s.hidden as u64 + s.layers as u64 * s.hidden as u64 * s.head_dim as u64 * s.heads as u64;
+    let floor = s.vocab as u64 * s.hidden as u64
+        + s.layers as u64 * s.hidden as u64 * s.head_dim as u64 * s.heads as u64;
     if e.parameters < floor {
-        return Err(format!("parameters {} is below what the shape implies ({floor})", e.parameters));
+        return Err(format!(
+            "parameters {} is below what the shape implies ({floor})",
+            e.parameters
+        ));
     }
     if e.source.is_none() && e.gguf.is_none() {
         return Err("neither `source` nor `gguf` says where to get the weights".into());
     }
     if let Some(src) = &e.source {
         if !is_repo_id(&src.repo) {
-            return Err(format!("`source.repo` `{}` is not a Hugging Face repository id", src.repo));
+            return Err(format!(
+                "`source.repo` `{}` is not a Hugging Face repository id",
+                src.repo
+            ));
         }
         if !is_revision(&src.revision) {
-            return Err(format!("`source.revision` `{}` is not a branch or commit", src.revision));
+            return Err(format!(
+                "`source.revision` `{}` is not a branch or commit",
+                src.revision
+            ));
         }
     }
     if let Some(g) = &e.gguf {
         if !is_repo_id(&g.repo) {
-            return Err(format!("`gguf.repo` `{}` is not a Hugging Face repository id", g.repo));
+            return Err(format!(
+                "`gguf.repo` `{}` is not a Hugging Face repository id",
+                g.repo
+            ));
         }
         if !is_revision(&g.revision) {
-            return Err(format!("`gguf.revision` `{}` is not a branch or commit", g.revision));
+            return Err(format!(
+                "`gguf.revision` `{}` is not a branch or commit",
+                g.revision
+            ));
         }
         if g.files.is_empty() {
             return Err("`gguf.files` is empty".into());
@@ -339,7 +417,10 @@ pub fn validate(e: &CatalogEntry) -> Result<(), String> {
         }
     }
     if e.acquisition(e.recommended_quant).is_none() {
-        return Err(format!("the recommended quant {} cannot be obtained", e.recommended_quant));
+        return Err(format!(
+            "the recommended quant {} cannot be obtained",
+            e.recommended_quant
+        ));
     }
     Ok(())
 }
@@ -393,11 +474,17 @@ files = { Q8_0 = "tiny-q8_0.gguf" }
         assert!(matches!(parse(&bad), Err(CatalogError::Invalid { .. })));
         let bad = SAMPLE.replace("org/tiny-GGUF", "not a repo");
         assert!(matches!(parse(&bad), Err(CatalogError::Invalid { .. })));
-        let bad = SAMPLE.replace("recommended_quant = \"Q8_0\"", "recommended_quant = \"Q4_K_M\"");
+        let bad = SAMPLE.replace(
+            "recommended_quant = \"Q8_0\"",
+            "recommended_quant = \"Q4_K_M\"",
+        );
         assert!(matches!(parse(&bad), Err(CatalogError::Invalid { .. })));
         let bad = SAMPLE.replace("languages = [\"en\"]", "languages = [\"English\"]");
         assert!(matches!(parse(&bad), Err(CatalogError::Invalid { .. })));
-        let bad = SAMPLE.replace("license = \"Apache-2.0\"", "license = \"Apache-2.0\"\nsurprise = 1");
+        let bad = SAMPLE.replace(
+            "license = \"Apache-2.0\"",
+            "license = \"Apache-2.0\"\nsurprise = 1",
+        );
         assert!(matches!(parse(&bad), Err(CatalogError::Parse { .. })));
     }
 

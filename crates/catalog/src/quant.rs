@@ -28,7 +28,13 @@ pub enum Quant {
 
 impl Quant {
     /// Every level, largest first.
-    pub const ALL: [Quant; 5] = [Quant::F16, Quant::Q8_0, Quant::Q6K, Quant::Q5KM, Quant::Q4KM];
+    pub const ALL: [Quant; 5] = [
+        Quant::F16,
+        Quant::Q8_0,
+        Quant::Q6K,
+        Quant::Q5KM,
+        Quant::Q4KM,
+    ];
 
     /// The name as llama.cpp and the Hugging Face GGUF repositories spell it.
     pub fn name(self) -> &'static str {
@@ -109,6 +115,9 @@ mod tests {
         }
         let w: W = toml::from_str("q = \"Q6_K\"").unwrap();
         assert_eq!(w.q, Quant::Q6K);
-        assert_eq!(toml::to_string(&W { q: Quant::Q8_0 }).unwrap().trim(), "q = \"Q8_0\"");
+        assert_eq!(
+            toml::to_string(&W { q: Quant::Q8_0 }).unwrap().trim(),
+            "q = \"Q8_0\""
+        );
     }
 }

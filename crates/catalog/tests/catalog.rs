@@ -15,13 +15,23 @@ fn every_catalog_file_validates() {
     let catalog = Catalog::load_dir(&models_dir()).unwrap();
     let files = std::fs::read_dir(models_dir())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml")
+        })
         .count();
     assert_eq!(catalog.entries().len(), files, "every file is one entry");
     assert!(catalog.entries().len() >= 12, "at least 12 models");
     for e in catalog.entries() {
         assert!(KNOWN_ARCHITECTURES.contains(&e.architecture.as_str()));
-        assert!(e.available_quants().contains(&e.recommended_quant), "{}", e.id);
+        assert!(
+            e.available_quants().contains(&e.recommended_quant),
+            "{}",
+            e.id
+        );
         // Every entry offers the four levels Hearth quantizes to.
         for q in [Quant::Q8_0, Quant::Q6K, Quant::Q5KM, Quant::Q4KM] {
             assert!(e.acquisition(q).is_some(), "{} lacks {q}", e.id);

@@ -23,12 +23,18 @@ fn is_commit(s: &str) -> bool {
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> HubError + 'a {
-    move |source| HubError::Io { action, path: path.to_path_buf(), source }
+    move |source| HubError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl CacheLayout {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -37,7 +43,8 @@ impl CacheLayout {
 
     /// `models--OWNER--NAME`.
     pub fn repo_dir(&self, repo: &str) -> PathBuf {
-        self.root.join(format!("models--{}", repo.replace('/', "--")))
+        self.root
+            .join(format!("models--{}", repo.replace('/', "--")))
     }
 
     pub fn blob_path(&self, repo: &str, hash: &str) -> PathBuf {
@@ -45,7 +52,9 @@ impl CacheLayout {
     }
 
     pub fn incomplete_path(&self, repo: &str, hash: &str) -> PathBuf {
-        self.repo_dir(repo).join("blobs").join(format!("{hash}.incomplete"))
+        self.repo_dir(repo)
+            .join("blobs")
+            .join(format!("{hash}.incomplete"))
     }
 
     pub fn snapshot_path(&self, repo: &str, commit: &str, file: &str) -> PathBuf {
@@ -79,7 +88,8 @@ impl CacheLayout {
         }
         let blob = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let name = blob.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let sha256 = (name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit())).then(|| name.to_string());
+        let sha256 = (name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| name.to_string());
         Some(CachedFile {
             path,
             blob,
@@ -96,7 +106,10 @@ impl CacheLayout {
             return Ok(());
         }
         let path = self.repo_dir(repo).join("refs").join(revision);
-        if std::fs::read_to_string(&path).map(|t| t.trim() == commit).unwrap_or(false) {
+        if std::fs::read_to_string(&path)
+            .map(|t| t.trim() == commit)
+            .unwrap_or(false)
+        {
             return Ok(());
         }
         if let Some(parent) = path.parent() {
@@ -108,7 +121,13 @@ impl CacheLayout {
     }
 
     /// Makes `snapshots/COMMIT/FILE` point at the blob and returns that path.
-    pub fn link_snapshot(&self, repo: &str, commit: &str, file: &str, hash: &str) -> Result<PathBuf, HubError> {
+    pub fn link_snapshot(
+        &self,
+        repo: &str,
+        commit: &str,
+        file: &str,
+        hash: &str,
+    ) -> Result<PathBuf, HubError> {
         if file.split('/').any(|p| p.is_empty() || p == "..") {
             return Err(HubError::InvalidResponse {
                 url: repo.to_string(),
@@ -144,8 +163,12 @@ impl CacheLayout {
             std::fs::remove_file(&path).map_err(io("cannot delete", &path))?;
         }
         if let Some(blob) = blob {
-            if blob.starts_with(self.repo_dir(repo).join("blobs").canonicalize().unwrap_or_default())
-                && !self.blob_in_use(repo, &blob)
+            if blob.starts_with(
+                self.repo_dir(repo)
+                    .join("blobs")
+                    .canonicalize()
+                    .unwrap_or_default(),
+            ) && !self.blob_in_use(repo, &blob)
             {
                 std::fs::remove_file(&blob).map_err(io("cannot delete", &blob))?;
             }
@@ -155,12 +178,16 @@ impl CacheLayout {
 
     fn blob_in_use(&self, repo: &str, blob: &Path) -> bool {
         fn walk(dir: &Path, blob: &Path) -> bool {
-            let Ok(rd) = std::fs::read_dir(dir) else { return false };
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return false;
+            };
             rd.filter_map(|e| e.ok()).any(|e| {
                 let p = e.path();
                 match std::fs::symlink_metadata(&p) {
                     Ok(m) if m.is_dir() => walk(&p, blob),
-                    Ok(_) => std::fs::canonicalize(&p).map(|t| t == blob).unwrap_or(false),
+                    Ok(_) => std::fs::canonicalize(&p)
+                        .map(|t| t == blob)
+                        .unwrap_or(false),
                     Err(_) => false,
                 }
             })
@@ -196,8 +223,16 @@ mod tests {
         let hash = "ab".repeat(32);
         std::fs::create_dir_all(l.repo_dir("org/m").join("blobs")).unwrap();
         std::fs::write(l.blob_path("org/m", &hash), b"weights").unwrap();
-        let p = l.link_snapshot("org/m", commit, "sub/model.gguf", &hash).unwrap();
-        assert_eq!(p, dir.path().join("models--org--m/snapshots").join(commit).join("sub/model.gguf"));
+        let p = l
+            .link_snapshot("org/m", commit, "sub/model.gguf", &hash)
+            .unwrap();
+        assert_eq!(
+            p,
+            dir.path()
+                .join("models--org--m/snapshots")
+                .join(commit)
+                .join("sub/model.gguf")
+        );
         l.write_ref("org/m", "main", commit).unwrap();
         let found = l.find("org/m", "main", "sub/model.gguf").unwrap();
         assert_eq!(found.size, 7);

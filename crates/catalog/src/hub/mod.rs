@@ -95,12 +95,20 @@ impl std::fmt::Debug for HubConfig {
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
 fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`.
@@ -126,8 +134,13 @@ impl HubConfig {
         let token = non_empty_env("HF_TOKEN")
             .or_else(|| non_empty_env("HUGGING_FACE_HUB_TOKEN"))
             .or_else(|| {
-                let path = non_empty_env("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| home.join("token"));
-                std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+                let path = non_empty_env("HF_TOKEN_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| home.join("token"));
+                std::fs::read_to_string(path)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
             });
         let cache_dir = non_empty_env("HF_HUB_CACHE")
             .or_else(|| non_empty_env("HUGGINGFACE_HUB_CACHE"))
@@ -178,20 +191,42 @@ pub enum HubError {
     Network { url: String, message: String },
     #[error("the hub's answer for {url} is not understood: {message}")]
     InvalidResponse { url: String, message: String },
-    #[error("{file} failed verification: expected {expected}, got {actual}; the download was deleted")]
-    ChecksumMismatch { file: String, expected: String, actual: String },
+    #[error(
+        "{file} failed verification: expected {expected}, got {actual}; the download was deleted"
+    )]
+    ChecksumMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{file} changed on the hub while it was being downloaded (expected {expected}, the server now has {actual})")]
-    ChangedUpstream { file: String, expected: String, actual: String },
+    ChangedUpstream {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("not enough free disk space in {path}: {needed} bytes needed, {available} available")]
-    InsufficientDisk { path: PathBuf, needed: u64, available: u64 },
+    InsufficientDisk {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("the disk holding {path} is full; free some space and download again (the part already downloaded is kept and resumes)")]
     DiskFull { path: PathBuf },
     #[error("download of {file} cancelled; {bytes} bytes kept in {partial} to resume later")]
-    Cancelled { file: String, partial: PathBuf, bytes: u64 },
+    Cancelled {
+        file: String,
+        partial: PathBuf,
+        bytes: u64,
+    },
     #[error("offline mode: {what} is not in the Hugging Face cache at {cache}")]
     NotCached { what: String, cache: PathBuf },
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A file of a repository as the hub lists it.
@@ -231,7 +266,8 @@ impl RepoInfo {
 
     /// Bytes of the listed files (LFS size where known).
     pub fn size_of(&self, file: &str) -> Option<u64> {
-        self.sibling(file).and_then(|s| s.lfs.as_ref().map(|l| l.size).or(s.size))
+        self.sibling(file)
+            .and_then(|s| s.lfs.as_ref().map(|l| l.size).or(s.size))
     }
 }
 
@@ -280,7 +316,10 @@ pub struct Hub {
 
 pub(crate) fn check_repo_id(repo: &str) -> Result<(), HubError> {
     let ok = |p: &str| {
-        !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     let mut parts = repo.split('/');
     match (parts.next(), parts.next(), parts.next()) {
@@ -313,7 +352,11 @@ impl Hub {
             .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
             .build();
         let layout = CacheLayout::new(&config.cache_dir);
-        Self { config, agent, layout }
+        Self {
+            config,
+            agent,
+            layout,
+        }
     }
 
     /// From [`HubConfig::from_env`].
@@ -345,10 +388,11 @@ impl Hub {
             encode_path(revision, false)
         );
         let body = transfer::get_small(self, &url, repo, &format!("{repo}@{revision}"))?;
-        let info: RepoInfo = serde_json::from_slice(&body).map_err(|e| HubError::InvalidResponse {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+        let info: RepoInfo =
+            serde_json::from_slice(&body).map_err(|e| HubError::InvalidResponse {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
         if info.sha.len() != 40 || !info.sha.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(HubError::InvalidResponse {
                 url,
@@ -390,10 +434,12 @@ impl Hub {
             return files
                 .iter()
                 .map(|f| {
-                    self.layout.find(repo, revision, f).ok_or_else(|| HubError::NotCached {
-                        what: format!("{repo}/{f}@{revision}"),
-                        cache: self.config.cache_dir.clone(),
-                    })
+                    self.layout
+                        .find(repo, revision, f)
+                        .ok_or_else(|| HubError::NotCached {
+                            what: format!("{repo}/{f}@{revision}"),
+                            cache: self.config.cache_dir.clone(),
+                        })
                 })
                 .collect();
         }
@@ -401,7 +447,10 @@ impl Hub {
             Ok(info) => info,
             // Unreachable hub: what the cache already has is still good.
             Err(e @ (HubError::Network { .. } | HubError::Unavailable { .. })) => {
-                let cached: Option<Vec<CachedFile>> = files.iter().map(|f| self.layout.find(repo, revision, f)).collect();
+                let cached: Option<Vec<CachedFile>> = files
+                    .iter()
+                    .map(|f| self.layout.find(repo, revision, f))
+                    .collect();
                 return cached.ok_or(e);
             }
             Err(e) => return Err(e),
@@ -467,7 +516,11 @@ impl Hub {
             let expected = transfer::Expected {
                 size,
                 sha256: sha256.clone(),
-                git_sha1: if sha256.is_none() { Some(blob_name.clone()) } else { None },
+                git_sha1: if sha256.is_none() {
+                    Some(blob_name.clone())
+                } else {
+                    None
+                },
             };
             let url = format!(
                 "{}/{}/resolve/{}/{}",
@@ -508,19 +561,30 @@ impl Hub {
     /// Path of the partial download of `file` if one is waiting to be resumed.
     pub fn partial(&self, info: &RepoInfo, repo: &str, file: &str) -> Option<PathBuf> {
         let sib = info.sibling(file)?;
-        let name = sib.lfs.as_ref().map(|l| l.sha256.clone()).or_else(|| sib.blob_id.clone())?;
+        let name = sib
+            .lfs
+            .as_ref()
+            .map(|l| l.sha256.clone())
+            .or_else(|| sib.blob_id.clone())?;
         let p = self.layout.incomplete_path(repo, &name);
         p.exists().then_some(p)
     }
 
     /// Deletes the partial download of `file`, if any. Returns whether one was removed.
-    pub fn discard_partial(&self, info: &RepoInfo, repo: &str, file: &str) -> Result<bool, HubError> {
+    pub fn discard_partial(
+        &self,
+        info: &RepoInfo,
+        repo: &str,
+        file: &str,
+    ) -> Result<bool, HubError> {
         match self.partial(info, repo, file) {
-            Some(p) => std::fs::remove_file(&p).map(|_| true).map_err(|source| HubError::Io {
-                action: "cannot delete",
-                path: p,
-                source,
-            }),
+            Some(p) => std::fs::remove_file(&p)
+                .map(|_| true)
+                .map_err(|source| HubError::Io {
+                    action: "cannot delete",
+                    path: p,
+                    source,
+                }),
             None => Ok(false),
         }
     }
@@ -548,7 +612,10 @@ mod tests {
         assert!(check_repo_id("Qwen").is_err());
         assert!(check_repo_id("a/b/c").is_err());
         assert!(check_repo_id("../etc").is_err());
-        assert_eq!(encode_path("sub dir/a+b.gguf", true), "sub%20dir/a%2Bb.gguf");
+        assert_eq!(
+            encode_path("sub dir/a+b.gguf", true),
+            "sub%20dir/a%2Bb.gguf"
+        );
         assert_eq!(encode_path("refs/pr/1", false), "refs%2Fpr%2F1");
     }
 }

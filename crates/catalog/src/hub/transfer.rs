@@ -33,7 +33,10 @@ const REPORT_EVERY: Duration = Duration::from_millis(100);
 /// Outcome of one failed attempt.
 enum Failure {
     /// Worth another try after a delay (`after` from `Retry-After`).
-    Transient { error: HubError, after: Option<Duration> },
+    Transient {
+        error: HubError,
+        after: Option<Duration>,
+    },
     Fatal(HubError),
 }
 
@@ -43,7 +46,9 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 
 fn join_url(base: &str, location: &str) -> Result<String, String> {
     let base = url::Url::parse(base).map_err(|e| e.to_string())?;
-    base.join(location).map(|u| u.to_string()).map_err(|e| e.to_string())
+    base.join(location)
+        .map(|u| u.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn same_origin(a: &str, b: &str) -> bool {
@@ -60,7 +65,12 @@ fn retry_after(resp: &ureq::Response) -> Option<Duration> {
 }
 
 /// Sends GET, following redirects by hand; returns the final response (any status).
-fn send(hub: &Hub, url: &str, range_from: u64, repo: &str) -> Result<(ureq::Response, String), Failure> {
+fn send(
+    hub: &Hub,
+    url: &str,
+    range_from: u64,
+    repo: &str,
+) -> Result<(ureq::Response, String), Failure> {
     let mut current = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
         let mut req = hub.agent.get(&current);
@@ -77,7 +87,10 @@ fn send(hub: &Hub, url: &str, range_from: u64, repo: &str) -> Result<(ureq::Resp
             Err(ureq::Error::Status(_, r)) => r,
             Err(ureq::Error::Transport(t)) => {
                 return Err(Failure::Transient {
-                    error: HubError::Network { url: current, message: t.to_string() },
+                    error: HubError::Network {
+                        url: current,
+                        message: t.to_string(),
+                    },
                     after: None,
                 })
             }
@@ -91,19 +104,31 @@ fn send(hub: &Hub, url: &str, range_from: u64, repo: &str) -> Result<(ureq::Resp
                 })
             })?;
             current = join_url(&current, loc).map_err(|message| {
-                Failure::Fatal(HubError::InvalidResponse { url: current.clone(), message })
+                Failure::Fatal(HubError::InvalidResponse {
+                    url: current.clone(),
+                    message,
+                })
             })?;
             continue;
         }
         return match status {
             200..=299 | 416 => Ok((resp, current)),
-            401 | 403 => Err(Failure::Fatal(HubError::Unauthorized { repo: repo.to_string(), status })),
+            401 | 403 => Err(Failure::Fatal(HubError::Unauthorized {
+                repo: repo.to_string(),
+                status,
+            })),
             404 => Err(Failure::Fatal(HubError::NotFound { what: current })),
             408 | 429 | 500..=599 => Err(Failure::Transient {
                 after: retry_after(&resp),
-                error: HubError::Unavailable { url: current, status },
+                error: HubError::Unavailable {
+                    url: current,
+                    status,
+                },
             }),
-            _ => Err(Failure::Fatal(HubError::UnexpectedStatus { url: current, status })),
+            _ => Err(Failure::Fatal(HubError::UnexpectedStatus {
+                url: current,
+                status,
+            })),
         };
     }
     Err(Failure::Fatal(HubError::InvalidResponse {
@@ -138,14 +163,19 @@ pub(crate) fn get_small(hub: &Hub, url: &str, repo: &str, what: &str) -> Result<
                 .read_to_end(&mut body)
                 .map(|_| body)
                 .map_err(|e| Failure::Transient {
-                    error: HubError::Network { url: final_url, message: e.to_string() },
+                    error: HubError::Network {
+                        url: final_url,
+                        message: e.to_string(),
+                    },
                     after: None,
                 })
         });
         match result {
             Ok(body) => return Ok(body),
             Err(Failure::Fatal(HubError::NotFound { .. })) => {
-                return Err(HubError::NotFound { what: what.to_string() })
+                return Err(HubError::NotFound {
+                    what: what.to_string(),
+                })
             }
             Err(Failure::Fatal(e)) => return Err(e),
             Err(Failure::Transient { error, after }) => {
@@ -153,7 +183,9 @@ pub(crate) fn get_small(hub: &Hub, url: &str, repo: &str, what: &str) -> Result<
                 if failures > hub.config.retry.max_retries {
                     return Err(error);
                 }
-                let delay = after.unwrap_or_else(|| hub.config.retry.delay(failures)).min(hub.config.retry.max_delay);
+                let delay = after
+                    .unwrap_or_else(|| hub.config.retry.delay(failures))
+                    .min(hub.config.retry.max_delay);
                 sleep_unless_cancelled(delay, None);
             }
         }
@@ -175,14 +207,18 @@ impl RateMeter {
     fn add(&mut self, bytes: u64) {
         let now = Instant::now();
         self.samples.push_back((now, bytes));
-        while self.samples.len() > 2 && now.duration_since(self.samples[0].0) > Duration::from_secs(5) {
+        while self.samples.len() > 2
+            && now.duration_since(self.samples[0].0) > Duration::from_secs(5)
+        {
             self.samples.pop_front();
         }
     }
 
     fn rate(&self) -> f64 {
         match (self.samples.front(), self.samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64(),
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
             _ => 0.0,
         }
     }
@@ -209,13 +245,22 @@ fn git_blob_header(size: u64) -> Vec<u8> {
 }
 
 impl<'a> Partial<'a> {
-    fn open(hub: &Hub, path: &Path, expected: &'a Expected, label: &'a Label<'a>) -> Result<Self, HubError> {
+    fn open(
+        hub: &Hub,
+        path: &Path,
+        expected: &'a Expected,
+        label: &'a Label<'a>,
+    ) -> Result<Self, HubError> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
             .open(path)
-            .map_err(|source| HubError::Io { action: "cannot open", path: path.to_path_buf(), source })?;
+            .map_err(|source| HubError::Io {
+                action: "cannot open",
+                path: path.to_path_buf(),
+                source,
+            })?;
         let writer = make_writer(hub, &file, path)?;
         let mut p = Self {
             path: path.to_path_buf(),
@@ -237,10 +282,18 @@ impl<'a> Partial<'a> {
         if expected.size.is_some_and(|s| have > s) {
             p.truncate()?;
         } else if have > 0 {
-            let mut f = File::open(path).map_err(|source| HubError::Io { action: "cannot read", path: path.to_path_buf(), source })?;
+            let mut f = File::open(path).map_err(|source| HubError::Io {
+                action: "cannot read",
+                path: path.to_path_buf(),
+                source,
+            })?;
             let mut buf = vec![0u8; BUF];
             loop {
-                let n = f.read(&mut buf).map_err(|source| HubError::Io { action: "cannot read", path: path.to_path_buf(), source })?;
+                let n = f.read(&mut buf).map_err(|source| HubError::Io {
+                    action: "cannot read",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
                 if n == 0 {
                     break;
                 }
@@ -273,9 +326,11 @@ impl<'a> Partial<'a> {
 
     fn truncate(&mut self) -> Result<(), HubError> {
         self.writer.flush().ok();
-        self.file
-            .set_len(0)
-            .map_err(|source| HubError::Io { action: "cannot truncate", path: self.path.clone(), source })?;
+        self.file.set_len(0).map_err(|source| HubError::Io {
+            action: "cannot truncate",
+            path: self.path.clone(),
+            source,
+        })?;
         self.len = 0;
         self.resumed_from = 0;
         self.reset_hashes();
@@ -285,9 +340,15 @@ impl<'a> Partial<'a> {
     fn write(&mut self, data: &[u8]) -> Result<(), HubError> {
         if let Err(e) = self.writer.write_all(data) {
             return Err(if is_disk_full(&e) {
-                HubError::DiskFull { path: self.path.clone() }
+                HubError::DiskFull {
+                    path: self.path.clone(),
+                }
             } else {
-                HubError::Io { action: "cannot write", path: self.path.clone(), source: e }
+                HubError::Io {
+                    action: "cannot write",
+                    path: self.path.clone(),
+                    source: e,
+                }
             });
         }
         self.hash(data);
@@ -303,7 +364,9 @@ impl<'a> Partial<'a> {
         self.last_report = Instant::now();
         let rate = self.meter.rate();
         let eta = match (self.expected.size, rate > 0.0) {
-            (Some(total), true) => Some(Duration::from_secs_f64(total.saturating_sub(self.len) as f64 / rate)),
+            (Some(total), true) => Some(Duration::from_secs_f64(
+                total.saturating_sub(self.len) as f64 / rate,
+            )),
             (Some(total), false) if total == self.len => Some(Duration::ZERO),
             _ => None,
         };
@@ -326,9 +389,11 @@ impl<'a> Partial<'a> {
 }
 
 fn make_writer(hub: &Hub, file: &File, path: &Path) -> Result<Box<dyn Write + Send>, HubError> {
-    let clone = file
-        .try_clone()
-        .map_err(|source| HubError::Io { action: "cannot open", path: path.to_path_buf(), source })?;
+    let clone = file.try_clone().map_err(|source| HubError::Io {
+        action: "cannot open",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(match &hub.config.write_wrapper {
         Some(wrap) => wrap(clone),
         None => Box::new(clone),
@@ -343,7 +408,10 @@ fn content_range_start(resp: &ureq::Response) -> Option<u64> {
 }
 
 fn strip_etag(v: &str) -> String {
-    v.trim().trim_start_matches("W/").trim_matches('"').to_ascii_lowercase()
+    v.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_ascii_lowercase()
 }
 
 /// One request: from the current length to the end, or until the connection fails.
@@ -357,7 +425,9 @@ fn attempt(
     let (resp, final_url) = send(hub, url, part.len, part.label.repo)?;
     let status = resp.status();
     // The hub says which content the resolve URL stands for; it must be what we verify against.
-    if let (Some(linked), Some(expected)) = (resp.header("X-Linked-Etag"), part.expected.sha256.as_ref()) {
+    if let (Some(linked), Some(expected)) =
+        (resp.header("X-Linked-Etag"), part.expected.sha256.as_ref())
+    {
         let linked = strip_etag(linked);
         if linked.len() == 64 && &linked != expected {
             return Err(Failure::Fatal(HubError::ChangedUpstream {
@@ -375,7 +445,10 @@ fn attempt(
             }
             part.truncate().map_err(Failure::Fatal)?;
             return Err(Failure::Transient {
-                error: HubError::InvalidResponse { url: final_url, message: "range not satisfiable".into() },
+                error: HubError::InvalidResponse {
+                    url: final_url,
+                    message: "range not satisfiable".into(),
+                },
                 after: Some(Duration::ZERO),
             });
         }
@@ -383,7 +456,10 @@ fn attempt(
             if content_range_start(&resp) != Some(part.len) {
                 part.truncate().map_err(Failure::Fatal)?;
                 return Err(Failure::Transient {
-                    error: HubError::InvalidResponse { url: final_url, message: "the server resumed at the wrong offset".into() },
+                    error: HubError::InvalidResponse {
+                        url: final_url,
+                        message: "the server resumed at the wrong offset".into(),
+                    },
                     after: Some(Duration::ZERO),
                 });
             }
@@ -396,12 +472,17 @@ fn attempt(
         }
     }
     let start_len = part.len;
-    let body_len: Option<u64> = resp.header("Content-Length").and_then(|v| v.trim().parse().ok());
+    let body_len: Option<u64> = resp
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse().ok());
     if let (Some(total), Some(body)) = (part.expected.size, body_len) {
         if part.len + body != total {
             return Err(Failure::Fatal(HubError::InvalidResponse {
                 url: final_url,
-                message: format!("the server sends {body} bytes from offset {}, but the file has {total}", part.len),
+                message: format!(
+                    "the server sends {body} bytes from offset {}, but the file has {total}",
+                    part.len
+                ),
             }));
         }
     }
@@ -421,8 +502,15 @@ fn attempt(
             Err(e) => {
                 part.writer.flush().ok();
                 return Err(Failure::Transient {
-                    error: HubError::Network { url: final_url, message: e.to_string() },
-                    after: if part.len > start_len { Some(Duration::ZERO) } else { None },
+                    error: HubError::Network {
+                        url: final_url,
+                        message: e.to_string(),
+                    },
+                    after: if part.len > start_len {
+                        Some(Duration::ZERO)
+                    } else {
+                        None
+                    },
                 });
             }
         };
@@ -442,9 +530,15 @@ fn attempt(
     }
     part.writer.flush().map_err(|e| {
         Failure::Fatal(if is_disk_full(&e) {
-            HubError::DiskFull { path: part.path.clone() }
+            HubError::DiskFull {
+                path: part.path.clone(),
+            }
         } else {
-            HubError::Io { action: "cannot write", path: part.path.clone(), source: e }
+            HubError::Io {
+                action: "cannot write",
+                path: part.path.clone(),
+                source: e,
+            }
         })
     })?;
     match part.expected.size {
@@ -454,7 +548,11 @@ fn attempt(
                 message: format!("the connection closed after {} of {total} bytes", part.len),
             },
             // Progress was made: resume at once.
-            after: if part.len > start_len { Some(Duration::ZERO) } else { None },
+            after: if part.len > start_len {
+                Some(Duration::ZERO)
+            } else {
+                None
+            },
         }),
         _ => Ok(()),
     }
@@ -471,7 +569,10 @@ pub(crate) fn download_blob(
     cancel: &AtomicBool,
 ) -> Result<(), HubError> {
     let incomplete = {
-        let mut name = blob.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = blob
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".incomplete");
         blob.with_file_name(name)
     };
@@ -480,10 +581,17 @@ pub(crate) fn download_blob(
     if let Some(total) = expected.size {
         let needed = total.saturating_sub(part.len);
         let dir = incomplete.parent().unwrap_or(Path::new("."));
-        let available = fs4::available_space(dir)
-            .map_err(|source| HubError::Io { action: "cannot measure free space in", path: dir.to_path_buf(), source })?;
+        let available = fs4::available_space(dir).map_err(|source| HubError::Io {
+            action: "cannot measure free space in",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         if available < needed {
-            return Err(HubError::InsufficientDisk { path: dir.to_path_buf(), needed, available });
+            return Err(HubError::InsufficientDisk {
+                path: dir.to_path_buf(),
+                needed,
+                available,
+            });
         }
     }
     part.report(listener, false);
@@ -510,8 +618,11 @@ pub(crate) fn download_blob(
                     return Err(error);
                 }
                 part.retrying = failures;
+                part.last_report = Instant::now() - REPORT_EVERY;
                 part.report(listener, false);
-                let delay = after.unwrap_or_else(|| hub.config.retry.delay(failures)).min(hub.config.retry.max_delay);
+                let delay = after
+                    .unwrap_or_else(|| hub.config.retry.delay(failures))
+                    .min(hub.config.retry.max_delay);
                 if !sleep_unless_cancelled(delay, Some(cancel)) {
                     return Err(HubError::Cancelled {
                         file: label.file.to_string(),
@@ -523,13 +634,19 @@ pub(crate) fn download_blob(
             }
         }
     }
-    part.file
-        .sync_all()
-        .map_err(|source| HubError::Io { action: "cannot flush", path: incomplete.clone(), source })?;
+    part.file.sync_all().map_err(|source| HubError::Io {
+        action: "cannot flush",
+        path: incomplete.clone(),
+        source,
+    })?;
 
     let verify_fail = |expected: String, actual: String| {
         let _ = std::fs::remove_file(&incomplete);
-        Err(HubError::ChecksumMismatch { file: label.file.to_string(), expected, actual })
+        Err(HubError::ChecksumMismatch {
+            file: label.file.to_string(),
+            expected,
+            actual,
+        })
     };
     if let Some(total) = expected.size {
         if part.len != total {
@@ -571,13 +688,20 @@ mod tests {
         let mut h = Sha1::new();
         h.update(git_blob_header(6));
         h.update(b"hello\n");
-        assert_eq!(hex(&h.finalize()), "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(
+            hex(&h.finalize()),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 
     #[test]
     fn redirects_resolve_relative_locations() {
         assert_eq!(
-            join_url("http://127.0.0.1:9/org/m/resolve/main/a.gguf", "/cdn/abc?x=1").unwrap(),
+            join_url(
+                "http://127.0.0.1:9/org/m/resolve/main/a.gguf",
+                "/cdn/abc?x=1"
+            )
+            .unwrap(),
             "http://127.0.0.1:9/cdn/abc?x=1"
         );
         assert!(same_origin("http://127.0.0.1:9/a", "http://127.0.0.1:9/b"));

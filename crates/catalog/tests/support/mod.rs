@@ -1,0 +1,4 @@
+//! Shared test fixtures.
+#![allow(dead_code)]
+
+pub mod hub_server;
