@@ -45,7 +45,6 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
 CREATE INDEX messages_by_parent ON messages(parent_id, id);
-CREATE INDEX messages_by_time ON messages(created_at DESC, id DESC);
 CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
 
 CREATE TABLE models (

@@ -9,9 +9,9 @@
 //!   Hearth ([`StoreError::NewerSchema`]), and replaces a damaged file by a fresh one, keeping
 //!   the damaged one and telling the caller ([`Opened::recovery`]).
 //! - [`Store`] is `Send + Sync`: share one as `Arc<Store>`. Its methods block (see
-//!   [`store`](crate::store) for the threading and durability contract).
+//!   [`store`] for the threading and durability contract).
 //! - Streaming answers: [`Store::append_streaming`] per token, [`Store::finish_message`] at
-//!   the end (see [`streaming`](crate::streaming)).
+//!   the end (see [`streaming`]).
 //! - Search: [`Store::search_messages`], [`Store::search_chunks`] (see [`search`]).
 //! - Export and import: [`Store::export_conversation_json`],
 //!   [`Store::import_conversation_json`], [`Store::export_markdown`], [`Store::backup_to`],
@@ -57,6 +57,8 @@ pub use schema::LATEST_SCHEMA_VERSION;
 pub use search::{ChunkHit, Highlight, MessageHit, SearchOptions, SearchOrder, Snippet};
 pub use settings::{Setting, SettingValue};
 pub use status::{Outcome, TaskStatus};
-pub use store::{OpenCheck, OpenOptions, Opened, RecoveryNotice, Store};
+pub use store::{
+    OpenCheck, OpenOptions, Opened, RecoveryNotice, Store, AUTO_QUICK_CHECK_MAX_BYTES,
+};
 pub use streaming::StreamWrite;
 pub use translations::{GlossaryEntry, NewGlossaryEntry, NewTranslation, Translation};

@@ -17,9 +17,11 @@
 //! letters only.
 //!
 //! # Results
-//! Newest first ([`SearchOrder::Newest`], by creation time) or best first
-//! ([`SearchOrder::Relevance`], FTS5's BM25; queries with only short terms have no score and
-//! come newest first). Each hit carries a [`Snippet`]: a window of the text around the first
+//! Newest first ([`SearchOrder::Newest`]) or best first ([`SearchOrder::Relevance`], FTS5's
+//! BM25; queries with only short terms have no score and come newest first). "Newest" means
+//! most recently stored: messages by id (a conversation imported from a file counts from its
+//! import), chunks by document, newest document first, then in document order. Ordering by
+//! id lets the index stop after `limit` hits instead of sorting every match. Each hit carries a [`Snippet`]: a window of the text around the first
 //! match, with the ranges of every match in it as byte, `char` and UTF-16 offsets (the last
 //! for JavaScript strings).
 
@@ -37,7 +39,7 @@ use crate::store::Store;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SearchOrder {
-    /// Most recently created first.
+    /// Most recently stored first.
     #[default]
     Newest,
     /// Best match first (BM25).
@@ -215,7 +217,10 @@ struct Target {
     /// Extra columns selected (after `id`, the text and the score).
     columns: &'static str,
     joins: &'static str,
-    newest: &'static str,
+    /// Newest-first order when the FTS table drives the query (`{fts}` is replaced).
+    newest_fts: &'static str,
+    /// Newest-first order when the content table is scanned.
+    newest_scan: &'static str,
     scope_column: &'static str,
 }
 
@@ -225,7 +230,9 @@ const MESSAGES: Target = Target {
     content_column: "content",
     columns: "t.conversation_id, c.title, t.role, t.created_at",
     joins: "JOIN conversations c ON c.id = t.conversation_id",
-    newest: "t.created_at DESC, t.id DESC",
+    // Ids grow with time, and the FTS index can walk them backwards and stop after `limit`.
+    newest_fts: "{fts}.rowid DESC",
+    newest_scan: "t.id DESC",
     scope_column: "t.conversation_id",
 };
 
@@ -235,7 +242,9 @@ const CHUNKS: Target = Target {
     content_column: "text",
     columns: "t.document_id, d.name, t.ordinal, t.page_start, t.page_end, t.section",
     joins: "JOIN documents d ON d.id = t.document_id",
-    newest: "d.added_at DESC, d.id DESC, t.ordinal",
+    // Document ids grow with time (documents are never imported with an older date).
+    newest_fts: "t.document_id DESC, t.ordinal",
+    newest_scan: "t.document_id DESC, t.ordinal",
     scope_column: "t.document_id",
 };
 
@@ -250,36 +259,60 @@ impl Target {
     ) -> (String, Vec<Value>) {
         let mut params: Vec<Value> = Vec::new();
         let mut conditions: Vec<String> = Vec::new();
-        let (from, score) = match terms.fts_expression() {
+        let fts = self.fts;
+        let table = self.content_table;
+        let columns = self.columns;
+        let joins = self.joins;
+        let body = self.content_column;
+        let fts_expr = terms.fts_expression();
+
+        // Fast path: the FTS index alone decides which rows and in what order, and stops
+        // after `limit` (FTS5 sorts by rank itself and walks rowids in either direction).
+        let index_order = match options.order {
+            SearchOrder::Relevance => Some(("rank", "f.rank")),
+            SearchOrder::Newest if self.newest_fts.starts_with("{fts}.rowid") => {
+                Some(("rowid DESC", "f.id DESC"))
+            }
+            SearchOrder::Newest => None,
+        };
+        if let (Some(expr), true, None, Some((inner, outer))) =
+            (&fts_expr, terms.short.is_empty(), scope, index_order)
+        {
+            params.push(Value::Text(expr.clone()));
+            params.push(Value::Integer(i64::from(options.limit)));
+            params.push(Value::Integer(i64::from(options.offset)));
+            let sql = format!(
+                "SELECT t.id, t.{body} AS body, -f.rank AS score, {columns} FROM \
+                 (SELECT rowid AS id, rank FROM {fts} WHERE {fts} MATCH ?1 \
+                  ORDER BY {inner} LIMIT ?2 OFFSET ?3) AS f \
+                 JOIN {table} t ON t.id = f.id {joins} ORDER BY {outer}"
+            );
+            return (sql, params);
+        }
+
+        let (from, score) = match fts_expr {
             Some(expr) => {
                 params.push(Value::Text(expr));
-                conditions.push(format!("{} MATCH ?{}", self.fts, params.len()));
+                conditions.push(format!("{fts} MATCH ?{}", params.len()));
                 (
-                    format!(
-                        "{fts} JOIN {table} t ON t.id = {fts}.rowid",
-                        fts = self.fts,
-                        table = self.content_table
-                    ),
-                    format!("-{}.rank", self.fts),
+                    format!("{fts} JOIN {table} t ON t.id = {fts}.rowid"),
+                    format!("-{fts}.rank"),
                 )
             }
-            None => (format!("{} t", self.content_table), "NULL".to_string()),
+            None => (format!("{table} t"), "NULL".to_string()),
         };
         for pattern in terms.like_patterns() {
             params.push(Value::Text(pattern));
-            conditions.push(format!(
-                "t.{} LIKE ?{} ESCAPE '\\'",
-                self.content_column,
-                params.len()
-            ));
+            conditions.push(format!("t.{body} LIKE ?{} ESCAPE '\\'", params.len()));
         }
         if let Some(scope) = scope {
             params.push(Value::Integer(scope));
             conditions.push(format!("{} = ?{}", self.scope_column, params.len()));
         }
         let order = match (options.order, terms.long.is_empty()) {
-            (SearchOrder::Relevance, false) => format!("{}.rank, t.id DESC", self.fts),
-            _ => self.newest.to_string(),
+            (SearchOrder::Relevance, false) => format!("{fts}.rank"),
+            (SearchOrder::Newest, false) => self.newest_fts.replace("{fts}", fts),
+            (_, true) => self.newest_scan.to_string(),
         };
         params.push(Value::Integer(i64::from(options.limit)));
         let limit = params.len();
@@ -288,9 +321,6 @@ impl Target {
         let sql = format!(
             "SELECT t.id, t.{body} AS body, {score} AS score, {columns} FROM {from} {joins} \
              WHERE {conditions} ORDER BY {order} LIMIT ?{limit} OFFSET ?{offset}",
-            body = self.content_column,
-            columns = self.columns,
-            joins = self.joins,
             conditions = conditions.join(" AND "),
         );
         (sql, params)

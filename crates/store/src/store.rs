@@ -38,19 +38,28 @@ use crate::ids::MessageId;
 use crate::schema::{self, LATEST_SCHEMA_VERSION};
 use crate::streaming::PendingStream;
 
-/// How much checking [`Store::open`] does before trusting an existing file.
+/// How much checking [`Store::open`] does before trusting an existing file. Whatever the
+/// choice, a file that is not a database is always detected, and damage met later makes
+/// the operation fail with [`StoreError::Corrupt`] ([`Store::verify`] runs the full check on
+/// demand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum OpenCheck {
-    /// `PRAGMA quick_check`: every page and b-tree structure, not index contents. Linear in the
-    /// file size, a fraction of a second for a large database. The default.
+    /// `Quick` for files up to [`AUTO_QUICK_CHECK_MAX_BYTES`], `Schema` above (the quick
+    /// check reads the whole file: about 2 s for a 180 MiB database of 100,000 messages on
+    /// the development machine). The default.
+    Auto,
+    /// `PRAGMA quick_check`: every page and b-tree structure, not index contents.
     Quick,
-    /// `PRAGMA integrity_check`: also cross-checks every index. Several times slower.
+    /// `PRAGMA integrity_check`: also cross-checks every index.
     Full,
-    /// Only the header is read (the file must still be a database).
-    HeaderOnly,
+    /// Only the header and the schema are read.
+    Schema,
 }
+
+/// Largest database (with its WAL) that [`OpenCheck::Auto`] quick-checks at open.
+pub const AUTO_QUICK_CHECK_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Options for [`Store::open_with`].
 #[derive(Debug, Clone)]
@@ -72,7 +81,7 @@ impl Default for OpenOptions {
         OpenOptions {
             streaming_flush_interval: Duration::from_secs(1),
             busy_timeout: Duration::from_secs(5),
-            check: OpenCheck::Quick,
+            check: OpenCheck::Auto,
             max_database_bytes: None,
         }
     }
@@ -338,10 +347,23 @@ fn probe(path: &Path, options: &OpenOptions) -> Result<Probe> {
             supported: LATEST_SCHEMA_VERSION,
         });
     }
-    let pragma = match options.check {
+    let check = match options.check {
+        OpenCheck::Auto => {
+            let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            if size(path) + size(Path::new(&wal)) <= AUTO_QUICK_CHECK_MAX_BYTES {
+                OpenCheck::Quick
+            } else {
+                OpenCheck::Schema
+            }
+        }
+        other => other,
+    };
+    let pragma = match check {
         OpenCheck::Quick => "PRAGMA quick_check(20)",
         OpenCheck::Full => "PRAGMA integrity_check(20)",
-        OpenCheck::HeaderOnly => return Ok(Probe::Usable),
+        _ => "SELECT CASE WHEN count(*) >= 0 THEN 'ok' END FROM sqlite_master",
     };
     let lines = (|| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare(pragma)?;

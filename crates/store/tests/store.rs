@@ -394,7 +394,12 @@ fn file_that_is_not_a_database_is_moved_aside() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     std::fs::write(&path, &garbage).unwrap();
-    let opened = Store::open(&path).unwrap();
+    // Even the cheapest check recognizes a file that is not a database.
+    let cheapest = OpenOptions {
+        check: OpenCheck::Schema,
+        ..OpenOptions::default()
+    };
+    let opened = Store::open_with(&path, &cheapest).unwrap();
     let moved = opened.recovery.unwrap().moved_to;
     assert_eq!(std::fs::read(moved).unwrap(), garbage);
     let kept = std::fs::read_dir(dir.path())
@@ -432,6 +437,16 @@ fn damaged_database_is_moved_aside() {
         *b = 0xA5;
     }
     std::fs::write(&path, &bytes).unwrap();
+    // The full check finds it too.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("hearth.sqlite3");
+    std::fs::copy(&path, &copy).unwrap();
+    let full = OpenOptions {
+        check: OpenCheck::Full,
+        ..OpenOptions::default()
+    };
+    assert!(Store::open_with(&copy, &full).unwrap().recovery.is_some());
+    // The default (a quick check for a database of this size).
     let opened = Store::open(&path).unwrap();
     assert!(!opened.recovery.as_ref().unwrap().reason.is_empty());
     assert_recovered(dir.path(), &path, &bytes, opened);
