@@ -1,15 +1,16 @@
 //! Writes `tests/fixtures/schema-v<N>.sqlite3`: a database at the current schema version N,
 //! filled through the public API with a little of everything.
 //!
-//! Run it once for each new schema version, *before* adding the next migration:
+//! Run it once each time a migration is added, and commit the file (see
+//! `tests/fixtures/README.md`):
 //!
 //! ```text
 //! cargo run -p hearth-store --example make_schema_fixture
 //! ```
 //!
-//! and commit the file. It refuses to overwrite an existing fixture: a fixture must keep the
-//! shape that the old code produced, so the migration tests (`tests/store.rs`,
-//! `migrates_every_schema_fixture_to_the_latest`) open real old databases.
+//! It refuses to overwrite an existing fixture: a fixture must keep the shape that the code of
+//! its version produced, so the migration test (`tests/store.rs`,
+//! `migrates_every_schema_fixture_to_the_latest`) opens real old databases.
 
 use std::path::PathBuf;
 

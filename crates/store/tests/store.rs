@@ -634,7 +634,7 @@ fn streaming_writes_at_most_once_per_interval_and_finish_forces() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hearth.sqlite3");
     let options = OpenOptions {
-        streaming_flush_interval: Duration::from_millis(300),
+        streaming_flush_interval: Duration::from_millis(800),
         ..OpenOptions::default()
     };
     let store = Store::open_with(&path, &options).unwrap().store;
@@ -685,7 +685,7 @@ fn streaming_writes_at_most_once_per_interval_and_finish_forces() {
         Some(49)
     );
     // After the interval the next update is written.
-    std::thread::sleep(Duration::from_millis(320));
+    std::thread::sleep(Duration::from_millis(820));
     text.push_str(" 50");
     assert_eq!(
         store.append_streaming(a.id, &text, 50).unwrap(),
