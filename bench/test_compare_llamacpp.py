@@ -56,10 +56,24 @@ class JsonFromStdout(unittest.TestCase):
             c._last_json_object("nothing here\n[1, 2]\n")
 
 
+class OtherLoadMeter(unittest.TestCase):
+    def test_the_measured_process_counts_as_ours(self):
+        import subprocess
+
+        with c.OtherLoad() as load:
+            subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                            "while time.process_time() - t < 0.3: pass"], check=True)
+        # The child's CPU time is ours, so it is subtracted from what /proc/stat counted.
+        self.assertGreaterEqual(load.ours, 0.3)
+        self.assertIsNotNone(load.cpus)
+        self.assertGreaterEqual(load.cpus, 0.0)
+
+
 class Markdown(unittest.TestCase):
-    def report(self, reference_only):
+    def report(self, reference_only, contended=False):
         speed = {
-            "hearth_samples": [{"busy_cpus_before": 0.0}], "ref_samples": [{"busy_cpus_before": 0.1}],
+            "hearth_samples": [{"other_cpus_during": 0.0, "contended": False}],
+            "ref_samples": [{"other_cpus_during": 0.1, "contended": contended}],
             "errors": [], "ratio_prefill_tok_s": 0.5, "ratio_decode_tok_s": 1.25,
         }
         for side, pre, dec in (("hearth", 100.0, 50.0), ("ref", 200.0, 40.0)):
@@ -84,6 +98,11 @@ class Markdown(unittest.TestCase):
         self.assertEqual(cells[3:], ["100.0", "200.0", "0.50", "50.0", "40.0", "1.25", "1/1", "0/1", "1"])
         self.assertIn("p\\|q", md)  # a pipe in a prompt does not break the table
         self.assertNotIn("not reliable", md)
+        self.assertIn("every run ran on an otherwise idle machine", md)
+
+    def test_contended_runs_are_flagged(self):
+        md = c.render_markdown(self.report(False, contended=True))
+        self.assertIn("1 of 2 runs never ran alone", md)
 
     def test_reference_only_table(self):
         md = c.render_markdown(self.report(True))
