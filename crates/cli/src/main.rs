@@ -38,7 +38,7 @@ enum Command {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// A GGUF model file.
+    /// A GGUF model file, or the id of an installed model.
     #[arg(long, short = 'm')]
     model: String,
     /// Compute threads (default: every core but one).
@@ -150,15 +150,26 @@ struct BenchArgs {
     json: bool,
 }
 
+/// A model file path, or the id of a model installed in Hearth's data folder.
 fn model_path(spec: &str) -> Result<PathBuf> {
     let p = PathBuf::from(spec);
     if p.is_file() {
         return Ok(p);
     }
     if p.exists() {
-        bail!("'{spec}' is not a file: give the path of a .gguf model file");
+        bail!("'{spec}' is not a file: give the path of a .gguf model file or an installed model's id");
     }
-    bail!("no model file at '{spec}': give the path of a .gguf model file")
+    if let Some(installed) = installed_model(spec) {
+        return Ok(installed);
+    }
+    bail!("no model file at '{spec}' and no installed model with that id (see the Models view, or give a .gguf path)")
+}
+
+fn installed_model(id: &str) -> Option<PathBuf> {
+    let opened =
+        hearth_store::Store::open_in_data_dir(None, &hearth_store::OpenOptions::default()).ok()?;
+    let m = opened.store.model(id).ok()?;
+    Some(PathBuf::from(m.path)).filter(|p| p.is_file())
 }
 
 fn main() {
