@@ -1,0 +1,115 @@
+import { clearMocks, mockIPC, mockWindows } from '@tauri-apps/api/mocks';
+import type { Channel } from '@tauri-apps/api/core';
+import { emit } from '@tauri-apps/api/event';
+import { afterEach, describe, expect, it } from 'vitest';
+import { COMMANDS, tauriBackend } from './ipc';
+import type { ChatEvent, SendRequest } from './types';
+
+afterEach(() => clearMocks());
+
+describe('ipc', () => {
+  it('calls each app command with the argument names the Rust side expects', async () => {
+    const seen: [string, Record<string, unknown>][] = [];
+    mockIPC((cmd, payload) => {
+      seen.push([cmd, (payload ?? {}) as Record<string, unknown>]);
+      if (cmd === 'chat_send' || cmd === 'chat_regenerate') return { jobId: 7, userMessageId: 1, assistantMessageId: 2 };
+      return null;
+    });
+    const b = tauriBackend;
+    const req: SendRequest = { conversationId: 3, text: 'hi', editOf: null };
+    const noop = () => {};
+    await b.appInfo();
+    await b.conversations();
+    await b.createConversation();
+    await b.renameConversation(3, 'T');
+    await b.deleteConversation(3);
+    await b.thread(3);
+    await b.selectBranch(9);
+    await b.search('paris');
+    await b.send(req, noop);
+    await b.regenerate(2, noop);
+    await b.cancel(7);
+    await b.models();
+    await b.importModel('/m.gguf');
+    await b.removeModel('m');
+    await b.setDefaultModel('m');
+    await b.settings();
+    await b.updateSettings({} as never);
+    await b.presets();
+    await b.setPresets([{ name: 'a', prompt: 'b' }]);
+    await b.pickFile('model', 'Pick');
+    await b.setDataFolder(null);
+    await b.openLink('https://example.org');
+
+    const args = Object.fromEntries(seen.map(([c, p]) => [c, Object.keys(p).sort()]));
+    expect(args).toEqual({
+      app_info: [],
+      conversations_list: [],
+      conversation_create: [],
+      conversation_rename: ['id', 'title'],
+      conversation_delete: ['id'],
+      conversation_thread: ['id'],
+      branch_select: ['messageId'],
+      messages_search: ['query'],
+      chat_send: ['onEvent', 'request'],
+      chat_regenerate: ['messageId', 'onEvent'],
+      chat_cancel: ['jobId'],
+      models_list: [],
+      model_import: ['path'],
+      model_remove: ['id'],
+      model_set_default: ['id'],
+      settings_get: [],
+      settings_update: ['settings'],
+      presets_get: [],
+      presets_set: ['presets'],
+      file_pick: ['kind', 'title'],
+      data_folder_set: ['path'],
+      link_open: ['url'],
+    });
+    // Every command ipc.ts declares is used, and nothing else is.
+    expect(seen.map(([c]) => c).sort()).toEqual([...COMMANDS].sort());
+    expect(seen.find(([c]) => c === 'chat_send')?.[1].request).toEqual(req);
+  });
+
+  it('passes streamed events from the channel to the caller', async () => {
+    let channel: Channel<ChatEvent> | null = null;
+    mockIPC((cmd, payload) => {
+      if (cmd === 'chat_send') {
+        channel = (payload as { onEvent: Channel<ChatEvent> }).onEvent;
+        return { jobId: 1, userMessageId: 1, assistantMessageId: 2 };
+      }
+      return null;
+    });
+    const got: ChatEvent[] = [];
+    const job = await tauriBackend.send({ conversationId: 1, text: 'q' }, (e) => got.push(e));
+    expect(job.jobId).toBe(1);
+    channel!.onmessage({ type: 'delta', jobId: 1, text: 'Paris' });
+    expect(got).toEqual([{ type: 'delta', jobId: 1, text: 'Paris' }]);
+  });
+
+  it('rethrows failures as {code, message}', async () => {
+    mockIPC((cmd) => {
+      if (cmd === 'model_import') throw { code: 'engine.not_gguf', message: 'Not a GGUF file.' };
+      throw 'command models_list not allowed by ACL';
+    });
+    await expect(tauriBackend.importModel('/x')).rejects.toEqual({ code: 'engine.not_gguf', message: 'Not a GGUF file.' });
+    await expect(tauriBackend.models()).rejects.toEqual({ code: 'ipc', message: 'command models_list not allowed by ACL' });
+  });
+
+  it('reports files dropped on the window', async () => {
+    mockWindows('main');
+    mockIPC(() => 1, { shouldMockEvents: true });
+    const events: unknown[] = [];
+    const stop = await tauriBackend.onFileDrop((e) => events.push(e));
+    const position = { x: 1, y: 1 };
+    await emit('tauri://drag-enter', { paths: ['/m/a.gguf'], position });
+    await emit('tauri://drag-drop', { paths: ['/m/a.gguf'], position });
+    await emit('tauri://drag-leave', null);
+    expect(events).toEqual([
+      { type: 'hover', paths: ['/m/a.gguf'] },
+      { type: 'drop', paths: ['/m/a.gguf'] },
+      { type: 'cancel' },
+    ]);
+    stop();
+  });
+});

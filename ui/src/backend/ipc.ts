@@ -1,0 +1,102 @@
+/**
+ * The only module that calls Tauri's `invoke()`: one function per app command, named as in
+ * src-tauri/src/commands.rs. Errors are rethrown as `AppError` ({code, message}); replies stream
+ * through a `Channel`. Components never import this module: they receive a `Backend`.
+ */
+import { Channel, invoke, isTauri } from '@tauri-apps/api/core';
+import { getCurrentWebview } from '@tauri-apps/api/webview';
+import type {
+  AppInfo,
+  Backend,
+  ChatEvent,
+  ConversationSummary,
+  InstalledModel,
+  Preset,
+  SearchHit,
+  Settings,
+  StartedJob,
+  ThreadMessage,
+} from './types';
+import { toAppError } from './types';
+
+/** Every command the UI calls (the permissions test checks each against the app's list). */
+export const COMMANDS = [
+  'app_info',
+  'conversations_list',
+  'conversation_create',
+  'conversation_rename',
+  'conversation_delete',
+  'conversation_thread',
+  'branch_select',
+  'messages_search',
+  'chat_send',
+  'chat_regenerate',
+  'chat_cancel',
+  'models_list',
+  'model_import',
+  'model_remove',
+  'model_set_default',
+  'settings_get',
+  'settings_update',
+  'presets_get',
+  'presets_set',
+  'file_pick',
+  'data_folder_set',
+  'link_open',
+] as const;
+
+export type Command = (typeof COMMANDS)[number];
+
+async function call<T>(command: Command, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (e) {
+    throw toAppError(e);
+  }
+}
+
+function channel(onEvent: (event: ChatEvent) => void): Channel<ChatEvent> {
+  const ch = new Channel<ChatEvent>();
+  ch.onmessage = onEvent;
+  return ch;
+}
+
+export const tauriBackend: Backend = {
+  appInfo: () => call<AppInfo>('app_info'),
+  conversations: () => call<ConversationSummary[]>('conversations_list'),
+  createConversation: () => call<ConversationSummary>('conversation_create'),
+  renameConversation: (id, title) => call('conversation_rename', { id, title }),
+  deleteConversation: (id) => call('conversation_delete', { id }),
+  thread: (id) => call<ThreadMessage[]>('conversation_thread', { id }),
+  selectBranch: (messageId) => call('branch_select', { messageId }),
+  search: (query) => call<SearchHit[]>('messages_search', { query }),
+  send: (request, onEvent) => call<StartedJob>('chat_send', { request, onEvent: channel(onEvent) }),
+  regenerate: (messageId, onEvent) =>
+    call<StartedJob>('chat_regenerate', { messageId, onEvent: channel(onEvent) }),
+  cancel: (jobId) => call('chat_cancel', { jobId }),
+  models: () => call<InstalledModel[]>('models_list'),
+  importModel: (path) => call<InstalledModel>('model_import', { path }),
+  removeModel: (id) => call('model_remove', { id }),
+  setDefaultModel: (id) => call('model_set_default', { id }),
+  settings: () => call<Settings>('settings_get'),
+  updateSettings: (settings) => call<Settings>('settings_update', { settings }),
+  presets: () => call<Preset[]>('presets_get'),
+  setPresets: (presets) => call('presets_set', { presets }),
+  pickFile: (kind, title) => call<string | null>('file_pick', { kind, title }),
+  setDataFolder: (path) => call('data_folder_set', { path }),
+  openLink: (url) => call('link_open', { url }),
+  onFileDrop: async (listener) => {
+    const unlisten = await getCurrentWebview().onDragDropEvent((event) => {
+      const p = event.payload;
+      if (p.type === 'enter') listener({ type: 'hover', paths: p.paths });
+      else if (p.type === 'drop') listener({ type: 'drop', paths: p.paths });
+      else if (p.type === 'leave') listener({ type: 'cancel' });
+    });
+    return unlisten;
+  },
+};
+
+/** True inside the desktop app (false in a plain browser, where the mock backend is used). */
+export function inTauri(): boolean {
+  return isTauri();
+}

@@ -1,0 +1,62 @@
+import { fireEvent, screen, waitFor, within } from '@testing-library/preact';
+import { describe, expect, it } from 'vitest';
+import { sampleModel } from '../backend/mock';
+import { renderApp } from '../test/harness';
+
+const MODEL = '/home/me/models/smollm2-135m-instruct-q4_1.gguf';
+
+describe('first run and models', () => {
+  it('welcomes a new user and imports a typed path, then opens the chat', async () => {
+    const { backend } = await renderApp({ models: [] });
+    expect(screen.getByRole('heading', { name: 'Welcome to Hearth' })).toBeTruthy();
+    expect(screen.getByTestId('download-placeholder').textContent).toContain('later version');
+    fireEvent.input(screen.getByRole('textbox', { name: 'Path to a .gguf file' }), { target: { value: MODEL } });
+    fireEvent.click(screen.getByRole('button', { name: 'Import' }));
+    await waitFor(() => expect(screen.getByRole('textbox', { name: 'Message' })).toBeTruthy());
+    expect(backend.calls.find(([n]) => n === 'importModel')?.[1]).toEqual([MODEL]);
+    expect(document.querySelector('.banner-ok')?.textContent).toBe('Imported smollm2-135m-instruct-q4_1.');
+    expect(document.getElementById('live-region')?.textContent).toContain('Imported smollm2-135m-instruct-q4_1.');
+  });
+
+  it('imports through the system picker', async () => {
+    const { backend } = await renderApp({ models: [], picks: [MODEL] });
+    fireEvent.click(screen.getByRole('button', { name: /Choose file/ }));
+    await waitFor(() => expect(screen.getByRole('textbox', { name: 'Message' })).toBeTruthy());
+    expect(backend.calls.find(([n]) => n === 'pickFile')?.[1]).toEqual(['model', 'Choose a model file']);
+  });
+
+  it('imports a .gguf dropped on the window and refuses other files', async () => {
+    const { backend } = await renderApp();
+    backend.dropFiles({ type: 'hover', paths: ['/tmp/x.gguf'] });
+    await waitFor(() => expect(screen.getByText('Drop a .gguf file to import it')).toBeTruthy());
+    backend.dropFiles({ type: 'drop', paths: ['/data/qwen.gguf'] });
+    await waitFor(() => expect(document.querySelector('[data-model-id="qwen"]')).toBeTruthy());
+    expect(document.querySelector('.view')?.getAttribute('data-current-view')).toBe('models');
+    expect(screen.queryByText('Drop a .gguf file to import it')).toBeNull();
+
+    backend.dropFiles({ type: 'drop', paths: ['/data/notes.txt'] });
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('notes.txt is not a .gguf file.');
+    expect(backend.calls.filter(([n]) => n === 'importModel')).toHaveLength(1);
+  });
+
+  it('lists models, changes the default and removes one', async () => {
+    const { backend } = await renderApp({
+      models: [sampleModel(), sampleModel({ id: 'qwen', name: 'Qwen 0.5B', isDefault: false, arch: 'qwen2' })],
+    });
+    fireEvent.click(screen.getByRole('button', { name: 'Models' }));
+    const qwen = document.querySelector<HTMLElement>('[data-model-id="qwen"]')!;
+    expect(within(qwen).getByText('qwen2')).toBeTruthy();
+    expect(within(qwen).getByText('98 MB')).toBeTruthy();
+    expect(within(qwen).getByText('8,192 tokens')).toBeTruthy();
+    fireEvent.click(within(qwen).getByRole('button', { name: 'Make default' }));
+    await waitFor(() => expect(within(document.querySelector<HTMLElement>('[data-model-id="qwen"]')!).getByTestId('default-badge')).toBeTruthy());
+
+    const smol = document.querySelector<HTMLElement>('[data-model-id="smollm2-135m-instruct-q4_1"]')!;
+    fireEvent.click(within(smol).getByRole('button', { name: /Remove/ }));
+    fireEvent.click(within(smol).getByRole('button', { name: 'Yes' }));
+    await waitFor(() => expect(document.querySelector('[data-model-id="smollm2-135m-instruct-q4_1"]')).toBeNull());
+    expect((await backend.models()).map((m) => m.id)).toEqual(['qwen']);
+    expect(screen.getByTestId('catalog-placeholder').textContent).toContain('Model catalog');
+  });
+});

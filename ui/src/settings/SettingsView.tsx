@@ -1,0 +1,162 @@
+/**
+ * The Settings view: data folder (chosen for the next start), compute threads, download
+ * endpoint, theme and language. Each control saves when changed; theme and language apply at once.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import { useApp } from '../app/context';
+import type { Language, ThemeChoice } from '../backend/types';
+import { toAppError } from '../backend/types';
+import { Icon } from '../icons';
+import { LANGUAGES, useI18n } from '../i18n';
+
+const THEMES: ThemeChoice[] = ['system', 'light', 'dark'];
+
+export function SettingsView() {
+  const { t } = useI18n();
+  const { settings, saveSettings, info, backend, report, toast } = useApp();
+  const [threads, setThreads] = useState(String(settings.threads));
+  const [endpoint, setEndpoint] = useState(settings.downloadEndpoint ?? '');
+  const [nextDir, setNextDir] = useState(info.dataDirNext);
+
+  useEffect(() => setThreads(String(settings.threads)), [settings.threads]);
+  useEffect(() => setEndpoint(settings.downloadEndpoint ?? ''), [settings.downloadEndpoint]);
+
+  const save = async (patch: Partial<typeof settings>) => {
+    if (await saveSettings({ ...settings, ...patch })) toast(t('settings.saved'));
+  };
+  const chooseFolder = async () => {
+    try {
+      const picked = await backend.pickFile('folder', t('settings.dataFolderPickTitle'));
+      if (!picked) return;
+      await backend.setDataFolder(picked);
+      setNextDir(picked);
+      toast(t('settings.saved'));
+    } catch (e) {
+      report(toAppError(e));
+    }
+  };
+  const resetFolder = async () => {
+    try {
+      await backend.setDataFolder(null);
+      setNextDir(null);
+      toast(t('settings.saved'));
+    } catch (e) {
+      report(toAppError(e));
+    }
+  };
+
+  return (
+    <div class="page settings-page">
+      <h1>{t('settings.title')}</h1>
+
+      <section class="card">
+        <h2>{t('settings.theme')}</h2>
+        <div class="segmented" role="radiogroup" aria-label={t('settings.theme')}>
+          {THEMES.map((th) => (
+            <label key={th} class={settings.theme === th ? 'segment checked' : 'segment'}>
+              <input
+                type="radio"
+                name="theme"
+                value={th}
+                checked={settings.theme === th}
+                onChange={() => void save({ theme: th })}
+              />
+              <span>{t(`theme.${th}`)}</span>
+            </label>
+          ))}
+        </div>
+      </section>
+
+      <section class="card">
+        <h2>
+          <label for="language-select">{t('settings.language')}</label>
+        </h2>
+        <select
+          id="language-select"
+          value={settings.language}
+          onChange={(e) => void save({ language: (e.target as HTMLSelectElement).value as Language })}
+        >
+          {LANGUAGES.map((l) => (
+            <option key={l} value={l} lang={l}>
+              {t(`language.${l}`)}
+            </option>
+          ))}
+        </select>
+      </section>
+
+      <section class="card">
+        <h2>{t('settings.dataFolder')}</h2>
+        <p class="field-hint">{t('settings.dataFolderHint')}</p>
+        <p class="data-dir" data-testid="data-dir">
+          {t('settings.dataFolderCurrent', { path: settings.dataDir })}
+        </p>
+        {info.dataDirFromEnv ? (
+          <p class="field-hint">{t('settings.dataFolderEnv')}</p>
+        ) : (
+          nextDir &&
+          nextDir !== settings.dataDir && <p class="field-hint">{t('settings.dataFolderNext', { path: nextDir })}</p>
+        )}
+        <div class="button-row">
+          <button type="button" class="button-quiet" onClick={() => void chooseFolder()}>
+            <Icon name="folder" /> {t('settings.dataFolderChoose')}
+          </button>
+          {nextDir && (
+            <button type="button" class="button-quiet" onClick={() => void resetFolder()}>
+              {t('settings.dataFolderReset')}
+            </button>
+          )}
+        </div>
+      </section>
+
+      <section class="card">
+        <div class="field">
+          <label class="field-label" for="threads-input">
+            {t('settings.threads')}
+          </label>
+          <input
+            id="threads-input"
+            aria-describedby="threads-hint"
+            type="number"
+            min={0}
+            max={256}
+            step={1}
+            value={threads}
+            onInput={(e) => setThreads((e.target as HTMLInputElement).value)}
+            onChange={() => {
+              const n = Math.floor(Number(threads));
+              if (Number.isFinite(n) && n >= 0 && n !== settings.threads) void save({ threads: n });
+            }}
+          />
+          <span class="field-hint" id="threads-hint">
+            {t('settings.threadsHint')}
+          </span>
+        </div>
+      </section>
+
+      <section class="card">
+        <div class="field">
+          <label class="field-label" for="endpoint-input">
+            {t('settings.endpoint')}
+          </label>
+          <input
+            id="endpoint-input"
+            aria-describedby="endpoint-hint"
+            type="url"
+            placeholder={t('settings.endpointPlaceholder')}
+            value={endpoint}
+            onInput={(e) => setEndpoint((e.target as HTMLInputElement).value)}
+            onChange={() => {
+              const next = endpoint.trim() || null;
+              if (next !== settings.downloadEndpoint) void save({ downloadEndpoint: next });
+            }}
+          />
+          <span class="field-hint" id="endpoint-hint">
+            {t('settings.endpointHint')}
+          </span>
+        </div>
+      </section>
+
+      <p class="version">{t('settings.version', { version: info.version })}</p>
+    </div>
+  );
+}
