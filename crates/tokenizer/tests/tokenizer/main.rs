@@ -1,0 +1,36 @@
+//! Integration tests of hearth-tokenizer against real GGUF files: llama.cpp's tokenizer test
+//! vectors (`vocab/ggml-vocab-*.gguf` with `.inp`/`.out`) and the project's three test models.
+
+mod llama_cpp;
+mod models;
+mod vectors;
+
+use std::path::PathBuf;
+
+/// The folder `scripts/fetch-test-models` fills. Fails loudly when it is missing.
+pub fn test_models_dir() -> PathBuf {
+    let dir = match std::env::var_os("HEARTH_TEST_MODELS") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").expect("HOME is not set");
+            PathBuf::from(home).join(".cache/hearth/test-models")
+        }
+    };
+    assert!(
+        dir.is_dir(),
+        "test models not found in {}: run scripts/fetch-test-models (or set HEARTH_TEST_MODELS)",
+        dir.display()
+    );
+    dir
+}
+
+/// A file in the test models folder, which must exist.
+pub fn test_model(name: &str) -> PathBuf {
+    let path = test_models_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-test-models",
+        path.display()
+    );
+    path
+}
