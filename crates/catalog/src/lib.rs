@@ -9,6 +9,8 @@
 //! - [`installed`]: the installed-models registry and importing files from anywhere on disk.
 
 pub mod catalog;
+pub mod convert;
+pub mod gguf_out;
 pub mod hub;
 pub mod quant;
 
