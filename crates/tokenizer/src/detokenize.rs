@@ -117,6 +117,49 @@ pub(crate) fn push_piece(
     }
 }
 
+/// llama.cpp's "clean up tokenization spaces" passes, used for WordPiece vocabularies (whose
+/// pieces put a space before every word, punctuation included): removes the space before
+/// `?`, `!`, `.`, `,`, around a lone `'`, and before `'s`, `'m`, `'re`, `'ve`.
+pub(crate) fn clean_spaces(text: &mut Vec<u8>) {
+    // " ?", " !", " .", " ,"
+    let mut out: Vec<u8> = Vec::with_capacity(text.len());
+    for (i, &x) in text.iter().enumerate() {
+        if i > 0 && text[i - 1] == b' ' && matches!(x, b'?' | b'!' | b'.' | b',') {
+            out.pop();
+        }
+        out.push(x);
+    }
+    // " ' " -> "'"
+    let src = std::mem::take(&mut out);
+    let mut i = 0;
+    while i < src.len() {
+        let x = src[i];
+        if x == b'\'' && i > 0 && i + 1 < src.len() && src[i - 1] == b' ' && src[i + 1] == b' ' {
+            out.pop();
+            out.push(x);
+            i += 2;
+            continue;
+        }
+        out.push(x);
+        i += 1;
+    }
+    // " 's", " 'm", " 're", " 've"
+    let src = std::mem::take(&mut out);
+    for (i, &x) in src.iter().enumerate() {
+        if i > 0 && src[i - 1] == b' ' && x == b'\'' {
+            let next = src.get(i + 1).copied();
+            let after = src.get(i + 2).copied();
+            let contraction = matches!(next, Some(b's' | b'm'))
+                || matches!((next, after), (Some(b'r' | b'v'), Some(b'e')));
+            if contraction {
+                out.pop();
+            }
+        }
+        out.push(x);
+    }
+    *text = out;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +176,16 @@ mod tests {
         let mut out = Vec::new();
         decoder.push("ĠHelloĊ", &mut out);
         assert_eq!(out, b" Hello\n");
+    }
+
+    #[test]
+    fn cleans_spaces_like_llama_cpp() {
+        let mut text = b"hello , world ! it ' s ok . don 't , we 're here 's".to_vec();
+        clean_spaces(&mut text);
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "hello, world! it's ok. don 't, we're here's"
+        );
     }
 
     #[test]

@@ -14,10 +14,11 @@
 //!
 //! Supported `tokenizer.ggml.model` values: `gpt2` (byte-level BPE, with the `tokenizer.ggml.pre`
 //! families listed in the `pre_split` module), `llama` (SentencePiece BPE: Llama 2, Phi-3,
-//! Gemma 1-3, ...), `gemma4`. Anything else is [`TokenizerError::UnsupportedModel`].
+//! Gemma 1-3, ...), `gemma4`, `bert` (WordPiece). Anything else (`t5`, `rwkv`, `plamo2`, ...) is
+//! [`TokenizerError::UnsupportedModel`].
 //!
-//! Decoding differs from llama.cpp in one deliberate way: no "clean up tokenization spaces" pass
-//! is applied, so `decode(encode(text))` gives back `text` exactly.
+//! Decoding differs from llama.cpp in one deliberate way: except for WordPiece (BERT), no "clean
+//! up tokenization spaces" pass is applied, so `decode(encode(text))` gives back `text` exactly.
 
 mod detokenize;
 mod hf_json;
@@ -114,6 +115,8 @@ pub enum VocabKind {
     SentencePiece,
     /// `tokenizer.ggml.model = gemma4`: BPE over SentencePiece-style text.
     Gemma4,
+    /// `tokenizer.ggml.model = bert`: BERT's WordPiece.
+    WordPiece,
     /// A `tokenizer.json` found next to the model file.
     TokenizerJson,
 }
@@ -257,6 +260,12 @@ impl GgufTokenizer {
                 (VocabKind::ByteLevelBpe, add_bos)
             }
             "gemma4" => (VocabKind::Gemma4, true),
+            "bert" => {
+                defaults.bos = Some(101);
+                defaults.unk = Some(100);
+                defaults.sep = Some(102);
+                (VocabKind::WordPiece, true)
+            }
             other => {
                 return Err(TokenizerError::UnsupportedModel(format!(
                     "tokenizer.ggml.model = \"{other}\""
@@ -265,6 +274,12 @@ impl GgufTokenizer {
         };
 
         let mut ids = checked_ids(&md.ids, &defaults, n);
+        let mut add_eos = md.add_eos.unwrap_or(false);
+        if kind == VocabKind::WordPiece {
+            // BERT ends a sequence with [SEP]; it stands in for EOS here.
+            ids.eos = ids.eos.or(ids.sep);
+            add_eos |= md.add_sep.unwrap_or(true);
+        }
         let eog = special_tokens::end_of_generation(&texts, &mut attrs, &mut ids);
         special_tokens::strip_flags(&texts, &mut attrs, md.general_name, md.pre, md.architecture);
         let mut add_bos = md.add_bos.unwrap_or(add_bos_default);
@@ -272,7 +287,6 @@ impl GgufTokenizer {
             // llama.cpp forces BOS for Gemma 4 whatever the file says.
             add_bos = true;
         }
-        let add_eos = md.add_eos.unwrap_or(false);
         let unk_text = ids.unk.map(|id| texts[id as usize].as_str());
 
         let add_space_prefix =
@@ -284,6 +298,11 @@ impl GgufTokenizer {
         };
         let mut tokenizer = match &split {
             Some(split) => pipeline::byte_level_bpe(&texts, merges()?, split)?,
+            None if kind == VocabKind::WordPiece => {
+                let lowercase = md.lowercase.unwrap_or(true);
+                let strip_accents = md.strip_accents.unwrap_or(lowercase);
+                pipeline::wordpiece(&texts, &attrs, unk_text, lowercase, strip_accents)?
+            }
             None if kind == VocabKind::Gemma4 => pipeline::gemma4_bpe(&texts, merges()?, unk_text)?,
             None => {
                 let scores = md
@@ -316,7 +335,7 @@ impl GgufTokenizer {
             tokenizer,
             parts,
             kind,
-            add_space_prefix,
+            add_space_prefix || kind == VocabKind::WordPiece,
             kind == VocabKind::Gemma4,
         )
     }
@@ -433,7 +452,9 @@ impl GgufTokenizer {
         }
         let encoding = match self.kind {
             VocabKind::ByteLevelBpe => PieceEncoding::ByteLevel,
-            VocabKind::SentencePiece | VocabKind::Gemma4 => PieceEncoding::Metaspace,
+            VocabKind::SentencePiece | VocabKind::Gemma4 | VocabKind::WordPiece => {
+                PieceEncoding::Metaspace
+            }
             VocabKind::TokenizerJson => {
                 return self
                     .tokenizer
@@ -455,6 +476,9 @@ impl GgufTokenizer {
         }
         if self.strip_leading_space && out.first() == Some(&b' ') {
             out.remove(0);
+        }
+        if self.kind == VocabKind::WordPiece {
+            detokenize::clean_spaces(&mut out);
         }
         Ok(out)
     }

@@ -31,6 +31,9 @@ pub(crate) struct VocabMetadata<'a> {
     pub add_bos: Option<bool>,
     pub add_eos: Option<bool>,
     pub add_space_prefix: Option<bool>,
+    pub add_sep: Option<bool>,
+    pub lowercase: Option<bool>,
+    pub strip_accents: Option<bool>,
     pub general_name: Option<&'a str>,
     pub architecture: Option<&'a str>,
 }
@@ -107,6 +110,9 @@ impl<'a> VocabMetadata<'a> {
             add_bos: flag("tokenizer.ggml.add_bos_token")?,
             add_eos: flag("tokenizer.ggml.add_eos_token")?,
             add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
+            add_sep: flag("tokenizer.ggml.add_sep_token")?,
+            lowercase: flag("tokenizer.ggml.normalizer.lowercase")?,
+            strip_accents: flag("tokenizer.ggml.normalizer.strip_accents")?,
             general_name: string(md.get("general.name"), "general.name")?,
             architecture: string(md.get("general.architecture"), "general.architecture")?,
         })

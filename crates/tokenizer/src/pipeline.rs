@@ -8,14 +8,21 @@
 //!   merges, so the merges are derived from the scores (see the `spm_merges` module).
 //! - Gemma 4 (`gemma4`): SentencePiece-style text, newline runs split off, BPE with the file's
 //!   merges and byte fallback.
+//! - WordPiece (`bert`): BERT's normalizer and word splitting, greedy longest-match WordPiece.
+//!   GGUF marks word-initial pieces with a leading U+2581 and stores continuation pieces bare;
+//!   the model gets them back in Hugging Face's form (bare, and `##`-prefixed).
 
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::template::{SpecialToken, TemplateProcessing};
 use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, Tokenizer};
 
@@ -158,6 +165,50 @@ pub(crate) fn gemma4_bpe(
     tokenizer.with_normalizer(Some(replace));
     tokenizer.with_pre_tokenizer(Some(regex_split(r"\n+")?));
     tokenizer.with_decoder(Some(metaspace_decoder(false)?));
+    Ok(tokenizer)
+}
+
+/// WordPiece (`tokenizer.ggml.model = bert`). `texts` are the GGUF token texts; `attrs` tells
+/// special tokens (kept as they are) from pieces.
+pub(crate) fn wordpiece(
+    texts: &[String],
+    attrs: &[Attr],
+    unk: Option<&str>,
+    lowercase: bool,
+    strip_accents: bool,
+) -> Result<Tokenizer, TokenizerError> {
+    let mut vocab = Vocab::with_capacity(texts.len());
+    for (id, (text, attr)) in texts.iter().zip(attrs).enumerate() {
+        let piece = if attr.is_special() {
+            text.clone()
+        } else if let Some(word_start) = text.strip_prefix(SPACE_MARK) {
+            word_start.to_string()
+        } else {
+            format!("##{text}")
+        };
+        if !piece.is_empty() {
+            vocab.entry(piece).or_insert(id as u32);
+        }
+    }
+    let mut builder = WordPiece::builder()
+        .vocab(vocab)
+        .continuing_subword_prefix("##".to_string())
+        .max_input_chars_per_word(usize::MAX);
+    if let Some(unk) = unk {
+        builder = builder.unk_token(unk.to_string());
+    }
+    let model = builder
+        .build()
+        .map_err(|e| tokenizers_error("WordPiece model", e))?;
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer.with_normalizer(Some(BertNormalizer::new(
+        true,
+        true,
+        Some(strip_accents),
+        lowercase,
+    )));
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_decoder(Some(WordPieceDecoder::new("##".to_string(), false)));
     Ok(tokenizer)
 }
 
