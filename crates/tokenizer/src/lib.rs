@@ -4,18 +4,30 @@
 //! What a caller may rely on:
 //! - [`GgufTokenizer::encode`] gives the token ids llama.cpp's `llama_tokenize` gives for the
 //!   same flags. This is checked against llama.cpp's own test vectors for every vocabulary kind
-//!   listed in [`VocabKind`].
+//!   listed in [`VocabKind`], and against llama.cpp's ids on the project's test models.
 //! - [`GgufTokenizer::tokenizer`] is an ordinary Hugging Face tokenizer with the same vocabulary,
-//!   word splitting, merges, added tokens and decoder, for code that wants that interface.
+//!   word splitting, merges, added tokens, decoder and BOS/EOS post-processor, for code that
+//!   wants that interface. `tokenizer.encode(text, true)` gives what `encode(text, true, true)`
+//!   gives for ordinary text and chat markup (tested on the test models). It can differ in
+//!   corner cases: special tokens that overlap in the text (the `tokenizers` library takes the
+//!   leftmost match, llama.cpp the longest token first), and Gemma 4 runs of newlines, which
+//!   llama.cpp looks up as a whole before merging. `encode` is the reference.
 //! - [`Specials`] comes from the file's metadata; where the file is silent, from llama.cpp's
 //!   defaults for the vocabulary kind and its rules for recognising end-of-turn tokens by text.
 //! - Nothing here panics on a malformed file or on any input text; problems are
 //!   [`TokenizerError`]s.
 //!
-//! Supported `tokenizer.ggml.model` values: `gpt2` (byte-level BPE, with the `tokenizer.ggml.pre`
-//! families listed in the `pre_split` module), `llama` (SentencePiece BPE: Llama 2, Phi-3,
-//! Gemma 1-3, ...), `gemma4`, `bert` (WordPiece). Anything else (`t5`, `rwkv`, `plamo2`, ...) is
-//! [`TokenizerError::UnsupportedModel`].
+//! Supported `tokenizer.ggml.model` values: `gpt2` (byte-level BPE), `llama` (SentencePiece BPE:
+//! Llama 2, Phi-3, Gemma 1-3, ...), `gemma4`, `bert` (WordPiece). Anything else (`t5`, `rwkv`,
+//! `plamo2`, ...) is [`TokenizerError::UnsupportedModel`].
+//!
+//! Byte-level BPE splits text into words by the rules of its `tokenizer.ggml.pre` family
+//! (`gpt-2`, `llama-bpe`, `qwen2`, `qwen35`, `smollm`/`starcoder`/`refact`/`command-r`,
+//! `deepseek-llm`, `deepseek-coder`, `deepseek-v3`, `falcon`, `mpt`, `gpt-4o`, `tekken`, `bloom`,
+//! ... and their aliases, as llama.cpp names them). A file without `tokenizer.ggml.pre` uses
+//! llama.cpp's `default` rules, as llama.cpp does. An unknown value is refused with
+//! [`TokenizerError::UnsupportedModel`] naming it, rather than guessed: a wrong guess would
+//! silently feed the model token ids it was not trained on.
 //!
 //! Decoding differs from llama.cpp in one deliberate way: except for WordPiece (BERT), no "clean
 //! up tokenization spaces" pass is applied, so `decode(encode(text))` gives back `text` exactly.

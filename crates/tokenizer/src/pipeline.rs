@@ -124,6 +124,12 @@ pub(crate) fn sentencepiece_bpe(
     unk: Option<&str>,
     add_space_prefix: bool,
 ) -> Result<Tokenizer, TokenizerError> {
+    let total: usize = texts.iter().map(String::len).sum();
+    if u32::try_from(total).is_err() {
+        return Err(TokenizerError::Invalid(format!(
+            "the token texts add up to {total} bytes"
+        )));
+    }
     // The vocabulary map for the model is built while the merges are derived.
     let (vocab, merges) = std::thread::scope(|scope| {
         let vocab = scope.spawn(|| vocab_map(texts));

@@ -65,7 +65,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl TextIndex {
-    /// `texts` must be unique (a later duplicate is never found).
+    /// `texts` must be unique (a later duplicate is never found) and add up to less than 4 GiB.
     pub fn new(texts: &[String]) -> Self {
         let total: usize = texts.iter().map(String::len).sum();
         let mut bytes = Vec::with_capacity(total);
@@ -305,7 +305,8 @@ fn in_parallel<T: Send>(len: usize, f: impl Fn(Range<usize>) -> Vec<T> + Sync) -
     })
 }
 
-/// The merges, best first, as `(left, right)` token texts. `texts` must be unique.
+/// The merges, best first, as `(left, right)` token texts. `texts` must be unique and add up to
+/// less than 4 GiB.
 pub(crate) fn merges_from_scores(texts: &[String], scores: &[f32]) -> Vec<(String, String)> {
     let index = TextIndex::new(texts);
     let tied = tied_scores(scores);
