@@ -543,3 +543,35 @@ fn read_gguf(path: &Path) -> Result<gguf_file::Content, TokenizerError> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine moves the tokenizer to its own thread and shares it.
+    #[test]
+    fn tokenizer_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<GgufTokenizer>();
+        assert_send_sync::<Specials>();
+    }
+
+    #[test]
+    fn ids_outside_the_vocabulary_fall_back_to_defaults() {
+        let file = SpecialIds {
+            bos: Some(10),
+            eos: Some(3),
+            ..SpecialIds::default()
+        };
+        let defaults = SpecialIds {
+            bos: Some(1),
+            eos: Some(2),
+            unk: Some(9),
+            ..SpecialIds::default()
+        };
+        let ids = checked_ids(&file, &defaults, 5);
+        assert_eq!(ids.bos, Some(1));
+        assert_eq!(ids.eos, Some(3));
+        assert_eq!(ids.unk, None);
+    }
+}
