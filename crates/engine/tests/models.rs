@@ -199,7 +199,7 @@ fn gemma3_loads_and_completes_text() {
     assert!(!info.has_chat_template, "the base model ships no template");
     let (stats, _) = run(
         &mut m,
-        Prompt::Raw("The capital of France is".into()),
+        Prompt::Raw("The Eiffel Tower is located in the city of".into()),
         &greedy(12),
     );
     assert!(
@@ -207,7 +207,9 @@ fn gemma3_loads_and_completes_text() {
         "Gemma needs its BOS: {:?}",
         stats.prompt_token_ids
     );
-    assert!(stats.text.contains("Paris"), "completion: {:?}", stats.text);
+    assert!(stats.text.starts_with(" Paris"), "completion: {:?}", stats.text);
+    // llama.cpp (llama-cpp-python 0.3.36), same file and prompt, greedy: " Paris, France. It is ..."
+    assert_eq!(&stats.tokens[..6], &[9079, 236764, 7001, 236761, 1030, 563]);
 }
 
 #[test]
@@ -308,32 +310,38 @@ fn engine_cancels_within_a_token_and_a_dropped_receiver_cancels() {
         priority,
     };
     let h = engine.submit(long(Priority::Interactive)).unwrap();
-    let mut texts = 0;
-    while texts < 5 {
+    // Watch a few tokens arrive to learn how long one takes on this machine right now.
+    let mut arrivals = Vec::new();
+    while arrivals.len() < 6 {
         match h.recv().expect("events") {
-            EngineEvent::Text(_) => texts += 1,
+            EngineEvent::Text(_) => arrivals.push(Instant::now()),
             EngineEvent::Failed(e) => panic!("{e}"),
             _ => {}
         }
     }
+    let per_token = (arrivals[5] - arrivals[1]) / 4;
     let asked = Instant::now();
     h.cancel();
+    let mut after_cancel = 0;
     let stats = loop {
         match h
-            .recv_timeout(Duration::from_secs(5))
+            .recv_timeout(Duration::from_secs(60))
             .expect("the request ends soon after cancel")
         {
+            EngineEvent::Text(_) => after_cancel += 1,
             EngineEvent::Done(s) => break s,
             EngineEvent::Failed(e) => panic!("{e}"),
             _ => {}
         }
     };
+    let waited = asked.elapsed();
     assert_eq!(stats.stop, StopReason::Cancelled);
-    assert!(stats.tokens.len() < 100, "{} tokens", stats.tokens.len());
+    // The flag is read before every model step: only the token in flight (and one already
+    // queued in the channel) can still arrive.
+    assert!(after_cancel <= 2, "{after_cancel} tokens arrived after cancel");
     assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "cancel took {:?}",
-        asked.elapsed()
+        waited <= per_token * 3 + Duration::from_millis(500),
+        "cancel took {waited:?}; a token takes {per_token:?}"
     );
 
     // Dropping the receiver cancels as well: the next request starts promptly.
