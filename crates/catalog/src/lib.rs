@@ -6,12 +6,17 @@
 //! - [`convert`]: on-device quantization of a safetensors model folder into a GGUF file.
 //! - [`gguf_out`]: a streaming GGUF writer (tensor by tensor, constant memory).
 //! - [`hardware`]: RAM, CPU features, memory bandwidth; fit and speed predictions per model.
-//! - [`installed`]: the installed-models registry and importing files from anywhere on disk.
+//! - [`installed`]: the installed-models registry (kept by `hearth-store`), importing files from
+//!   anywhere on disk, removing.
+//! - [`pull`]: a catalog model at a quantization onto this machine (download or quantize).
 
 pub mod catalog;
 pub mod convert;
 pub mod gguf_out;
+pub mod hardware;
 pub mod hub;
+pub mod installed;
+pub mod pull;
 pub mod quant;
 
 pub use catalog::{Acquisition, Catalog, CatalogEntry, CatalogError};
