@@ -71,6 +71,8 @@ pub struct Specials {
     /// Every id that ends a generation, ascending: EOS, EOT and EOM from the metadata, plus the
     /// tokens llama.cpp treats as end-of-generation by their text (`<|im_end|>`, `<|eot_id|>`,
     /// `<end_of_turn>`, `<|end|>`, `<|endoftext|>`, ...) and the FIM pad/repo/separator tokens.
+    /// One deliberate difference: `</s>` counts only where the file makes it a control token;
+    /// in Gemma 3 and Qwen 2.5 it is HTML's strikethrough end tag.
     pub end_of_turn: Vec<u32>,
     pub bos_text: Option<String>,
     pub eos_text: Option<String>,

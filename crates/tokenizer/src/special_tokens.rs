@@ -240,6 +240,13 @@ pub(crate) fn end_of_generation(
     eog.extend(ids.fim_rep);
     eog.extend(ids.fim_sep);
     for id in known.all(EOG_TEXTS) {
+        // Deliberate difference from llama.cpp: "</s>" ends a generation only where the file
+        // makes it a control token. Elsewhere it is HTML's strikethrough end tag (a normal token
+        // in Qwen 2.5, a user-defined one in Gemma 3), and stopping there would cut off
+        // generated HTML.
+        if texts[id as usize] == "</s>" && !attrs[id as usize].any(Attr::CONTROL) {
+            continue;
+        }
         eog.insert(id);
         attrs[id as usize] = attrs[id as usize].with(Attr::CONTROL);
     }
@@ -353,11 +360,26 @@ mod tests {
 
     #[test]
     fn non_control_eog_token_becomes_control() {
-        let t = texts(&["a", "</s>"]);
+        let t = texts(&["a", "<|im_end|>"]);
         let mut attrs = vec![Attr::NORMAL, Attr::USER_DEFINED];
         let mut ids = SpecialIds::default();
         let eog = end_of_generation(&t, &mut attrs, &mut ids);
         assert!(eog.contains(&1));
         assert!(attrs[1].any(Attr::CONTROL));
+    }
+
+    #[test]
+    fn html_end_tag_is_not_eog() {
+        let t = texts(&["<s>", "</s>", "<eos>"]);
+        let mut attrs = vec![Attr::USER_DEFINED, Attr::USER_DEFINED, Attr::CONTROL];
+        let mut ids = SpecialIds::default();
+        let eog = end_of_generation(&t, &mut attrs, &mut ids);
+        assert_eq!(eog.into_iter().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(attrs[1], Attr::USER_DEFINED);
+        // Llama 2's "</s>" is a control token (and its EOS).
+        let t = texts(&["<unk>", "<s>", "</s>"]);
+        let mut attrs = vec![Attr::UNKNOWN, Attr::CONTROL, Attr::CONTROL];
+        let eog = end_of_generation(&t, &mut attrs, &mut SpecialIds::default());
+        assert!(eog.contains(&2));
     }
 }

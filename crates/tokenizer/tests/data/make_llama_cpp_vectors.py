@@ -34,7 +34,9 @@ texts = [
  "нещо на Български, Ελληνικά, العربية, हिन्दी, 한국어, 日本語のテキスト",
  "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n",
  "<start_of_turn>user\nWrite  code\n\n<end_of_turn>\n<start_of_turn>model\n",
- "<bos><eos></s><s><unk><pad> <table><td>x</td></table>  \t\t\n\n\n   end",
+ # No "</s>": where it is not a control token, hearth-tokenizer deliberately does not treat it
+ # as end-of-generation, unlike llama.cpp (see special_tokens.rs); tested separately.
+ "<bos><eos><s><unk><pad> <table><td>x</td></table>  \t\t\n\n\n   end",
  "<|endoftext|><|fim_prefix|>a<|fim_suffix|>b<|fim_middle|>",
  "3333333 3.14159 1,000,000 0x1F 1e-9 ½ ¾ ① ⅷ",
  "\u00a0non\u2009breaking\u3000spaces\u200b zero width",

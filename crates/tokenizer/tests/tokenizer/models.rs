@@ -337,3 +337,21 @@ fn tokenizer_config_supplies_missing_specials() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// "</s>" is HTML's strikethrough end tag in Gemma 3 (a user-defined token) and Qwen 2.5 (a
+/// normal one): it must not end a generation there, unlike in llama.cpp, and Gemma's is matched
+/// as one token like its other HTML tags.
+#[test]
+fn html_strikethrough_end_tag_does_not_end_generation() {
+    let gemma = load(GEMMA3);
+    let end_s = id_of(&gemma, "</s>");
+    assert!(!gemma.specials.is_end_of_turn(end_s));
+    let ids = gemma.encode("<s>old</s> new", false, false).unwrap();
+    assert!(ids.contains(&end_s) && ids.contains(&id_of(&gemma, "<s>")));
+    assert_eq!(gemma.decode(&ids, true).unwrap(), "<s>old</s> new");
+
+    let qwen = load(QWEN);
+    assert!(!qwen.specials.is_end_of_turn(id_of(&qwen, "</s>")));
+    let ids = qwen.encode("<s>old</s> new", false, true).unwrap();
+    assert_eq!(qwen.decode(&ids, true).unwrap(), "<s>old</s> new");
+}
