@@ -5,17 +5,16 @@
 
 use std::path::Path;
 
-use hearth_tokenizer::GgufTokenizer;
 use serde_json::Value;
 
-use crate::test_model;
+use crate::shared_tokenizer;
 
 fn vectors() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llama_cpp_vectors.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn check_model(model: &str) {
+fn check_model(model: &'static str) {
     let vectors = vectors();
     let texts: Vec<&str> = vectors["texts"]
         .as_array()
@@ -25,7 +24,7 @@ fn check_model(model: &str) {
         .collect();
     let rows = vectors["models"][model].as_array().unwrap();
     assert_eq!(rows.len(), texts.len());
-    let tok = GgufTokenizer::load(&test_model(model)).unwrap();
+    let tok = shared_tokenizer(model);
     let mut failures = Vec::new();
     let mut cases = 0;
     for (text, row) in texts.iter().zip(rows) {

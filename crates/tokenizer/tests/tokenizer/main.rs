@@ -5,7 +5,11 @@ mod llama_cpp;
 mod models;
 mod vectors;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use hearth_tokenizer::GgufTokenizer;
 
 /// The folder `scripts/fetch-test-models` fills. Fails loudly when it is missing.
 pub fn test_models_dir() -> PathBuf {
@@ -33,4 +37,17 @@ pub fn test_model(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The tokenizer of a test model, loaded once for all the tests that only read it.
+pub fn shared_tokenizer(name: &'static str) -> &'static GgufTokenizer {
+    static LOADED: OnceLock<Mutex<HashMap<&'static str, &'static GgufTokenizer>>> = OnceLock::new();
+    let mut loaded = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loaded.entry(name).or_insert_with(|| {
+        let tok = GgufTokenizer::load(&test_model(name)).unwrap();
+        Box::leak(Box::new(tok))
+    })
 }

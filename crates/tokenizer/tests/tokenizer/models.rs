@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use hearth_tokenizer::{GgufTokenizer, TokenizerError, VocabKind};
 
-use crate::test_model;
+use crate::{shared_tokenizer, test_model};
 
 const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
@@ -23,8 +23,8 @@ const SAMPLES: &[&str] = &[
     "нещо на Български, Ελληνικά, العربية, हिन्दी, 한국어, 日本語のテキスト",
 ];
 
-fn load(name: &str) -> GgufTokenizer {
-    GgufTokenizer::load(&test_model(name)).unwrap()
+fn load(name: &'static str) -> &'static GgufTokenizer {
+    shared_tokenizer(name)
 }
 
 fn id_of(tok: &GgufTokenizer, text: &str) -> u32 {
@@ -66,11 +66,11 @@ fn smollm2_specials() {
     assert_eq!(s.bos_text.as_deref(), Some("<|im_start|>"));
     assert!(!s.add_bos);
     assert!(!s.add_eos);
-    let im_end = id_of(&tok, "<|im_end|>");
+    let im_end = id_of(tok, "<|im_end|>");
     assert_eq!(s.eos, Some(im_end));
     assert_eq!(s.eos_text.as_deref(), Some("<|im_end|>"));
     assert!(s.is_end_of_turn(im_end));
-    assert!(s.is_end_of_turn(id_of(&tok, "<|endoftext|>")));
+    assert!(s.is_end_of_turn(id_of(tok, "<|endoftext|>")));
     assert!(!s.is_end_of_turn(1));
     // add_bos is false: add_special adds nothing.
     assert_eq!(
@@ -98,38 +98,38 @@ fn smollm2_chat_markers() {
     assert_eq!(ids.iter().filter(|&&i| i == 1).count(), 3);
     assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 2);
     assert_eq!(tok.decode(&ids, false).unwrap(), chat);
-    assert_matches_hf_pipeline(&tok, chat);
+    assert_matches_hf_pipeline(tok, chat);
 }
 
 #[test]
 fn smollm2_round_trips() {
-    assert_round_trips(&load(SMOLLM2), "SmolLM2");
+    assert_round_trips(load(SMOLLM2), "SmolLM2");
 }
 
 #[test]
 fn qwen_specials_and_markers() {
     let tok = load(QWEN);
     assert_eq!(tok.kind(), VocabKind::ByteLevelBpe);
-    let im_end = id_of(&tok, "<|im_end|>");
-    let endoftext = id_of(&tok, "<|endoftext|>");
+    let im_end = id_of(tok, "<|im_end|>");
+    let endoftext = id_of(tok, "<|endoftext|>");
     assert_eq!(tok.specials.eos, Some(im_end));
     assert!(tok.specials.is_end_of_turn(im_end));
     assert!(tok.specials.is_end_of_turn(endoftext));
     assert!(!tok.specials.add_bos);
-    let im_start = id_of(&tok, "<|im_start|>");
+    let im_start = id_of(tok, "<|im_start|>");
     assert!(!tok.specials.is_end_of_turn(im_start));
     let ids = tok.encode("<|im_start|>user", false, true).unwrap();
     assert_eq!(ids[0], im_start);
     assert_eq!(tok.decode(&ids[1..], false).unwrap(), "user");
     assert_matches_hf_pipeline(
-        &tok,
+        tok,
         "<|im_start|>system\n你好<|im_end|>\n<|im_start|>user\nprint(1)<|im_end|>\n",
     );
 }
 
 #[test]
 fn qwen_round_trips() {
-    assert_round_trips(&load(QWEN), "Qwen2.5");
+    assert_round_trips(load(QWEN), "Qwen2.5");
 }
 
 #[test]
@@ -141,28 +141,28 @@ fn gemma3_specials_and_markers() {
     assert_eq!(s.bos_text.as_deref(), Some("<bos>"));
     assert!(s.add_bos);
     assert!(!s.add_eos);
-    let end_of_turn = id_of(&tok, "<end_of_turn>");
+    let end_of_turn = id_of(tok, "<end_of_turn>");
     assert!(s.is_end_of_turn(end_of_turn));
-    assert!(s.is_end_of_turn(id_of(&tok, "<eos>")));
+    assert!(s.is_end_of_turn(id_of(tok, "<eos>")));
     let ids = tok.encode("Hello", true, false).unwrap();
     assert_eq!(ids[0], 2);
     assert_eq!(ids.len(), 2);
     assert_eq!(tok.decode(&ids, true).unwrap(), "Hello");
     assert_eq!(tok.decode(&ids, false).unwrap(), "<bos>Hello");
 
-    let start = id_of(&tok, "<start_of_turn>");
+    let start = id_of(tok, "<start_of_turn>");
     let ids = tok
         .encode("<start_of_turn>user\nHi<end_of_turn>", true, true)
         .unwrap();
     assert_eq!(ids[0], 2);
     assert_eq!(ids[1], start);
     assert_eq!(*ids.last().unwrap(), end_of_turn);
-    assert_matches_hf_pipeline(&tok, "<start_of_turn>user\nWrite  code\n\n<end_of_turn>\n");
+    assert_matches_hf_pipeline(tok, "<start_of_turn>user\nWrite  code\n\n<end_of_turn>\n");
 }
 
 #[test]
 fn gemma3_round_trips() {
-    assert_round_trips(&load(GEMMA3), "Gemma 3");
+    assert_round_trips(load(GEMMA3), "Gemma 3");
 }
 
 /// Loading the 262k-token Gemma 3 vocabulary must stay well under a second on an idle
@@ -266,7 +266,7 @@ fn link_or_copy(from: &Path, to: &Path) {
 #[test]
 fn tokenizer_json_beside_the_model_wins() {
     let gguf = test_model(SMOLLM2);
-    let from_gguf = GgufTokenizer::load(&gguf).unwrap();
+    let from_gguf = load(SMOLLM2);
     // A tokenizer.json that differs from the GGUF vocabulary by one extra special token.
     let mut hf = from_gguf.tokenizer.clone();
     hf.add_special_tokens(&[tokenizers::AddedToken::from("<|hearth|>", true)]);
@@ -301,7 +301,7 @@ fn tokenizer_json_beside_the_model_wins() {
 #[test]
 fn tokenizer_config_supplies_missing_specials() {
     use candle_core::quantized::gguf_file::{self, Value};
-    let from_gguf = GgufTokenizer::load(&test_model(SMOLLM2)).unwrap();
+    let from_gguf = load(SMOLLM2);
     let dir = scratch_dir("config");
     from_gguf
         .tokenizer
@@ -344,14 +344,14 @@ fn tokenizer_config_supplies_missing_specials() {
 #[test]
 fn html_strikethrough_end_tag_does_not_end_generation() {
     let gemma = load(GEMMA3);
-    let end_s = id_of(&gemma, "</s>");
+    let end_s = id_of(gemma, "</s>");
     assert!(!gemma.specials.is_end_of_turn(end_s));
     let ids = gemma.encode("<s>old</s> new", false, false).unwrap();
-    assert!(ids.contains(&end_s) && ids.contains(&id_of(&gemma, "<s>")));
+    assert!(ids.contains(&end_s) && ids.contains(&id_of(gemma, "<s>")));
     assert_eq!(gemma.decode(&ids, true).unwrap(), "<s>old</s> new");
 
     let qwen = load(QWEN);
-    assert!(!qwen.specials.is_end_of_turn(id_of(&qwen, "</s>")));
+    assert!(!qwen.specials.is_end_of_turn(id_of(qwen, "</s>")));
     let ids = qwen.encode("<s>old</s> new", false, true).unwrap();
     assert_eq!(qwen.decode(&ids, true).unwrap(), "<s>old</s> new");
 }
