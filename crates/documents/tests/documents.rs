@@ -266,6 +266,46 @@ fn real_markdown_readme() {
 
 // ---------------------------------------------------------------- chunking
 
+fn model(name: &str) -> hearth_tokenizer::GgufTokenizer {
+    let base = docs_dir().parent().unwrap().to_path_buf();
+    let path = base.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-test-models",
+        path.display()
+    );
+    hearth_tokenizer::GgufTokenizer::load(&path).unwrap()
+}
+
+#[test]
+fn chunks_fit_real_model_tokenizers() {
+    // SmolLM2's byte-level BPE on the real manual, at a typical map-stage budget.
+    let smol = model("smollm2-135m-instruct-q4_1.gguf");
+    let count = |s: &str| smol.token_count(s).unwrap();
+    let doc = extract_file(&real("bashref.pdf"), &Limits::default()).unwrap();
+    let chunks = chunk(&doc, &count, 1024);
+    check_chunks(&doc, &chunks, &count, 1024);
+    let total: usize = chunks.iter().map(|c| c.token_count).sum();
+    let mean = total / chunks.len();
+    eprintln!("bashref.pdf with SmolLM2's tokenizer: {} chunks of at most 1024 tokens, mean {mean}, {total} tokens", chunks.len());
+    assert!(
+        mean > 700,
+        "chunks are well filled: mean {mean} tokens over {} chunks",
+        chunks.len()
+    );
+
+    // Qwen2.5's tokenizer on Chinese text with no spaces, and a tight budget.
+    let qwen = model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let count = |s: &str| qwen.token_count(s).unwrap();
+    let zh = "\u{672C}\u{624B}\u{518C}\u{8BF4}\u{660E}\u{5982}\u{4F55}\u{5B89}\u{88C5}\u{8F6F}\u{4EF6}\u{3002}\u{8BF7}\u{5148}\u{5907}\u{4EFD}\u{6570}\u{636E}\u{FF01}\u{662F}\u{5426}\u{7EE7}\u{7EED}\u{FF1F}";
+    let text = format!("{}\n\n{}", zh.repeat(40), "\u{6570}".repeat(300));
+    let doc = extract_bytes(text.into_bytes(), Some("txt"), &Limits::default()).unwrap();
+    for max in [7, 32, 200] {
+        let chunks = chunk(&doc, &count, max);
+        check_chunks(&doc, &chunks, &count, max);
+    }
+}
+
 #[test]
 fn chunks_never_exceed_a_non_additive_count() {
     // Tokens counted as ceil(bytes / 4): joining pieces can cost more than the pieces did.
