@@ -465,7 +465,7 @@ files = { Q8_0 = "tiny-q8_0.gguf" }
         let e = c.require("tiny-instruct").unwrap();
         assert_eq!(e.available_quants(), vec![Quant::Q8_0]);
         assert_eq!(e.kv_bytes_per_token(), 2 * 30 * 3 * 64 * 4);
-        assert!(matches!(e.acquisition(Quant::Q4KM), None));
+        assert!(e.acquisition(Quant::Q4KM).is_none());
     }
 
     #[test]

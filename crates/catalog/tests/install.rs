@@ -181,9 +181,10 @@ fn pull_quantizes_safetensors_when_no_gguf_is_offered_and_folders_import() {
     let folder = work.path().join("SmolLM2-135M-Instruct");
     export(&gguf, &folder, Layout::SingleF16);
     let mut files = Vec::new();
-    for name in ["model.safetensors"] {
-        files.push(ServedFile::lfs(name, &folder.join(name)));
-    }
+    files.push(ServedFile::lfs(
+        "model.safetensors",
+        &folder.join("model.safetensors"),
+    ));
     for name in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         files.push(ServedFile::small(
             name,

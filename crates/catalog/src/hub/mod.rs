@@ -508,10 +508,7 @@ impl Hub {
                 source,
             })?;
         }
-        let reused = match std::fs::metadata(&blob) {
-            Ok(m) if size.is_none_or(|s| s == m.len()) => true,
-            _ => false,
-        };
+        let reused = std::fs::metadata(&blob).is_ok_and(|m| size.is_none_or(|s| s == m.len()));
         if !reused {
             let expected = transfer::Expected {
                 size,

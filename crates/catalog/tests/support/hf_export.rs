@@ -51,8 +51,11 @@ fn hf_name(gguf: &str) -> String {
     format!("model.layers.{layer}.{m}.{kind}")
 }
 
-/// Tensors of the folder as `(hf name, f32 values, shape)`, in file order.
-pub fn dequantized(gguf: &Path) -> (Content, Vec<(String, Vec<f32>, Vec<usize>)>) {
+/// One tensor: Hugging Face name, f32 values, shape.
+pub type Dequantized = (String, Vec<f32>, Vec<usize>);
+
+/// Tensors of the folder, in name order.
+pub fn dequantized(gguf: &Path) -> (Content, Vec<Dequantized>) {
     let mut file = std::fs::File::open(gguf).unwrap();
     let c = Content::read(&mut file).unwrap();
     assert_eq!(
