@@ -179,7 +179,7 @@ fn atomize<'a>(
 
 /// Splits `text` at the ends that `ends` finds, trimming whitespace around each piece; each
 /// piece comes with the separator its leading gap stands for.
-fn pieces<'a>(text: &'a str, ends: fn(&str) -> Vec<usize>) -> Vec<(Sep, &'a str)> {
+fn pieces(text: &str, ends: fn(&str) -> Vec<usize>) -> Vec<(Sep, &str)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut cuts = ends(text);
