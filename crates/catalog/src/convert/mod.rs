@@ -369,7 +369,9 @@ pub fn quantize_folder(
     planned.sort_by_key(|p| sort_key(&p.spec.name));
     let tied = !planned.iter().any(|p| p.spec.name == "output.weight");
     for p in planned.iter_mut() {
-        let c = recipe::choose(quant, &p.spec.name, &p.spec.dims, params.n_layer, tied);
+        // Layers are written in numeric order: a tensor's position among its kind is its layer.
+        let position = (recipe::layer_of(&p.spec.name).unwrap_or(0), params.n_layer);
+        let c = recipe::choose(quant, &p.spec.name, &p.spec.dims, position, tied);
         p.spec.dtype = c.dtype;
         p.fallback = c.fallback;
     }

@@ -14,7 +14,7 @@ use candle_core::quantized::GgmlDType;
 use crate::quant::Quant;
 
 /// What a tensor is, for the recipe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Category {
     TokenEmbd,
     Output,
@@ -76,7 +76,18 @@ pub struct Choice {
 
 /// Chooses the type of the tensor `name` with dimensions `dims` (`[rows, cols]`).
 /// `tied` says the token embedding is also the output projection.
-pub fn choose(quant: Quant, name: &str, dims: &[usize], n_layer: usize, tied: bool) -> Choice {
+///
+/// `position` is `(i, n)`: the tensor is the i-th of n tensors of its kind (`attn_v`,
+/// `ffn_down`, ...) in the order they are written. llama.cpp counts that way rather than by
+/// layer number, so a file whose tensors are sorted as text (`blk.10` before `blk.2`) gets its
+/// Q6_K layers elsewhere; Hearth writes layers in numeric order, where both agree.
+pub fn choose(
+    quant: Quant,
+    name: &str,
+    dims: &[usize],
+    position: (usize, usize),
+    tied: bool,
+) -> Choice {
     let keep = Choice {
         dtype: GgmlDType::F32,
         fallback: false,
@@ -103,7 +114,7 @@ pub fn choose(quant: Quant, name: &str, dims: &[usize], n_layer: usize, tied: bo
         Quant::Q4KM => GgmlDType::Q4K,
     };
     let mut t = base;
-    let i_layer = layer_of(name).unwrap_or(0);
+    let (i_layer, n_layer) = position;
     let medium = matches!(quant, Quant::Q4KM | Quant::Q5KM);
     match cat {
         Category::Output => t = output_type(base, ncols),
@@ -155,6 +166,10 @@ fn fallback(t: GgmlDType, ncols: usize) -> Choice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn choose(q: Quant, name: &str, dims: &[usize], n: usize, tied: bool) -> Choice {
+        super::choose(q, name, dims, (layer_of(name).unwrap_or(0), n), tied)
+    }
 
     #[test]
     fn q4_k_m_mix_matches_llama_cpp() {
