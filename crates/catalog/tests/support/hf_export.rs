@@ -266,3 +266,180 @@ pub fn export(gguf: &Path, dir: &Path, layout: Layout) -> usize {
     .unwrap();
     count
 }
+
+fn gemma_hf_name(gguf: &str) -> String {
+    match gguf {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        _ => {}
+    }
+    let rest = gguf.strip_prefix("blk.").unwrap();
+    let (layer, part) = rest.split_once('.').unwrap();
+    let (module, kind) = part.rsplit_once('.').unwrap();
+    let m = match module {
+        "attn_norm" => "input_layernorm",
+        "post_attention_norm" => "post_attention_layernorm",
+        "ffn_norm" => "pre_feedforward_layernorm",
+        "post_ffw_norm" => "post_feedforward_layernorm",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        other => panic!("unexpected tensor {other}"),
+    };
+    format!("model.layers.{layer}.{m}.{kind}")
+}
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// SentencePiece `ModelProto` with the given pieces and `add_dummy_prefix`.
+fn sentencepiece_model(
+    tokens: &[String],
+    scores: &[f32],
+    types: &[i32],
+    add_dummy_prefix: bool,
+) -> Vec<u8> {
+    let mut m = Vec::new();
+    for ((t, s), k) in tokens.iter().zip(scores).zip(types) {
+        let mut p = vec![0x0a];
+        varint(t.len() as u64, &mut p);
+        p.extend_from_slice(t.as_bytes());
+        p.push(0x15);
+        p.extend_from_slice(&s.to_le_bytes());
+        p.push(0x18);
+        varint(*k as u64, &mut p);
+        m.push(0x0a);
+        varint(p.len() as u64, &mut m);
+        m.extend(p);
+    }
+    m.extend([0x1a, 0x02, 0x18, add_dummy_prefix as u8]);
+    m
+}
+
+/// A Gemma 3 GGUF as a Hugging Face folder: F16 matrices, F32 norms stored as HF does (without
+/// Gemma's +1), `tokenizer.model` (SentencePiece) and `tokenizer_config.json`.
+pub fn export_gemma3(gguf: &Path, dir: &Path) -> usize {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut file = std::fs::File::open(gguf).unwrap();
+    let c = Content::read(&mut file).unwrap();
+    assert_eq!(s(&c, "general.architecture"), "gemma3");
+    let dev = Device::Cpu;
+    let mut names: Vec<String> = c.tensor_infos.keys().cloned().collect();
+    names.sort();
+    let mut items = Vec::new();
+    for name in &names {
+        let t = c
+            .tensor(&mut file, name, &dev)
+            .unwrap()
+            .dequantize(&dev)
+            .unwrap();
+        let dims = t.dims().to_vec();
+        if dims.len() == 1 {
+            let v: Vec<f32> = t
+                .to_vec1::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(|x| {
+                    if name.ends_with("norm.weight") {
+                        x - 1.0
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            items.push((
+                gemma_hf_name(name),
+                StDtype::F32,
+                dims,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+            ));
+        } else {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            items.push((
+                gemma_hf_name(name),
+                StDtype::F16,
+                dims.clone(),
+                to_f16_bytes(&v, &dims),
+            ));
+        }
+    }
+    write_safetensors(&dir.join("model.safetensors"), &items).unwrap();
+    let config = serde_json::json!({
+        "architectures": ["Gemma3ForCausalLM"],
+        "model_type": "gemma3_text",
+        "hidden_size": u(&c, "gemma3.embedding_length"),
+        "num_hidden_layers": u(&c, "gemma3.block_count"),
+        "intermediate_size": u(&c, "gemma3.feed_forward_length"),
+        "num_attention_heads": u(&c, "gemma3.attention.head_count"),
+        "num_key_value_heads": u(&c, "gemma3.attention.head_count_kv"),
+        "head_dim": u(&c, "gemma3.attention.key_length"),
+        "max_position_embeddings": u(&c, "gemma3.context_length"),
+        "rms_norm_eps": f(&c, "gemma3.attention.layer_norm_rms_epsilon"),
+        "rope_theta": f(&c, "gemma3.rope.freq_base"),
+        "rope_local_base_freq": 10000.0,
+        "sliding_window": u(&c, "gemma3.attention.sliding_window"),
+        "vocab_size": c.metadata["tokenizer.ggml.tokens"].to_vec().unwrap().len(),
+        "bos_token_id": u(&c, "tokenizer.ggml.bos_token_id"),
+        "eos_token_id": u(&c, "tokenizer.ggml.eos_token_id"),
+        "torch_dtype": "bfloat16"
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let tokens: Vec<String> = c.metadata["tokenizer.ggml.tokens"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string().unwrap().clone())
+        .collect();
+    let scores: Vec<f32> = c.metadata["tokenizer.ggml.scores"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_f32().unwrap())
+        .collect();
+    let types: Vec<i32> = c.metadata["tokenizer.ggml.token_type"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_i32().unwrap())
+        .collect();
+    assert_eq!(s(&c, "tokenizer.ggml.model"), "llama");
+    std::fs::write(
+        dir.join("tokenizer.model"),
+        sentencepiece_model(&tokens, &scores, &types, false),
+    )
+    .unwrap();
+    let tc = serde_json::json!({
+        "add_bos_token": c.metadata["tokenizer.ggml.add_bos_token"].to_bool().unwrap(),
+        "add_eos_token": false,
+        "bos_token": tokens[u(&c, "tokenizer.ggml.bos_token_id") as usize],
+        "eos_token": tokens[u(&c, "tokenizer.ggml.eos_token_id") as usize],
+        "unk_token": tokens[u(&c, "tokenizer.ggml.unknown_token_id") as usize],
+        "pad_token": tokens[u(&c, "tokenizer.ggml.padding_token_id") as usize],
+        "tokenizer_class": "GemmaTokenizer"
+    });
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_vec_pretty(&tc).unwrap(),
+    )
+    .unwrap();
+    names.len()
+}
