@@ -9,6 +9,9 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device};
 use hearth_catalog::convert::safetensors::{write_safetensors, StDtype};
 
+/// Qwen2's pre-tokenizer split, as in its tokenizer.json.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 fn s(c: &Content, k: &str) -> String {
     c.metadata[k].to_string().unwrap().clone()
 }
@@ -58,13 +61,13 @@ pub type Dequantized = (String, Vec<f32>, Vec<usize>);
 pub fn dequantized(gguf: &Path) -> (Content, Vec<Dequantized>) {
     let mut file = std::fs::File::open(gguf).unwrap();
     let c = Content::read(&mut file).unwrap();
-    assert_eq!(
-        s(&c, "general.architecture"),
-        "llama",
-        "the exporter handles Llama-architecture files"
+    let arch = s(&c, "general.architecture");
+    assert!(
+        arch == "llama" || arch == "qwen2",
+        "the exporter handles Llama and Qwen2 files"
     );
-    let n_head = u(&c, "llama.attention.head_count") as usize;
-    let n_kv = u(&c, "llama.attention.head_count_kv") as usize;
+    let n_head = u(&c, &format!("{arch}.attention.head_count")) as usize;
+    let n_kv = u(&c, &format!("{arch}.attention.head_count_kv")) as usize;
     let mut names: Vec<String> = c.tensor_infos.keys().cloned().collect();
     names.sort();
     let dev = Device::Cpu;
@@ -73,8 +76,10 @@ pub fn dequantized(gguf: &Path) -> (Content, Vec<Dequantized>) {
         let q = c.tensor(&mut file, &name, &dev).unwrap();
         let mut t = q.dequantize(&dev).unwrap();
         let dims = t.dims().to_vec();
-        // Undo llama.cpp's rotary permutation: the folder holds Hugging Face's layout.
-        let heads = if name.ends_with("attn_q.weight") {
+        // Undo llama.cpp's rotary permutation (Llama only): the folder holds Hugging Face's layout.
+        let heads = if arch != "llama" {
+            None
+        } else if name.ends_with("attn_q.weight") {
             Some(n_head)
         } else if name.ends_with("attn_k.weight") {
             Some(n_kv)
@@ -135,8 +140,13 @@ pub fn export(gguf: &Path, dir: &Path, layout: Layout) -> usize {
             let items: Vec<_> = tensors
                 .into_iter()
                 .map(|(n, v, shape)| {
-                    let b = to_f16_bytes(&v, &shape);
-                    (n, StDtype::F16, shape, b)
+                    if shape.len() == 1 {
+                        let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                        (n, StDtype::F32, shape, b)
+                    } else {
+                        let b = to_f16_bytes(&v, &shape);
+                        (n, StDtype::F16, shape, b)
+                    }
                 })
                 .collect();
             write_safetensors(&dir.join("model.safetensors"), &items).unwrap();
@@ -181,17 +191,19 @@ pub fn export(gguf: &Path, dir: &Path, layout: Layout) -> usize {
         .iter()
         .map(|t| t.to_string().unwrap().clone())
         .collect();
+    let arch = s(&c, "general.architecture");
+    let a = |k: &str| format!("{arch}.{k}");
     let config = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": u(&c, "llama.embedding_length"),
-        "num_hidden_layers": u(&c, "llama.block_count"),
-        "intermediate_size": u(&c, "llama.feed_forward_length"),
-        "num_attention_heads": u(&c, "llama.attention.head_count"),
-        "num_key_value_heads": u(&c, "llama.attention.head_count_kv"),
-        "max_position_embeddings": u(&c, "llama.context_length"),
-        "rms_norm_eps": f(&c, "llama.attention.layer_norm_rms_epsilon"),
-        "rope_theta": f(&c, "llama.rope.freq_base"),
+        "architectures": [if arch == "llama" { "LlamaForCausalLM" } else { "Qwen2ForCausalLM" }],
+        "model_type": arch,
+        "hidden_size": u(&c, &a("embedding_length")),
+        "num_hidden_layers": u(&c, &a("block_count")),
+        "intermediate_size": u(&c, &a("feed_forward_length")),
+        "num_attention_heads": u(&c, &a("attention.head_count")),
+        "num_key_value_heads": u(&c, &a("attention.head_count_kv")),
+        "max_position_embeddings": u(&c, &a("context_length")),
+        "rms_norm_eps": f(&c, &a("attention.layer_norm_rms_epsilon")),
+        "rope_theta": f(&c, &a("rope.freq_base")),
         "tie_word_embeddings": tied,
         "vocab_size": tokens.len(),
         "bos_token_id": u(&c, "tokenizer.ggml.bos_token_id"),
@@ -205,11 +217,15 @@ pub fn export(gguf: &Path, dir: &Path, layout: Layout) -> usize {
     .unwrap();
 
     assert_eq!(s(&c, "tokenizer.ggml.model"), "gpt2");
-    assert_eq!(
-        s(&c, "tokenizer.ggml.pre"),
-        "smollm",
-        "the exporter writes SmolLM2's pre-tokenizer"
-    );
+    let pre_tokenizer = match s(&c, "tokenizer.ggml.pre").as_str() {
+        "smollm" => serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]}),
+        "qwen2" => serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]}),
+        other => panic!("the exporter has no pre-tokenizer for `{other}`"),
+    };
     let types: Vec<i32> = c.metadata["tokenizer.ggml.token_type"]
         .to_vec()
         .unwrap()
@@ -225,21 +241,23 @@ pub fn export(gguf: &Path, dir: &Path, layout: Layout) -> usize {
     let mut vocab = serde_json::Map::new();
     let mut added = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
-        vocab.insert(t.clone(), serde_json::json!(i));
-        if types[i] == 3 {
-            added.push(
-                serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                "rstrip": false, "normalized": false, "special": true}),
-            );
+        match types[i] {
+            // Unused slots: the converter names them [PADn] itself.
+            5 => {}
+            3 | 4 => added.push(
+                serde_json::json!({"id": i, "content": t, "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": types[i] == 3}),
+            ),
+            _ => {
+                vocab.insert(t.clone(), serde_json::json!(i));
+            }
         }
     }
     let tokenizer = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null,
         "added_tokens": added,
         "normalizer": null,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true},
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]},
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
@@ -253,10 +271,12 @@ pub fn export(gguf: &Path, dir: &Path, layout: Layout) -> usize {
     .unwrap();
     let tc = serde_json::json!({
         "add_bos_token": c.metadata.get("tokenizer.ggml.add_bos_token").map(|b| b.to_bool().unwrap()).unwrap_or(false),
-        "bos_token": tokens[u(&c, "tokenizer.ggml.bos_token_id") as usize],
+        // Qwen's tokenizer_config has no BOS token; its config.json names one.
+        "bos_token": if arch == "qwen2" { serde_json::Value::Null } else { tokens[u(&c, "tokenizer.ggml.bos_token_id") as usize].clone().into() },
+        "pad_token": c.metadata.get("tokenizer.ggml.padding_token_id").map(|_| tokens[u(&c, "tokenizer.ggml.padding_token_id") as usize].clone()),
         "eos_token": tokens[u(&c, "tokenizer.ggml.eos_token_id") as usize],
         "chat_template": s(&c, "tokenizer.chat_template"),
-        "model_max_length": u(&c, "llama.context_length"),
+        "model_max_length": u(&c, &a("context_length")),
         "tokenizer_class": "GPT2Tokenizer"
     });
     std::fs::write(
