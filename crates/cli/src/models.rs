@@ -342,8 +342,14 @@ fn list(env: &Env, context: u64, all: bool, measure: bool) -> Result<()> {
     Ok(())
 }
 
+/// Set by Ctrl-C: downloads stop (keeping the partial file to resume) and quantization removes
+/// its partial output.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
 pub fn run(cmd: ModelsCommand) -> Result<()> {
-    let cancel = AtomicBool::new(false);
+    // Another part of the program may own the handler already; then Ctrl-C keeps its default.
+    let _ = ctrlc::set_handler(|| CANCEL.store(true, std::sync::atomic::Ordering::SeqCst));
+    let cancel = &CANCEL;
     match cmd {
         ModelsCommand::Models {
             hub,
@@ -373,8 +379,9 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                     PullEvent::Download(p) => line.download(p),
                     PullEvent::Quantize(p) => line.quantize(p),
                 },
-                &cancel,
+                cancel,
             )
+            .inspect_err(|_| eprintln!())
             .with_context(|| format!("pulling {id} at {quant}"))?;
             println!("installed {} ({}) at {}", m.id, mb(m.size_bytes), m.path);
             Ok(())
@@ -386,8 +393,9 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                 &output,
                 quant,
                 &mut |p| line.quantize(p),
-                &cancel,
+                cancel,
             )
+            .inspect_err(|_| eprintln!())
             .with_context(|| format!("quantizing {}", dir.display()))?;
             let types: Vec<String> = r.types.iter().map(|(t, n)| format!("{n} {t}")).collect();
             println!(
@@ -419,7 +427,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                     id.as_deref(),
                     &env.store,
                     &mut |p| line.quantize(p),
-                    &cancel,
+                    cancel,
                 )?
             } else {
                 let mode = if link {
