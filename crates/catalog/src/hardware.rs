@@ -206,7 +206,8 @@ pub fn measure_bandwidth(threads: usize, total_memory: u64) -> Bandwidth {
     }
     let moved = 2.0 * (per * threads) as f64;
     Bandwidth {
-        bytes_per_second: moved / best.max(1e-9),
+        // Whole bytes: the value survives the JSON cache exactly.
+        bytes_per_second: (moved / best.max(1e-9)).round(),
         threads,
         measured_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
