@@ -10,6 +10,7 @@ pub mod chat;
 pub mod error;
 pub mod models;
 pub mod settings;
+pub mod translate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub use chat::{ChatEvent, ChatSink, ReplyStats, SendRequest, StartedJob};
 pub use error::{AppError, Result};
 pub use models::InstalledModel;
 pub use settings::{SamplingSettings, Settings, DEFAULT_SYSTEM_PROMPT};
+pub use translate::{TranslateEvent, TranslateRequest, TranslateSink, TranslationStarted};
 
 /// Title of a conversation until its first message names it.
 pub const NEW_CONVERSATION_TITLE: &str = "New chat";
