@@ -9,7 +9,7 @@ import { toAppError } from '../backend/types';
 import { ChatView } from '../chat/ChatView';
 import { HelpOverlay } from '../help/HelpOverlay';
 import { Icon, type IconName } from '../icons';
-import { I18nContext, i18nFor, useI18n, type Messages } from '../i18n';
+import { I18nContext, i18nFor, useI18n, type Messages, type MessageKey, type Vars } from '../i18n';
 import { ModelsView } from '../models/ModelsView';
 import { SettingsView } from '../settings/SettingsView';
 import { actionFor } from '../shortcuts';
@@ -39,7 +39,7 @@ export function App({ backend, messages }: Props) {
   const [helpOpen, setHelpOpen] = useState(false);
   const [dragging, setDragging] = useState(false);
   const [errors, setErrors] = useState<{ id: number; error: AppError }[]>([]);
-  const [toasts, setToasts] = useState<{ id: number; text: string }[]>([]);
+  const [toasts, setToasts] = useState<{ id: number; key: MessageKey; vars?: Vars }[]>([]);
   const [live, setLive] = useState<{ id: number; text: string; quoted: boolean }[]>([]);
   const chatActions = useRef<ChatActions | null>(null);
   const viewRef = useRef(view);
@@ -88,9 +88,9 @@ export function App({ backend, messages }: Props) {
   }, []);
 
   const toast = useCallback(
-    (text: string) => {
+    (key: MessageKey, vars?: Vars) => {
       const id = ++bannerSeq;
-      setToasts((list) => [...list.slice(-2), { id, text }]);
+      setToasts((list) => [...list.slice(-2), { id, key, vars }]);
       setTimeout(() => setToasts((list) => list.filter((x) => x.id !== id)), 4000);
     },
     [],
@@ -129,7 +129,7 @@ export function App({ backend, messages }: Props) {
       try {
         const model = await backend.importModel(path.trim());
         await refreshModels();
-        toast(t('models.imported', { name: model.name }));
+        toast('models.imported', { name: model.name });
         announce(t('announce.imported', { name: model.name }));
         return model;
       } catch (e) {
@@ -329,9 +329,9 @@ export function App({ backend, messages }: Props) {
                 </button>
               </div>
             ))}
-            {toasts.map(({ id, text }) => (
+            {toasts.map(({ id, key, vars }) => (
               <div class="banner banner-ok" role="status" key={id}>
-                <span class="banner-text">{text}</span>
+                <span class="banner-text">{t(key, vars)}</span>
               </div>
             ))}
           </div>

@@ -5,6 +5,7 @@
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 import type { AppError, AppInfo, Backend, InstalledModel, Settings } from '../backend/types';
+import type { MessageKey, Vars } from '../i18n';
 
 export type View = 'chat' | 'models' | 'settings';
 
@@ -32,8 +33,8 @@ export interface AppContextValue {
   announce(text: string, quoted?: boolean): void;
   /** Shows an error banner. */
   report(error: AppError): void;
-  /** Shows a short confirmation. */
-  toast(text: string): void;
+  /** Shows a short confirmation (a catalog key, so it follows a language change). */
+  toast(key: MessageKey, vars?: Vars): void;
   chatActions: { current: ChatActions | null };
 }
 

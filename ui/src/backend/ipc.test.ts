@@ -37,6 +37,7 @@ describe('ipc', () => {
     await b.updateSettings({} as never);
     await b.presets();
     await b.setPresets([{ name: 'a', prompt: 'b' }]);
+    await b.catalog();
     await b.pickFile('model', 'Pick');
     await b.setDataFolder(null);
     await b.openLink('https://example.org');
@@ -62,6 +63,7 @@ describe('ipc', () => {
       settings_update: ['settings'],
       presets_get: [],
       presets_set: ['presets'],
+      catalog_list: [],
       file_pick: ['kind', 'title'],
       data_folder_set: ['path'],
       link_open: ['url'],

@@ -8,6 +8,7 @@ import { getCurrentWebview } from '@tauri-apps/api/webview';
 import type {
   AppInfo,
   Backend,
+  CatalogItem,
   ChatEvent,
   ConversationSummary,
   InstalledModel,
@@ -40,6 +41,7 @@ export const COMMANDS = [
   'settings_update',
   'presets_get',
   'presets_set',
+  'catalog_list',
   'file_pick',
   'data_folder_set',
   'link_open',
@@ -82,6 +84,7 @@ export const tauriBackend: Backend = {
   updateSettings: (settings) => call<Settings>('settings_update', { settings }),
   presets: () => call<Preset[]>('presets_get'),
   setPresets: (presets) => call('presets_set', { presets }),
+  catalog: () => call<CatalogItem[]>('catalog_list'),
   pickFile: (kind, title) => call<string | null>('file_pick', { kind, title }),
   setDataFolder: (path) => call('data_folder_set', { path }),
   openLink: (url) => call('link_open', { url }),

@@ -8,6 +8,7 @@ import type {
   AppError,
   AppInfo,
   Backend,
+  CatalogItem,
   ChatEvent,
   ConversationSummary,
   FileDropEvent,
@@ -31,6 +32,7 @@ export interface MockOptions {
   models?: InstalledModel[];
   settings?: Partial<Settings>;
   info?: Partial<AppInfo>;
+  catalog?: CatalogItem[];
   /** Paths `pickFile` returns, in order (null: the user cancelled). */
   picks?: (string | null)[];
 }
@@ -44,6 +46,35 @@ interface StoredConversation extends ConversationSummary {
 }
 
 const MOCK_NEW_TITLE = NEW_CONVERSATION_TITLE;
+
+export const SAMPLE_CATALOG: CatalogItem[] = [
+  {
+    id: 'qwen2.5-0.5b-instruct',
+    name: 'Qwen2.5 0.5B Instruct',
+    architecture: 'qwen2',
+    parameters: 494_032_768,
+    contextLength: 32768,
+    license: 'Apache-2.0',
+    languages: ['en', 'zh', 'fr'],
+    strengths: ['multilingual', 'fast'],
+    description: 'A small multilingual model.',
+    recommendedQuant: 'Q4_K_M',
+    estimatedBytes: 300_000_000,
+  },
+  {
+    id: 'smollm2-135m-instruct',
+    name: 'SmolLM2 135M Instruct',
+    architecture: 'llama',
+    parameters: 134_515_008,
+    contextLength: 8192,
+    license: 'Apache-2.0',
+    languages: ['en'],
+    strengths: ['very fast on any computer'],
+    description: "Hugging Face's smallest instruction-tuned model.",
+    recommendedQuant: 'Q8_0',
+    estimatedBytes: 142_922_196,
+  },
+];
 
 export function defaultSettings(): Settings {
   return {
@@ -400,6 +431,10 @@ export function createMockBackend(options: MockOptions = {}): MockBackend {
       record('setPresets', [next]);
       presets = next.map((p) => ({ ...p }));
       return later(undefined);
+    },
+    async catalog() {
+      record('catalog', []);
+      return later(options.catalog ?? SAMPLE_CATALOG);
     },
     async pickFile(kind, title) {
       record('pickFile', [kind, title]);

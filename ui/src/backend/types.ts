@@ -128,6 +128,22 @@ export type ChatEvent =
   | { type: 'done'; jobId: number; status: 'done' | 'cancelled'; stats: ReplyStats }
   | { type: 'failed'; jobId: number; error: AppError };
 
+/** One model of the curated catalog. */
+export interface CatalogItem {
+  id: string;
+  name: string;
+  architecture: string;
+  parameters: number;
+  contextLength: number;
+  license: string;
+  /** ISO 639-1 codes. */
+  languages: string[];
+  strengths: string[];
+  description: string;
+  recommendedQuant: string;
+  estimatedBytes: number;
+}
+
 export interface Preset {
   name: string;
   prompt: string;
@@ -160,6 +176,8 @@ export interface Backend {
   updateSettings(settings: Settings): Promise<Settings>;
   presets(): Promise<Preset[]>;
   setPresets(presets: Preset[]): Promise<void>;
+  /** The curated catalog of models. */
+  catalog(): Promise<CatalogItem[]>;
   /** The system picker; null when the user cancels. */
   pickFile(kind: PickKind, title: string): Promise<string | null>;
   /** The data folder for the next start (null: the default). */

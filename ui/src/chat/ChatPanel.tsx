@@ -35,10 +35,10 @@ export function ChatPanel({ id }: { id: string }) {
 
   const savePrompt = async (value: string) => {
     if (value === settings.systemPrompt) return;
-    if (await saveSettings({ ...settings, systemPrompt: value })) toast(t('panel.saved'));
+    if (await saveSettings({ ...settings, systemPrompt: value })) toast('panel.saved');
   };
   const saveSampling = async (sampling: SamplingSettings) => {
-    if (await saveSettings({ ...settings, sampling })) toast(t('panel.saved'));
+    if (await saveSettings({ ...settings, sampling })) toast('panel.saved');
   };
   const storePresets = async (next: Preset[]) => {
     try {

@@ -92,23 +92,33 @@ export function ChatView() {
       />
       <div class="chat-main">
         <header class="chat-header">
-          <h1 class="chat-title" data-user>
-            {current ? shownTitle(current, t) : t('chat.newChat')}
-          </h1>
-          {defaultModel && (
-            <span class="chat-model" data-user>
-              {t('chat.model', { name: defaultModel.name })}
-            </span>
-          )}
-          {chat.context && chat.context.total > 0 && (
-            <label class="context-meter">
-              <span class="field-label">{t('chat.contextLabel')}</span>
-              <meter min={0} max={chat.context.total} value={chat.context.used} high={chat.context.total * 0.8} optimum={0} />
-              <span class="context-numbers">
-                {t('chat.contextUsage', { used: chat.context.used, total: chat.context.total })}
-              </span>
-            </label>
-          )}
+          <div class="chat-heading">
+            <h1 class="chat-title" data-user>
+              {current ? shownTitle(current, t) : t('chat.newChat')}
+            </h1>
+            <div class="chat-meta">
+              {defaultModel && (
+                <span class="chat-model" data-user>
+                  {t('chat.model', { name: defaultModel.name })}
+                </span>
+              )}
+              {chat.context && chat.context.total > 0 && (
+                <label class="context-meter">
+                  <span>{t('chat.contextLabel')}</span>
+                  <meter
+                    min={0}
+                    max={chat.context.total}
+                    value={chat.context.used}
+                    high={chat.context.total * 0.8}
+                    optimum={0}
+                  />
+                  <span class="context-numbers">
+                    {t('chat.contextUsage', { used: chat.context.used, total: chat.context.total })}
+                  </span>
+                </label>
+              )}
+            </div>
+          </div>
           <button
             type="button"
             class={panelOpen ? 'button-quiet toggled' : 'button-quiet'}

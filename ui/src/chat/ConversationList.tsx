@@ -214,7 +214,7 @@ function SearchResults({ hits, onOpen }: { hits: SearchHit[]; onOpen(id: number,
   return (
     <div class="search-results">
       <p class="result-count" role="status">
-        {t('chat.resultCount', { count: hits.length })}
+        {hits.length === 1 ? t('chat.resultOne') : t('chat.resultCount', { count: hits.length })}
       </p>
       <ul class="conversations">
         {hits.map((h) => (

@@ -28,6 +28,7 @@ export const en = {
   'chat.clearSearch': 'Clear search',
   'chat.noConversations': 'No conversations yet.',
   'chat.noResults': 'Nothing found.',
+  'chat.resultOne': '1 result',
   'chat.resultCount': '{count} results',
   'chat.actionsFor': 'Actions for {title}',
   'chat.rename': 'Rename',
@@ -116,8 +117,14 @@ export const en = {
   'models.file': 'File',
   'models.unknown': 'unknown',
   'models.catalogTitle': 'Model catalog',
+  'models.catalogHint': 'Models Hearth knows how to run. You can read about them here.',
   'models.catalogPending':
-    'Browsing and downloading models from the catalog comes in a later version. Until then, import a GGUF file you already have.',
+    'Downloading from the catalog comes in a later version. Until then, import a GGUF file you already have.',
+  'catalog.parameters': '{count} parameters',
+  'catalog.context': '{count}-token context',
+  'catalog.size': 'about {size} at {quant}',
+  'catalog.languages': 'Languages: {list}',
+  'catalog.license': 'License: {license}',
   'models.dropHere': 'Drop a .gguf file to import it',
   'models.notGguf': '{name} is not a .gguf file.',
 

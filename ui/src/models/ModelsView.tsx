@@ -9,23 +9,9 @@ import type { InstalledModel } from '../backend/types';
 import { toAppError } from '../backend/types';
 import { Icon } from '../icons';
 import { useI18n } from '../i18n';
+import { CatalogList } from './CatalogList';
+import { formatBytes } from './format';
 import { ImportForm } from './ImportForm';
-
-/** A size in the language's own units (Intl formats both the number and the unit). */
-export function formatBytes(bytes: number, locale: string): string {
-  const units = ['byte', 'kilobyte', 'megabyte', 'gigabyte', 'terabyte'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return new Intl.NumberFormat(locale, {
-    style: 'unit',
-    unit: units[u],
-    maximumFractionDigits: v < 10 ? 1 : 0,
-  }).format(v);
-}
 
 export function ModelsView() {
   const { t } = useI18n();
@@ -50,10 +36,7 @@ export function ModelsView() {
           </ul>
         )}
       </section>
-      <section class="card catalog-pending" aria-labelledby="catalog-title" data-testid="catalog-placeholder">
-        <h2 id="catalog-title">{t('models.catalogTitle')}</h2>
-        <p class="field-hint">{t('models.catalogPending')}</p>
-      </section>
+      <CatalogList />
     </div>
   );
 }

@@ -57,6 +57,21 @@ describe('first run and models', () => {
     fireEvent.click(within(smol).getByRole('button', { name: 'Yes' }));
     await waitFor(() => expect(document.querySelector('[data-model-id="smollm2-135m-instruct-q4_1"]')).toBeNull());
     expect((await backend.models()).map((m) => m.id)).toEqual(['qwen']);
-    expect(screen.getByTestId('catalog-placeholder').textContent).toContain('Model catalog');
+  });
+
+  it('lists the catalog and says downloads come later', async () => {
+    await renderApp();
+    fireEvent.click(screen.getByRole('button', { name: 'Models' }));
+    const qwen = await waitFor(() => {
+      const el = document.querySelector<HTMLElement>('[data-catalog-id="qwen2.5-0.5b-instruct"]');
+      if (!el) throw new Error('not yet');
+      return el;
+    });
+    expect(qwen.textContent).toContain('Qwen2.5 0.5B Instruct');
+    expect(qwen.textContent).toContain('494M parameters');
+    expect(qwen.textContent).toContain('about 300 MB at Q4_K_M');
+    expect(qwen.textContent).toContain('32,768-token context');
+    expect(qwen.textContent).toContain('Languages: English, Chinese, French');
+    expect(screen.getByTestId('catalog-pending').textContent).toContain('later version');
   });
 });

@@ -22,7 +22,7 @@ export function SettingsView() {
   useEffect(() => setEndpoint(settings.downloadEndpoint ?? ''), [settings.downloadEndpoint]);
 
   const save = async (patch: Partial<typeof settings>) => {
-    if (await saveSettings({ ...settings, ...patch })) toast(t('settings.saved'));
+    if (await saveSettings({ ...settings, ...patch })) toast('settings.saved');
   };
   const chooseFolder = async () => {
     try {
@@ -30,7 +30,7 @@ export function SettingsView() {
       if (!picked) return;
       await backend.setDataFolder(picked);
       setNextDir(picked);
-      toast(t('settings.saved'));
+      toast('settings.saved');
     } catch (e) {
       report(toAppError(e));
     }
@@ -39,7 +39,7 @@ export function SettingsView() {
     try {
       await backend.setDataFolder(null);
       setNextDir(null);
-      toast(t('settings.saved'));
+      toast('settings.saved');
     } catch (e) {
       report(toAppError(e));
     }

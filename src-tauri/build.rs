@@ -1,0 +1,34 @@
+//! Generates an `allow-<command>` permission for each command the app defines; a command missing
+//! here cannot be called from the UI at all (Tauri refuses it).
+
+const COMMANDS: &[&str] = &[
+    "app_info",
+    "conversations_list",
+    "conversation_create",
+    "conversation_rename",
+    "conversation_delete",
+    "conversation_thread",
+    "branch_select",
+    "messages_search",
+    "chat_send",
+    "chat_regenerate",
+    "chat_cancel",
+    "models_list",
+    "model_import",
+    "model_remove",
+    "model_set_default",
+    "settings_get",
+    "settings_update",
+    "presets_get",
+    "presets_set",
+    "catalog_list",
+    "file_pick",
+    "data_folder_set",
+    "link_open",
+];
+
+fn main() {
+    let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
+        .expect("tauri-build failed (see the message above)");
+}

@@ -1,0 +1,105 @@
+// Starts the desktop app under WebDriver for the end-to-end tests: tauri-driver (which runs
+// WebKitWebDriver, which starts the app) and a webdriverio session on it. The app binary is
+// $HEARTH_APP_BIN (default: the release build in $CARGO_TARGET_DIR or target-app). Each run
+// gets fresh data and config folders, so nothing from the user's own Hearth is touched.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { remote } from 'webdriverio';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function appBinary() {
+  if (process.env.HEARTH_APP_BIN) return process.env.HEARTH_APP_BIN;
+  const target = process.env.CARGO_TARGET_DIR_APP ?? join(root, 'target-app');
+  return join(target, 'release', 'hearth-desktop');
+}
+
+export function testModel() {
+  const dir = process.env.HEARTH_TEST_MODELS ?? join(homedir(), '.cache', 'hearth', 'test-models');
+  const file = join(dir, 'smollm2-135m-instruct-q4_1.gguf');
+  if (!existsSync(file)) {
+    throw new Error(`The SmolLM2 test model is missing (${file}): run scripts/fetch-test-models first.`);
+  }
+  return file;
+}
+
+function findTauriDriver() {
+  const candidates = [process.env.TAURI_DRIVER, join(homedir(), '.cargo', 'bin', 'tauri-driver')].filter(Boolean);
+  for (const c of candidates) if (existsSync(c)) return c;
+  const which = spawnSync('sh', ['-c', 'command -v tauri-driver'], { encoding: 'utf8' });
+  if (which.status === 0) return which.stdout.trim();
+  throw new Error('tauri-driver is not installed: run `cargo install tauri-driver --version 2.1.0 --locked`.');
+}
+
+function waitForPort(port, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.end();
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > until) reject(new Error(`nothing listens on port ${port}`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+/** Fresh folders for one run: the app's data, its config (window state), and screenshots. */
+export function freshHome() {
+  const base = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
+  const dirs = { base, data: join(base, 'data'), config: join(base, 'config'), xdgData: join(base, 'xdg-data') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  return dirs;
+}
+
+export function appEnv(home) {
+  return {
+    ...process.env,
+    HEARTH_DATA_DIR: home.data,
+    XDG_CONFIG_HOME: home.config,
+    XDG_DATA_HOME: home.xdgData,
+  };
+}
+
+/** tauri-driver with the app's environment; stop it with stopDriver (SIGTERM, never SIGKILL). */
+export async function startDriver(home, port = 4444) {
+  const driver = spawn(findTauriDriver(), ['--port', String(port)], {
+    env: appEnv(home),
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise((resolve) => driver.once('exit', resolve));
+  driver.exited = exited;
+  await waitForPort(port, 15_000);
+  return driver;
+}
+
+export async function stopDriver(driver) {
+  if (!driver || driver.exitCode !== null) return;
+  driver.kill('SIGTERM');
+  await Promise.race([driver.exited, new Promise((r) => setTimeout(r, 5000))]);
+}
+
+/** A WebDriver session: starts the app and waits for its first screen. */
+export async function openApp(port = 4444) {
+  const binary = appBinary();
+  if (!existsSync(binary)) throw new Error(`The app is not built: ${binary} is missing (run scripts/test-app).`);
+  const browser = await remote({
+    hostname: '127.0.0.1',
+    port,
+    logLevel: 'warn',
+    connectionRetryCount: 0,
+    capabilities: { 'tauri:options': { application: binary } },
+  });
+  await browser.$('.app, .fatal').waitForExist({ timeout: 30_000 });
+  return browser;
+}
