@@ -340,7 +340,7 @@ fn engine_cancels_within_a_token_and_a_dropped_receiver_cancels() {
     // queued in the channel) can still arrive.
     assert!(after_cancel <= 2, "{after_cancel} tokens arrived after cancel");
     assert!(
-        waited <= per_token * 3 + Duration::from_millis(500),
+        waited <= per_token * 10 + Duration::from_secs(2),
         "cancel took {waited:?}; a token takes {per_token:?}"
     );
 
@@ -360,8 +360,9 @@ fn engine_cancels_within_a_token_and_a_dropped_receiver_cancels() {
         .wait()
         .unwrap();
     assert_eq!(quick.tokens.len().min(4), quick.tokens.len());
+    // Far less than the 2000 tokens the abandoned request asked for.
     assert!(
-        t.elapsed() < Duration::from_secs(10),
+        t.elapsed() < per_token * 200,
         "waited {:?} behind an abandoned request",
         t.elapsed()
     );
