@@ -219,6 +219,31 @@ def ref_worker_parity(spec: dict) -> dict:
     return out
 
 
+def ref_worker_margins(spec: dict) -> dict:
+    """At each point where the engines part, llama.cpp's logits for both engines' choices."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    llm = _ref_open(spec["model"], spec["threads"], 512, spec["flash_attn"])
+    n_vocab = llm.n_vocab()
+    out = []
+    for case in spec["cases"]:
+        llm.reset()
+        llm.eval(case["context"])
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,)).copy()
+        ours, ref = case["ours"], case["ref"]
+        out.append({
+            "ref_logit_of_ref_token": float(logits[ref]) if 0 <= ref < n_vocab else None,
+            "ref_logit_of_our_token": float(logits[ours]) if 0 <= ours < n_vocab else None,
+            "rank_of_our_token": int((logits > logits[ours]).sum()) if 0 <= ours < n_vocab else None,
+        })
+    llm.close()
+    return {"margins": out}
+
+
 def worker_main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     kind = spec["kind"]
@@ -226,6 +251,8 @@ def worker_main(argv: list[str]) -> int:
         result = ref_worker_bench(spec)
     elif kind == "parity":
         result = ref_worker_parity(spec)
+    elif kind == "margins":
+        result = ref_worker_margins(spec)
     else:
         raise SystemExit(f"unknown worker kind {kind!r}")
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -290,6 +317,9 @@ class Reference:
 
     def parity(self, model: str, threads: int, prompts: list[str], max_tokens: int) -> dict:
         return self._run({"kind": "parity", "model": model, "threads": threads, "prompts": prompts, "max_tokens": max_tokens})
+
+    def margins(self, model: str, threads: int, cases: list[dict]) -> list[dict]:
+        return self._run({"kind": "margins", "model": model, "threads": threads, "cases": cases})["margins"]
 
     def version(self) -> str:
         proc = subprocess.run(
@@ -374,6 +404,25 @@ def compare_parity(ours: dict, ref: dict) -> dict:
         "identical": sum(r["identical"] for r in rows),
         "rows": rows,
     }
+
+
+def add_margins(ref: Reference, model: str, threads: int, parity: dict) -> None:
+    """For each generation where both engines saw the same prompt and chose different tokens at
+    `first_diff`, records how far apart llama.cpp's logits for the two choices were: a gap of a
+    few hundredths is a near-tie that summation order can flip; a large gap points at a bug."""
+    cases, rows = [], []
+    for r in parity["rows"]:
+        d = r["first_diff"]
+        if r["prompt_tokens_equal"] and d is not None and d < min(r["ours_len"], r["ref_len"]):
+            cases.append({"context": r["ref_prompt_tokens"] + r["ref_tokens"][:d],
+                          "ours": r["ours_tokens"][d], "ref": r["ref_tokens"][d]})
+            rows.append(r)
+    if not cases:
+        return
+    for r, m in zip(rows, ref.margins(model, threads, cases)):
+        r.update(m)
+        a, b = m["ref_logit_of_ref_token"], m["ref_logit_of_our_token"]
+        r["ref_logit_gap"] = (a - b) if a is not None and b is not None else None
 
 
 class BusyCores:
@@ -493,6 +542,13 @@ def _f(x, digits=1):
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _gap(row: dict) -> str:
+    gap = row.get("ref_logit_gap")
+    if gap is None:
+        return "—"
+    return f"{gap:.3f} (hearth's token ranked {row['rank_of_our_token'] + 1})"
+
+
 def _short(text: str, width: int = 60) -> str:
     text = text.replace("\n", "⏎").replace("|", "\\|")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -555,7 +611,9 @@ def render_markdown(report: dict) -> str:
         lines += [
             "",
             "Ratios are Hearth ÷ llama.cpp (above 1: Hearth is faster). First difference: the index of the first "
-            "generated token where the engines disagree (`=`: all identical).",
+            "generated token where the engines disagree (`=`: all identical). The logit gap below is llama.cpp's "
+            "logit for its own token minus its logit for Hearth's token at that position: a few hundredths is a "
+            "near-tie, a large gap a real divergence.",
             "",
             "| model | quant | threads | TTFT ms hearth | TTFT ms llama.cpp | load ms hearth | load ms llama.cpp | "
             "peak RSS MB hearth | peak RSS MB llama.cpp |",
@@ -578,14 +636,14 @@ def render_markdown(report: dict) -> str:
                              f"{len(x['tokens'])} | {_short(x['text'])} |")
     else:
         lines += ["| model | threads | prompt | prompt tokens equal | generated (hearth / llama.cpp) | first difference | "
-                  "hearth text | llama.cpp text |", "|---|---:|---|---|---:|---:|---|---|"]
+                  "llama.cpp logit gap there | hearth text | llama.cpp text |", "|---|---:|---|---|---:|---:|---:|---|---|"]
         for r in rows:
             for x in (r.get("parity") or {}).get("rows", []):
                 lines.append(
                     f"| {r['model_name']} | {r['threads']} | {_short(x['prompt'], 30)} | "
                     f"{'yes' if x['prompt_tokens_equal'] else 'no (at ' + str(x['prompt_first_diff']) + ')'} | "
                     f"{x['ours_len']} / {x['ref_len']} | {'=' if x['identical'] else x['first_diff']} | "
-                    f"{_short(x['ours_text'], 40)} | {_short(x['ref_text'], 40)} |")
+                    f"{_gap(x)} | {_short(x['ours_text'], 40)} | {_short(x['ref_text'], 40)} |")
     errors = [e for r in rows for e in r.get("errors", [])]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {_short(e, 300)}" for e in errors]
@@ -754,6 +812,10 @@ def main(argv: list[str]) -> int:
                 row["hearth_parity"] = ours_p
                 if ref_p and ours_p:
                     row["parity"] = compare_parity(ours_p, ref_p)
+                    try:
+                        add_margins(ref, model, t, row["parity"])
+                    except RunError as e:
+                        row["errors"].append(f"llama.cpp margins: {e}")
                     log(f"    prompt tokens equal {row['parity']['tokenization_equal']}/{row['parity']['prompts']}, "
                         f"greedy identical {row['parity']['identical']}/{row['parity']['prompts']}")
             if row["errors"]:
