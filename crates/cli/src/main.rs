@@ -1,6 +1,8 @@
 //! `hearth`: Hearth's engine from the command line. Every subcommand that runs a model takes
 //! `--model PATH` and `--threads N`.
 
+mod translate;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -34,6 +36,8 @@ enum Command {
     Bench(BenchArgs),
     /// Show what a model file is: architecture, quantization, size, context.
     Info(ModelArgs),
+    /// Translate a file or standard input (-) into another language.
+    Translate(translate::TranslateArgs),
 }
 
 #[derive(Args)]
@@ -179,6 +183,7 @@ fn main() {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
         Command::Info(a) => info(a),
+        Command::Translate(a) => translate::run(a),
     };
     if let Err(e) = r {
         eprintln!("hearth: {e:#}");
