@@ -3,6 +3,8 @@
 
 mod translate;
 
+mod models;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -36,6 +38,8 @@ enum Command {
     Bench(BenchArgs),
     /// Show what a model file is: architecture, quantization, size, context.
     Info(ModelArgs),
+    #[command(flatten)]
+    Models(models::ModelsCommand),
     /// Translate a file or standard input (-) into another language.
     Translate(translate::TranslateArgs),
 }
@@ -183,6 +187,7 @@ fn main() {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
         Command::Info(a) => info(a),
+        Command::Models(c) => models::run(c),
         Command::Translate(a) => translate::run(a),
     };
     if let Err(e) = r {

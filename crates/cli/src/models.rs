@@ -231,6 +231,16 @@ fn measure_speed(path: &Path) -> Result<f64> {
     Ok(s.decode_tok_s)
 }
 
+/// `text` cut to `width` characters, with an ellipsis when something was cut.
+fn short(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width - 1).collect();
+    s.push('…');
+    s
+}
+
 fn list(env: &Env, context: u64, all: bool, measure: bool) -> Result<()> {
     let catalog = Catalog::builtin()?;
     let hw = Hardware::detect_measured(&env.data_dir.join("hardware.json"));
@@ -260,7 +270,7 @@ fn list(env: &Env, context: u64, all: bool, measure: bool) -> Result<()> {
     }
     println!("\nCatalog (fit at a {context}-token context):");
     println!(
-        "{:<24} {:>6} {:<8} {:<10} {:>9} {:<10} {:>10}  {}",
+        "{:<24} {:>6} {:<8} {:<10} {:>9} {:<13} {:>10}  {}",
         "ID", "PARAMS", "QUANT", "FIT", "MEMORY", "LICENSE", "PREDICTED", "INSTALLED"
     );
     for e in catalog.entries() {
@@ -280,7 +290,7 @@ fn list(env: &Env, context: u64, all: bool, measure: bool) -> Result<()> {
                 None => String::new(),
             };
             println!(
-                "{:<24} {:>6} {:<8} {:<10} {:>9} {:<10} {:>10}  {}",
+                "{:<24} {:>6} {:<8} {:<10} {:>9} {:<13} {:>10}  {}",
                 if i == 0 { e.id.as_str() } else { "" },
                 if i == 0 {
                     format!("{:.1}B", e.parameters as f64 / 1e9)
@@ -291,7 +301,7 @@ fn list(env: &Env, context: u64, all: bool, measure: bool) -> Result<()> {
                 a.fit.to_string(),
                 mb(a.memory_needed),
                 if i == 0 {
-                    e.license.chars().take(10).collect::<String>()
+                    short(&e.license, 13)
                 } else {
                     String::new()
                 },
