@@ -13,6 +13,7 @@ import { I18nContext, i18nFor, useI18n, type Messages, type MessageKey, type Var
 import { ModelsView } from '../models/ModelsView';
 import { SettingsView } from '../settings/SettingsView';
 import { actionFor } from '../shortcuts';
+import { describeError } from '../errors';
 import { applyTheme } from '../theme';
 import { Welcome } from '../welcome/Welcome';
 import { AppContext, type AppContextValue, type ChatActions, type View } from './context';
@@ -123,7 +124,7 @@ export function App({ backend, messages }: Props) {
     async (path: string) => {
       const name = path.split(/[\\/]/).pop() ?? path;
       if (!/\.gguf$/i.test(path.trim())) {
-        report({ code: 'models.not_gguf', message: t('models.notGguf', { name }) });
+        report({ code: 'import.not_gguf', message: t('models.notGguf', { name }) });
         return null;
       }
       try {
@@ -317,7 +318,7 @@ export function App({ backend, messages }: Props) {
               <div class="banner banner-error" role="alert" key={id} data-code={error.code}>
                 <span class="banner-title">{t('error.title')}</span>
                 <span class="banner-text" data-user>
-                  {error.message}
+                  {describeError(error, t)}
                 </span>
                 <button
                   type="button"

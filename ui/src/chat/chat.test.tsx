@@ -179,6 +179,16 @@ describe('chat', () => {
     await waitFor(async () => expect((await backend.settings()).sampling.temperature).toBe(0.7));
   });
 
+  it('says known errors in the UI language', async () => {
+    await renderApp({ models: [], settings: { language: 'zh-CN' } });
+    fireEvent.click(screen.getByRole('button', { name: '先随便看看' }));
+    await send('你好');
+    const alert = await screen.findByRole('alert');
+    expect(alert.dataset.code).toBe('models.none');
+    expect(alert.textContent).toContain('还没有安装模型。请先导入一个模型文件。');
+    expect(alert.textContent).not.toContain('Import a model file first');
+  });
+
   it('shows backend errors as {code, message} banners', async () => {
     await renderApp({ models: [] });
     fireEvent.click(screen.getByRole('button', { name: 'Look around first' }));

@@ -1,0 +1,28 @@
+/**
+ * An error as the user reads it. The backend's `message` is English; for the codes listed here
+ * the UI has its own sentence in every language (the English ones repeat the backend's message,
+ * other languages translate it and may quote the details). Unknown codes show the message.
+ */
+import type { AppError } from './backend/types';
+import type { MessageKey, Translate } from './i18n';
+
+const KNOWN: Record<string, MessageKey> = {
+  'models.none': 'error.models.none',
+  'models.missing_file': 'error.models.missing_file',
+  'models.not_found': 'error.models.not_found',
+  'engine.not_gguf': 'error.engine.not_gguf',
+  'engine.corrupt_model': 'error.engine.corrupt_model',
+  'engine.unsupported_architecture': 'error.engine.unsupported_architecture',
+  'engine.context_overflow': 'error.engine.context_overflow',
+  'chat.empty': 'error.chat.empty',
+  'chat.invalid_title': 'error.chat.invalid_title',
+  'settings.invalid': 'error.settings.invalid',
+  'link.refused': 'error.link.refused',
+  'store.disk_full': 'error.store.disk_full',
+  'store.not_found': 'error.store.not_found',
+};
+
+export function describeError(error: AppError, t: Translate): string {
+  const key = KNOWN[error.code];
+  return key ? t(key, { message: error.message }) : error.message;
+}
