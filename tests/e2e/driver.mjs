@@ -71,9 +71,13 @@ export function appEnv(home) {
   };
 }
 
+/** The WebDriver port ($HEARTH_E2E_PORT, default 4444); WebKitWebDriver gets the next one. */
+export const PORT = Number(process.env.HEARTH_E2E_PORT ?? 4444);
+
 /** tauri-driver with the app's environment; stop it with stopDriver (SIGTERM, never SIGKILL). */
-export async function startDriver(home, port = 4444) {
-  const driver = spawn(findTauriDriver(), ['--port', String(port)], {
+export async function startDriver(home, port = PORT) {
+  const args = ['--port', String(port), '--native-port', String(port + 1)];
+  const driver = spawn(findTauriDriver(), args, {
     env: appEnv(home),
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -90,7 +94,7 @@ export async function stopDriver(driver) {
 }
 
 /** A WebDriver session: starts the app and waits for its first screen. */
-export async function openApp(port = 4444) {
+export async function openApp(port = PORT) {
   const binary = appBinary();
   if (!existsSync(binary)) throw new Error(`The app is not built: ${binary} is missing (run scripts/test-app).`);
   const browser = await remote({
