@@ -7,6 +7,7 @@
 //! [`AppError`]s: a stable code and a sentence for people.
 
 pub mod chat;
+pub mod downloads;
 pub mod error;
 pub mod models;
 pub mod settings;
@@ -23,6 +24,10 @@ use hearth_store::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use downloads::{
+    CatalogModel, DownloadEvent, DownloadSink, Downloads, MachineCatalog, PullRequest, PullStarted,
+    QuantChoice, Recommendation,
+};
 pub use chat::{ChatEvent, ChatSink, ReplyStats, SendRequest, StartedJob};
 pub use error::{AppError, Result};
 pub use models::InstalledModel;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, Result};
 
-const DEFAULT_KEY: &str = "models.default";
+pub(crate) const DEFAULT_KEY: &str = "models.default";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -73,7 +73,8 @@ pub struct Settings {
     pub language: String,
     pub system_prompt: String,
     pub sampling: SamplingSettings,
-    /// Where models are downloaded from (a mirror); None: the default hub.
+    /// Where models are downloaded from (a mirror); None: the default hub. Stored as the
+    /// `models.hub_endpoint` setting, which the command line reads too.
     pub download_endpoint: Option<String>,
     /// The data folder in use (read only here: it is chosen before the database opens).
     pub data_dir: String,
@@ -148,7 +149,7 @@ impl Settings {
                     .unwrap_or(ds.max_tokens),
                 seed: int("sampling.seed").map(|v| v as u64),
             },
-            download_endpoint: text("downloads.endpoint"),
+            download_endpoint: text(crate::downloads::HUB_ENDPOINT_KEY),
             data_dir: String::new(),
         };
         // Values that no longer validate (edited by hand, older versions) fall back to defaults.
@@ -203,11 +204,12 @@ impl Settings {
             }
         }
         match &self.download_endpoint {
-            Some(url) => {
-                store.set_setting("downloads.endpoint", &SettingValue::Text(url.clone()))?
-            }
+            Some(url) => store.set_setting(
+                crate::downloads::HUB_ENDPOINT_KEY,
+                &SettingValue::Text(url.clone()),
+            )?,
             None => {
-                store.delete_setting("downloads.endpoint")?;
+                store.delete_setting(crate::downloads::HUB_ENDPOINT_KEY)?;
             }
         }
         Ok(())
