@@ -25,6 +25,11 @@ const COMMANDS: &[&str] = &[
     "file_pick",
     "data_folder_set",
     "link_open",
+    "catalog_for_machine",
+    "model_recommendation",
+    "model_pull",
+    "model_pull_pause",
+    "model_pull_cancel",
 ];
 
 fn main() {

@@ -10,6 +10,8 @@
 
 mod commands;
 mod data_folder;
+mod download_commands;
+mod window_memory;
 
 use std::sync::Arc;
 
@@ -58,7 +60,19 @@ pub fn run() {
                 },
             };
             app.manage(Arc::new(state));
+            app.manage(download_commands::DownloadsState::default());
+            app.manage(window_memory::WindowMemory::start(app.handle().clone()));
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            if matches!(
+                event,
+                tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)
+            ) {
+                if let Some(memory) = window.try_state::<window_memory::WindowMemory>() {
+                    memory.changed();
+                }
+            }
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -84,6 +98,11 @@ pub fn run() {
             commands::file_pick,
             commands::data_folder_set,
             commands::link_open,
+            download_commands::catalog_for_machine,
+            download_commands::model_recommendation,
+            download_commands::model_pull,
+            download_commands::model_pull_pause,
+            download_commands::model_pull_cancel,
         ])
         .build(tauri::generate_context!());
     match app {

@@ -20,6 +20,20 @@ const KNOWN: Record<string, MessageKey> = {
   'link.refused': 'error.link.refused',
   'store.disk_full': 'error.store.disk_full',
   'store.not_found': 'error.store.not_found',
+  'download.offline': 'error.download.offline',
+  'download.not_found': 'error.download.not_found',
+  'download.disk_full': 'error.download.disk_full',
+  'download.checksum': 'error.download.checksum',
+  'download.unauthorized': 'error.download.unauthorized',
+  'download.unavailable': 'error.download.unavailable',
+  'download.busy': 'error.download.busy',
+  'download.quantize': 'error.download.quantize',
+  'download.unknown_model': 'error.download.unknown_model',
+  'download.unknown_quant': 'error.download.unknown_quant',
+  'download.no_source': 'error.download.no_source',
+  'download.server': 'error.download.server',
+  'download.invalid_model': 'error.download.invalid_model',
+  'download.io': 'error.download.io',
 };
 
 export function describeError(error: AppError, t: Translate): string {

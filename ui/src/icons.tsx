@@ -23,6 +23,7 @@ const PATHS = {
   star: 'M12 3l2.8 5.8 6.2.9-4.5 4.4 1.1 6.2L12 17.3 6.4 20.3l1.1-6.2L3 9.7l6.2-.9z',
   file: 'M6 3h8l4 4v14H6z M14 3v4h4',
   folder: 'M3 6h6l2 2h10v11H3z',
+  download: 'M12 4v11 M7 10l5 5 5-5 M5 20h14',
 } as const;
 
 export type IconName = keyof typeof PATHS;

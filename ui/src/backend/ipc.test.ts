@@ -41,6 +41,11 @@ describe('ipc', () => {
     await b.pickFile('model', 'Pick');
     await b.setDataFolder(null);
     await b.openLink('https://example.org');
+    await b.catalogForMachine();
+    await b.modelRecommendation();
+    await b.pullModel({ catalogId: 'smollm2-135m-instruct', quant: 'Q8_0', quantizeHere: false }, () => {});
+    await b.pausePull(4);
+    await b.cancelPull(4);
 
     const args = Object.fromEntries(seen.map(([c, p]) => [c, Object.keys(p).sort()]));
     expect(args).toEqual({
@@ -67,6 +72,11 @@ describe('ipc', () => {
       file_pick: ['kind', 'title'],
       data_folder_set: ['path'],
       link_open: ['url'],
+      catalog_for_machine: ['context'],
+      model_recommendation: [],
+      model_pull: ['onEvent', 'request'],
+      model_pull_pause: ['jobId'],
+      model_pull_cancel: ['jobId'],
     });
     // Every command ipc.ts declares is used, and nothing else is.
     expect(seen.map(([c]) => c).sort()).toEqual([...COMMANDS].sort());

@@ -19,6 +19,13 @@ import type {
   ThreadMessage,
 } from './types';
 import { toAppError } from './types';
+import type {
+  DownloadBackend,
+  DownloadEvent,
+  MachineCatalog,
+  PullStarted,
+  Recommendation,
+} from './download-types';
 
 /** Every command the UI calls (the permissions test checks each against the app's list). */
 export const COMMANDS = [
@@ -45,6 +52,11 @@ export const COMMANDS = [
   'file_pick',
   'data_folder_set',
   'link_open',
+  'catalog_for_machine',
+  'model_recommendation',
+  'model_pull',
+  'model_pull_pause',
+  'model_pull_cancel',
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];
@@ -63,7 +75,20 @@ function channel(onEvent: (event: ChatEvent) => void): Channel<ChatEvent> {
   return ch;
 }
 
+const downloadBackend: DownloadBackend = {
+  catalogForMachine: (context) => call<MachineCatalog>('catalog_for_machine', { context: context ?? null }),
+  modelRecommendation: () => call<Recommendation>('model_recommendation'),
+  pullModel: (request, onEvent) => {
+    const ch = new Channel<DownloadEvent>();
+    ch.onmessage = onEvent;
+    return call<PullStarted>('model_pull', { request, onEvent: ch });
+  },
+  pausePull: (jobId) => call('model_pull_pause', { jobId }),
+  cancelPull: (jobId) => call('model_pull_cancel', { jobId }),
+};
+
 export const tauriBackend: Backend = {
+  ...downloadBackend,
   appInfo: () => call<AppInfo>('app_info'),
   conversations: () => call<ConversationSummary[]>('conversations_list'),
   createConversation: () => call<ConversationSummary>('conversation_create'),

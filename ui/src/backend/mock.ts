@@ -21,6 +21,8 @@ import type {
   ThreadMessage,
 } from './types';
 import { DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, NEW_CONVERSATION_TITLE } from './defaults';
+import { createMockDownloads, type MockDownloadExtras, type MockDownloadOptions } from './mock-downloads';
+import type { MachineCatalog, Recommendation } from './download-types';
 
 export interface MockOptions {
   /** The reply to a question (default: a short Markdown answer that quotes it). */
@@ -35,6 +37,8 @@ export interface MockOptions {
   catalog?: CatalogItem[];
   /** Paths `pickFile` returns, in order (null: the user cancelled). */
   picks?: (string | null)[];
+  /** The download part (see mock-downloads.ts). */
+  downloads?: MockDownloadOptions & { catalog?: MachineCatalog; recommendation?: Recommendation };
 }
 
 interface StoredMessage extends ThreadMessage {
@@ -107,7 +111,7 @@ function fail(code: string, message: string): AppError {
   return { code, message };
 }
 
-export interface MockBackend extends Backend {
+export interface MockBackend extends Backend, MockDownloadExtras {
   /** Simulates files dragged onto the window. */
   dropFiles(event: FileDropEvent): void;
   /** Calls made, as [method, args] (for assertions). */
@@ -256,6 +260,17 @@ export function createMockBackend(options: MockOptions = {}): MockBackend {
   }
 
   const backend: MockBackend = {
+    ...createMockDownloads(
+      options.downloads ?? {},
+      {
+        install(model) {
+          models = [...models.filter((m) => m.id !== model.id), model];
+          return { ...model };
+        },
+        hasDefault: () => models.some((m) => m.isDefault),
+      },
+      record,
+    ),
     calls,
     openedLinks,
     dropFiles(event) {

@@ -3,6 +3,7 @@
  * camelCase) and the `Backend` interface every component talks to. `ipc.ts` implements it over
  * Tauri; `mock.ts` implements it in memory for tests and for running the UI in a browser.
  */
+import type { DownloadBackend } from './download-types';
 
 /** Every failure the backend reports: components branch on `code` and show `message`. */
 export interface AppError {
@@ -156,7 +157,7 @@ export type FileDropEvent =
   | { type: 'drop'; paths: string[] }
   | { type: 'cancel' };
 
-export interface Backend {
+export interface Backend extends DownloadBackend {
   appInfo(): Promise<AppInfo>;
   conversations(): Promise<ConversationSummary[]>;
   createConversation(): Promise<ConversationSummary>;

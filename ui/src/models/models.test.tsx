@@ -9,7 +9,6 @@ describe('first run and models', () => {
   it('welcomes a new user and imports a typed path, then opens the chat', async () => {
     const { backend } = await renderApp({ models: [] });
     expect(screen.getByRole('heading', { name: 'Welcome to Hearth' })).toBeTruthy();
-    expect(screen.getByTestId('download-placeholder').textContent).toContain('later version');
     fireEvent.input(screen.getByRole('textbox', { name: 'Path to a .gguf file' }), { target: { value: MODEL } });
     fireEvent.click(screen.getByRole('button', { name: 'Import' }));
     await waitFor(() => expect(screen.getByRole('textbox', { name: 'Message' })).toBeTruthy());
@@ -59,7 +58,7 @@ describe('first run and models', () => {
     expect((await backend.models()).map((m) => m.id)).toEqual(['qwen']);
   });
 
-  it('lists the catalog and says downloads come later', async () => {
+  it('lists the catalog with what each model is', async () => {
     await renderApp();
     fireEvent.click(screen.getByRole('button', { name: 'Models' }));
     const qwen = await waitFor(() => {
@@ -72,6 +71,5 @@ describe('first run and models', () => {
     expect(qwen.textContent).toContain('about 300 MB at Q4_K_M');
     expect(qwen.textContent).toContain('32,768-token context');
     expect(qwen.textContent).toContain('Languages: English, Chinese, French');
-    expect(screen.getByTestId('catalog-pending').textContent).toContain('later version');
   });
 });
