@@ -30,6 +30,21 @@ const COMMANDS: &[&str] = &[
     "model_pull",
     "model_pull_pause",
     "model_pull_cancel",
+    "translate_languages",
+    "translate_detect",
+    "translate_model",
+    "translate",
+    "translate_cancel",
+    "translation_list",
+    "translation_search",
+    "translation_get",
+    "translation_delete",
+    "translation_export",
+    "glossary_list",
+    "glossary_set",
+    "glossary_delete",
+    "translate_document_pick",
+    "translate_document_read",
 ];
 
 fn main() {

@@ -11,6 +11,7 @@
 mod commands;
 mod data_folder;
 mod download_commands;
+mod translate_commands;
 mod window_memory;
 
 use std::sync::Arc;
@@ -103,6 +104,21 @@ pub fn run() {
             download_commands::model_pull,
             download_commands::model_pull_pause,
             download_commands::model_pull_cancel,
+            translate_commands::translate_languages,
+            translate_commands::translate_detect,
+            translate_commands::translate_model,
+            translate_commands::translate,
+            translate_commands::translate_cancel,
+            translate_commands::translation_list,
+            translate_commands::translation_search,
+            translate_commands::translation_get,
+            translate_commands::translation_delete,
+            translate_commands::translation_export,
+            translate_commands::glossary_list,
+            translate_commands::glossary_set,
+            translate_commands::glossary_delete,
+            translate_commands::translate_document_pick,
+            translate_commands::translate_document_read,
         ])
         .build(tauri::generate_context!());
     match app {

@@ -24,6 +24,8 @@ const PATHS = {
   file: 'M6 3h8l4 4v14H6z M14 3v4h4',
   folder: 'M3 6h6l2 2h10v11H3z',
   download: 'M12 4v11 M7 10l5 5 5-5 M5 20h14',
+  translate: 'M4 5h8 M8 3v2 M10 5c-1 4-3 7-6 9 M6 9c1 2 3 4 5 5 M13 20l4-10 4 10 M14.5 16h5',
+  swap: 'M7 4L3 8l4 4 M3 8h14 M17 12l4 4-4 4 M21 16H7',
 } as const;
 
 export type IconName = keyof typeof PATHS;

@@ -14,6 +14,7 @@ export type ShortcutAction =
   | 'viewChat'
   | 'viewModels'
   | 'viewSettings'
+  | 'viewTranslate'
   | 'help';
 
 export interface Shortcut {
@@ -39,6 +40,7 @@ export const SHORTCUTS: Shortcut[] = [
   { label: 'shortcut.search', keys: [[MOD, 'K']], action: 'search', matches: (e) => mod(e) && e.key.toLowerCase() === 'k' },
   { label: 'shortcut.prevConversation', keys: [['Alt', '↑']], action: 'prevConversation', matches: (e) => e.altKey && !e.ctrlKey && !e.metaKey && e.key === 'ArrowUp' },
   { label: 'shortcut.nextConversation', keys: [['Alt', '↓']], action: 'nextConversation', matches: (e) => e.altKey && !e.ctrlKey && !e.metaKey && e.key === 'ArrowDown' },
+  { label: 'translate.shortcut', keys: [[MOD, 'T']], action: 'viewTranslate', matches: (e) => mod(e) && !e.shiftKey && e.key.toLowerCase() === 't' },
   { label: 'shortcut.views', keys: [[MOD, '1'], [MOD, '2'], [MOD, '3']], action: null },
   { label: 'shortcut.help', keys: [['F1'], [MOD, '/']], action: 'help', matches: (e) => e.key === 'F1' || (mod(e) && e.key === '/') },
 ];

@@ -15,6 +15,7 @@ import { SettingsView } from '../settings/SettingsView';
 import { actionFor } from '../shortcuts';
 import { describeError } from '../errors';
 import { applyTheme } from '../theme';
+import { TranslateView } from '../translate/TranslateView';
 import { Welcome } from '../welcome/Welcome';
 import { AppContext, type AppContextValue, type ChatActions, type View } from './context';
 
@@ -151,6 +152,8 @@ export function App({ backend, messages }: Props) {
         else if (event.type === 'cancel') setDragging(false);
         else {
           setDragging(false);
+          // The Translate view reads dropped documents itself.
+          if (viewRef.current === 'translate') return;
           void (async () => {
             for (const path of event.paths) await importModel(path);
             setView('models');
@@ -195,6 +198,9 @@ export function App({ backend, messages }: Props) {
           break;
         case 'viewSettings':
           setView('settings');
+          break;
+        case 'viewTranslate':
+          setView('translate');
           break;
         default: {
           setView('chat');
@@ -255,8 +261,9 @@ export function App({ backend, messages }: Props) {
     chatActions,
   };
   const showWelcome = loaded.models.length === 0 && !welcomeSkipped;
-  const navItems: { id: View; label: 'nav.chat' | 'nav.models' | 'nav.settings'; icon: IconName }[] = [
+  const navItems: { id: View; label: MessageKey; icon: IconName }[] = [
     { id: 'chat', label: 'nav.chat', icon: 'chat' },
+    { id: 'translate', label: 'translate.nav', icon: 'translate' },
     { id: 'models', label: 'nav.models', icon: 'model' },
     { id: 'settings', label: 'nav.settings', icon: 'settings' },
   ];
@@ -303,6 +310,9 @@ export function App({ backend, messages }: Props) {
                 <section class="view-pane" hidden={view !== 'chat'} data-pane="chat">
                   <ChatView />
                 </section>
+                <section class="view-pane" hidden={view !== 'translate'} data-pane="translate">
+                  <TranslateView />
+                </section>
                 <section class="view-pane" hidden={view !== 'models'} data-pane="models">
                   <ModelsView />
                 </section>
@@ -338,7 +348,7 @@ export function App({ backend, messages }: Props) {
           </div>
           {dragging && (
             <div class="drop-overlay" aria-hidden="true">
-              <p>{t('models.dropHere')}</p>
+              <p>{view === 'translate' ? t('translate.dropHere') : t('models.dropHere')}</p>
             </div>
           )}
           {helpOpen && <HelpOverlay onClose={() => setHelpOpen(false)} />}

@@ -46,6 +46,21 @@ describe('ipc', () => {
     await b.pullModel({ catalogId: 'smollm2-135m-instruct', quant: 'Q8_0', quantizeHere: false }, () => {});
     await b.pausePull(4);
     await b.cancelPull(4);
+    await b.translateLanguages();
+    await b.detectLanguage('Bonjour');
+    await b.translationModel('en', 'zh');
+    await b.translate({ text: 'Hi', sourceLang: null, targetLang: 'zh' }, () => {});
+    await b.cancelTranslation(7);
+    await b.translations(50);
+    await b.searchTranslations('hello');
+    await b.translation(1);
+    await b.deleteTranslation(1);
+    await b.exportTranslation(1, 'markdown', 'Save');
+    await b.glossary('en', 'zh');
+    await b.setGlossaryTerm('en', 'zh', 'Hearth', '炉火');
+    await b.deleteGlossaryTerm(2);
+    await b.pickTranslateDocument('Pick');
+    await b.readTranslateDocument('/d.md');
 
     const args = Object.fromEntries(seen.map(([c, p]) => [c, Object.keys(p).sort()]));
     expect(args).toEqual({
@@ -77,6 +92,21 @@ describe('ipc', () => {
       model_pull: ['onEvent', 'request'],
       model_pull_pause: ['jobId'],
       model_pull_cancel: ['jobId'],
+      translate_languages: [],
+      translate_detect: ['text'],
+      translate_model: ['source', 'target'],
+      translate: ['onEvent', 'request'],
+      translate_cancel: ['jobId'],
+      translation_list: ['before', 'limit'],
+      translation_search: ['query'],
+      translation_get: ['id'],
+      translation_delete: ['id'],
+      translation_export: ['format', 'id', 'title'],
+      glossary_list: ['source', 'target'],
+      glossary_set: ['note', 'source', 'target', 'term', 'translation'],
+      glossary_delete: ['id'],
+      translate_document_pick: ['title'],
+      translate_document_read: ['path'],
     });
     // Every command ipc.ts declares is used, and nothing else is.
     expect(seen.map(([c]) => c).sort()).toEqual([...COMMANDS].sort());

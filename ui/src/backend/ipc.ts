@@ -26,6 +26,18 @@ import type {
   PullStarted,
   Recommendation,
 } from './download-types';
+import type {
+  Detection,
+  DocumentText,
+  GlossaryItem,
+  ModelChoice,
+  TranslateBackend,
+  TranslateEvent,
+  TranslateLanguage,
+  TranslationRecord,
+  TranslationStarted,
+  TranslationSummary,
+} from './translate-types';
 
 /** Every command the UI calls (the permissions test checks each against the app's list). */
 export const COMMANDS = [
@@ -57,6 +69,21 @@ export const COMMANDS = [
   'model_pull',
   'model_pull_pause',
   'model_pull_cancel',
+  'translate_languages',
+  'translate_detect',
+  'translate_model',
+  'translate',
+  'translate_cancel',
+  'translation_list',
+  'translation_search',
+  'translation_get',
+  'translation_delete',
+  'translation_export',
+  'glossary_list',
+  'glossary_set',
+  'glossary_delete',
+  'translate_document_pick',
+  'translate_document_read',
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];
@@ -75,6 +102,29 @@ function channel(onEvent: (event: ChatEvent) => void): Channel<ChatEvent> {
   return ch;
 }
 
+const translateBackend: TranslateBackend = {
+  translateLanguages: () => call<TranslateLanguage[]>('translate_languages'),
+  detectLanguage: (text) => call<Detection | null>('translate_detect', { text }),
+  translationModel: (source, target) => call<ModelChoice>('translate_model', { source, target }),
+  translate: (request, onEvent) => {
+    const ch = new Channel<TranslateEvent>();
+    ch.onmessage = onEvent;
+    return call<TranslationStarted>('translate', { request, onEvent: ch });
+  },
+  cancelTranslation: (jobId) => call('translate_cancel', { jobId }),
+  translations: (limit, before) => call<TranslationSummary[]>('translation_list', { limit, before: before ?? null }),
+  searchTranslations: (query) => call<TranslationSummary[]>('translation_search', { query }),
+  translation: (id) => call<TranslationRecord>('translation_get', { id }),
+  deleteTranslation: (id) => call('translation_delete', { id }),
+  exportTranslation: (id, format, title) => call<string | null>('translation_export', { id, format, title }),
+  glossary: (source, target) => call<GlossaryItem[]>('glossary_list', { source, target }),
+  setGlossaryTerm: (source, target, term, translation) =>
+    call<GlossaryItem>('glossary_set', { source, target, term, translation, note: null }),
+  deleteGlossaryTerm: (id) => call('glossary_delete', { id }),
+  pickTranslateDocument: (title) => call<string | null>('translate_document_pick', { title }),
+  readTranslateDocument: (path) => call<DocumentText>('translate_document_read', { path }),
+};
+
 const downloadBackend: DownloadBackend = {
   catalogForMachine: (context) => call<MachineCatalog>('catalog_for_machine', { context: context ?? null }),
   modelRecommendation: () => call<Recommendation>('model_recommendation'),
@@ -88,6 +138,7 @@ const downloadBackend: DownloadBackend = {
 };
 
 export const tauriBackend: Backend = {
+  ...translateBackend,
   ...downloadBackend,
   appInfo: () => call<AppInfo>('app_info'),
   conversations: () => call<ConversationSummary[]>('conversations_list'),

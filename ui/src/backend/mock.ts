@@ -23,6 +23,7 @@ import type {
 import { DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, NEW_CONVERSATION_TITLE } from './defaults';
 import { createMockDownloads, type MockDownloadExtras, type MockDownloadOptions } from './mock-downloads';
 import type { MachineCatalog, Recommendation } from './download-types';
+import { createMockTranslate, type MockTranslateExtras, type MockTranslateOptions } from './mock-translate';
 
 export interface MockOptions {
   /** The reply to a question (default: a short Markdown answer that quotes it). */
@@ -39,6 +40,8 @@ export interface MockOptions {
   picks?: (string | null)[];
   /** The download part (see mock-downloads.ts). */
   downloads?: MockDownloadOptions & { catalog?: MachineCatalog; recommendation?: Recommendation };
+  /** The translation part (see mock-translate.ts). */
+  translate?: MockTranslateOptions;
 }
 
 interface StoredMessage extends ThreadMessage {
@@ -111,7 +114,7 @@ function fail(code: string, message: string): AppError {
   return { code, message };
 }
 
-export interface MockBackend extends Backend, MockDownloadExtras {
+export interface MockBackend extends Backend, MockTranslateExtras, MockDownloadExtras {
   /** Simulates files dragged onto the window. */
   dropFiles(event: FileDropEvent): void;
   /** Calls made, as [method, args] (for assertions). */
@@ -260,6 +263,7 @@ export function createMockBackend(options: MockOptions = {}): MockBackend {
   }
 
   const backend: MockBackend = {
+    ...createMockTranslate({ hasModel: () => models.length > 0, ...options.translate }, record),
     ...createMockDownloads(
       options.downloads ?? {},
       {

@@ -4,6 +4,7 @@
  * Tauri; `mock.ts` implements it in memory for tests and for running the UI in a browser.
  */
 import type { DownloadBackend } from './download-types';
+import type { TranslateBackend } from './translate-types';
 
 /** Every failure the backend reports: components branch on `code` and show `message`. */
 export interface AppError {
@@ -157,7 +158,7 @@ export type FileDropEvent =
   | { type: 'drop'; paths: string[] }
   | { type: 'cancel' };
 
-export interface Backend extends DownloadBackend {
+export interface Backend extends TranslateBackend, DownloadBackend {
   appInfo(): Promise<AppInfo>;
   conversations(): Promise<ConversationSummary[]>;
   createConversation(): Promise<ConversationSummary>;
