@@ -6,11 +6,14 @@
 //! generation runs on the engine thread and reports through a [`ChatSink`]. Errors are
 //! [`AppError`]s: a stable code and a sentence for people.
 
+pub mod ask;
 pub mod chat;
+pub mod documents;
 pub mod downloads;
 pub mod error;
 pub mod models;
 pub mod settings;
+pub mod summarize;
 pub mod translate;
 
 use std::collections::HashMap;
@@ -24,14 +27,19 @@ use hearth_store::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use ask::{Answer, AskEvent, AskRequest, AskSink, AskStarted, Source};
+pub use chat::{ChatEvent, ChatSink, ReplyStats, SendRequest, StartedJob};
+pub use documents::{AddedDocument, DocumentInfo, DocumentOptions, Passage};
 pub use downloads::{
     CatalogModel, DownloadEvent, DownloadSink, Downloads, MachineCatalog, PullRequest, PullStarted,
     QuantChoice, Recommendation,
 };
-pub use chat::{ChatEvent, ChatSink, ReplyStats, SendRequest, StartedJob};
 pub use error::{AppError, Result};
 pub use models::InstalledModel;
 pub use settings::{SamplingSettings, Settings, DEFAULT_SYSTEM_PROMPT};
+pub use summarize::{
+    DocumentSummary, SummarizeEvent, SummarizeRequest, SummarizeSink, SummaryLength, SummaryStarted,
+};
 pub use translate::{TranslateEvent, TranslateRequest, TranslateSink, TranslationStarted};
 
 /// Title of a conversation until its first message names it.

@@ -30,6 +30,7 @@ mod ids;
 pub mod jobs;
 pub mod location;
 pub mod models;
+pub mod passages;
 mod sampling;
 mod schema;
 pub mod search;
@@ -52,6 +53,7 @@ pub use ids::{
 };
 pub use jobs::{Job, JobKind, JobState};
 pub use models::InstalledModel;
+pub use passages::RankedChunk;
 pub use sampling::{GenerationStats, Sampling};
 pub use schema::LATEST_SCHEMA_VERSION;
 pub use search::{ChunkHit, Highlight, MessageHit, SearchOptions, SearchOrder, Snippet};
