@@ -1,6 +1,7 @@
 //! `hearth`: Hearth's engine from the command line. Every subcommand that runs a model takes
 //! `--model PATH` and `--threads N`.
 
+mod summarize;
 mod translate;
 
 mod models;
@@ -42,6 +43,10 @@ enum Command {
     Models(models::ModelsCommand),
     /// Translate a file or standard input (-) into another language.
     Translate(translate::TranslateArgs),
+    /// Summarize a document (PDF, DOCX, ODT, EPUB, HTML, Markdown, text) with page citations.
+    Summarize(summarize::SummarizeArgs),
+    /// Answer a question about a document from its passages, citing them.
+    Ask(summarize::AskArgs),
 }
 
 #[derive(Args)]
@@ -189,6 +194,8 @@ fn main() {
         Command::Info(a) => info(a),
         Command::Models(c) => models::run(c),
         Command::Translate(a) => translate::run(a),
+        Command::Summarize(a) => summarize::summarize(a),
+        Command::Ask(a) => summarize::ask(a),
     };
     if let Err(e) = r {
         eprintln!("hearth: {e:#}");
@@ -402,9 +409,16 @@ fn bench(a: BenchArgs) -> Result<()> {
         prompt.extend_from_slice(&piece);
     }
     prompt.truncate(a.prompt_tokens);
+    // Warm-up, untimed: pages the weights in, starts the thread pool and sizes the buffers, so
+    // that the timed runs below measure steady-state speed.
+    m.reset_cache();
+    let mut logits = m.forward_raw(&prompt[..prompt.len().min(16)])?;
+    for _ in 0..4 {
+        logits = m.forward_raw(&[hearth_engine::sampling::argmax(&logits)])?;
+    }
     m.reset_cache();
     let t = Instant::now();
-    let mut logits = m.forward_raw(&prompt)?;
+    logits = m.forward_raw(&prompt)?;
     let prefill_s = t.elapsed().as_secs_f64();
     let mut next = hearth_engine::sampling::argmax(&logits);
     let ttft_ms = t.elapsed().as_secs_f64() * 1e3;
