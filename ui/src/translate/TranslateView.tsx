@@ -409,24 +409,6 @@ export function TranslateView() {
                   <span data-user>{docName}</span>
                 </span>
               )}
-              <div class="translate-pane-tools">
-                <button type="button" class="button-quiet" onClick={() => void pickDocument()} disabled={running}>
-                  <Icon name="file" /> {t('translate.openDocument')}
-                </button>
-                {showBlocks && (
-                  <button
-                    type="button"
-                    class="button-quiet"
-                    disabled={running}
-                    onClick={() => {
-                      setEditing(true);
-                      setTimeout(() => sourceRef.current?.focus(), 0);
-                    }}
-                  >
-                    <Icon name="edit" /> {t('translate.editSource')}
-                  </button>
-                )}
-              </div>
             </div>
             {showBlocks ? (
               <div class="translate-blocks" data-testid="source-blocks">
@@ -454,26 +436,28 @@ export function TranslateView() {
                 }}
               />
             )}
+            <div class="translate-pane-foot">
+              <button type="button" class="button-quiet" onClick={() => void pickDocument()} disabled={running}>
+                <Icon name="file" /> {t('translate.openDocument')}
+              </button>
+              {showBlocks && (
+                <button
+                  type="button"
+                  class="button-quiet"
+                  disabled={running}
+                  onClick={() => {
+                    setEditing(true);
+                    setTimeout(() => sourceRef.current?.focus(), 0);
+                  }}
+                >
+                  <Icon name="edit" /> {t('translate.editSource')}
+                </button>
+              )}
+            </div>
           </section>
           <section class="translate-pane" aria-labelledby="translate-target-title">
             <div class="translate-pane-head">
               <h2 id="translate-target-title">{t('translate.result')}</h2>
-              <div class="translate-pane-tools">
-                <button type="button" class="button-quiet" disabled={!run || !resultOf(run)} onClick={() => void copy()}>
-                  <Icon name="copy" /> {copied ? t('translate.copied') : t('translate.copy')}
-                </button>
-                <button
-                  type="button"
-                  class="button-quiet"
-                  disabled={!run || running}
-                  onClick={() => void exportAs('markdown')}
-                >
-                  {t('translate.exportMarkdown')}
-                </button>
-                <button type="button" class="button-quiet" disabled={!run || running} onClick={() => void exportAs('text')}>
-                  {t('translate.exportText')}
-                </button>
-              </div>
             </div>
             <div
               class="translate-blocks translate-output"
@@ -498,6 +482,17 @@ export function TranslateView() {
                   />
                 ))}
               {run?.status === 'cancelled' && <p class="field-hint">{t('translate.stopped')}</p>}
+            </div>
+            <div class="translate-pane-foot">
+              <button type="button" class="button-quiet" disabled={!run || !resultOf(run)} onClick={() => void copy()}>
+                <Icon name="copy" /> {copied ? t('translate.copied') : t('translate.copy')}
+              </button>
+              <button type="button" class="button-quiet" disabled={!run || running} onClick={() => void exportAs('markdown')}>
+                {t('translate.exportMarkdown')}
+              </button>
+              <button type="button" class="button-quiet" disabled={!run || running} onClick={() => void exportAs('text')}>
+                {t('translate.exportText')}
+              </button>
             </div>
           </section>
         </div>
