@@ -21,5 +21,7 @@ export default defineConfig({
     environment: 'jsdom',
     include: ['src/**/*.test.{ts,tsx}'],
     setupFiles: ['src/test/setup.ts'],
+    // Component tests render whole views; on a busy 2-core machine some take several seconds.
+    testTimeout: 30_000,
   },
 });
