@@ -141,8 +141,11 @@ pub fn extract_error(e: &ExtractError) -> AppError {
     AppError::new(&format!("documents.{}", e.code()), message)
 }
 
+/// Tokenizers loaded lately, by model file.
+type TokenizerCache = Mutex<Vec<(PathBuf, Arc<GgufTokenizer>)>>;
+
 pub(crate) fn tokenizer_for(path: &Path) -> Result<Arc<GgufTokenizer>> {
-    static CACHE: OnceLock<Mutex<Vec<(PathBuf, Arc<GgufTokenizer>)>>> = OnceLock::new();
+    static CACHE: OnceLock<TokenizerCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some((_, t)) = lock(cache).iter().find(|(p, _)| p == path) {
         return Ok(t.clone());

@@ -275,7 +275,7 @@ pub enum SummarizeEvent {
         job_id: u64,
         /// `done` or `cancelled`.
         status: String,
-        summary: DocumentSummary,
+        summary: Box<DocumentSummary>,
     },
     #[serde(rename_all = "camelCase")]
     Failed { job_id: u64, error: AppError },
@@ -1055,7 +1055,7 @@ impl Assistant {
                     Ok((status, summary)) => sink(SummarizeEvent::Done {
                         job_id,
                         status: status.into(),
-                        summary,
+                        summary: Box::new(summary),
                     }),
                     Err(error) => sink(SummarizeEvent::Failed { job_id, error }),
                 }

@@ -101,7 +101,7 @@ fn finish(rx: &mpsc::Receiver<SummarizeEvent>) -> (Vec<SummarizeEvent>, String, 
             SummarizeEvent::Done {
                 status, summary, ..
             } => {
-                let r = (status.clone(), summary.clone());
+                let r = (status.clone(), (**summary).clone());
                 events.push(e);
                 return (events, r.0, r.1);
             }

@@ -216,7 +216,11 @@ pub fn summarize(args: SummarizeArgs) -> Result<()> {
                 max_summary_tokens: args.max_summary_tokens,
                 restart: args.restart,
             },
-            Box::new(move |e| drop(tx.lock().map(|t| t.send(e)))),
+            Box::new(move |e| {
+                if let Ok(t) = tx.lock() {
+                    let _ = t.send(e);
+                }
+            }),
         )
         .map_err(app)?;
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
@@ -270,11 +274,7 @@ pub fn summarize(args: SummarizeArgs) -> Result<()> {
                     eprintln!("{what}{eta}");
                 }
             }
-            SummarizeEvent::Part { resumed, .. } => {
-                if resumed {
-                    requests_before += 1;
-                }
-            }
+            SummarizeEvent::Part { resumed: true, .. } => requests_before += 1,
             SummarizeEvent::Done {
                 status, summary, ..
             } => {
@@ -347,7 +347,11 @@ pub fn ask(args: AskArgs) -> Result<()> {
                 passages: Some(args.passages),
                 max_tokens: args.max_tokens,
             },
-            Box::new(move |e| drop(tx.lock().map(|t| t.send(e)))),
+            Box::new(move |e| {
+                if let Ok(t) = tx.lock() {
+                    let _ = t.send(e);
+                }
+            }),
         )
         .map_err(app)?;
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
