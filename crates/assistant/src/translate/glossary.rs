@@ -1,6 +1,7 @@
 //! Glossaries: terms whose translation is prescribed. A glossary is given to the model in the
-//! prompt (only the terms the text contains) and checked afterwards: a term of the source whose
-//! prescribed translation is missing from the result is reported as a [`GlossaryIssue`].
+//! prompt (only the terms the text contains) and checked afterwards: a term the model left in the
+//! source language is replaced by its prescribed translation ([`repair`]); a term whose
+//! prescribed translation is still missing from the result is reported as a [`GlossaryIssue`].
 //!
 //! Matching ignores case. In languages written with spaces a term matches at the start of a word
 //! and may carry a short ending (`file` matches `files`, `Datei` matches `Dateien`); in Chinese
@@ -85,6 +86,70 @@ pub fn relevant<'a>(
     });
     found.dedup_by(|a, b| a.source.eq_ignore_ascii_case(&b.source));
     found
+}
+
+/// Where the model left a relevant term untranslated (the source term itself appears in the
+/// translation, as a word, and its prescribed translation does not), puts the prescribed
+/// translation in its place, keeping an initial capital. Returns the repaired text and how many
+/// terms were replaced. Terms that came out as some other word are left for [`check`] to flag.
+pub fn repair(
+    glossary: &[GlossaryTerm],
+    source_text: &str,
+    translation: &str,
+    source: Language,
+    target: Language,
+) -> (String, usize) {
+    let mut out = translation.to_string();
+    let mut replaced = 0;
+    for t in relevant(glossary, source_text, source) {
+        let (from, to) = (t.source.trim(), t.target.trim());
+        if from.eq_ignore_ascii_case(to) || contains_term(&out, to, target) {
+            continue;
+        }
+        let Some((start, end)) = find_word(&out, from) else {
+            continue;
+        };
+        let found = &out[start..end];
+        let capital = found.chars().next().is_some_and(char::is_uppercase)
+            && !from.chars().next().is_some_and(char::is_uppercase);
+        let mut with = to.to_string();
+        if capital {
+            let mut cs = with.chars();
+            if let Some(first) = cs.next() {
+                with = first.to_uppercase().chain(cs).collect();
+            }
+        }
+        out.replace_range(start..end, &with);
+        replaced += 1;
+    }
+    (out, replaced)
+}
+
+/// The byte range of the first whole-word, case-insensitive occurrence of `word` in `text`.
+fn find_word(text: &str, word: &str) -> Option<(usize, usize)> {
+    if word.is_empty() {
+        return None;
+    }
+    let lower: Vec<(usize, char)> = text.char_indices().collect();
+    let want: Vec<char> = word.chars().flat_map(char::to_lowercase).collect();
+    'outer: for i in 0..lower.len() {
+        if i > 0 && lower[i - 1].1.is_alphanumeric() {
+            continue;
+        }
+        let mut j = i;
+        for w in &want {
+            match lower.get(j) {
+                Some((_, c)) if c.to_lowercase().eq(std::iter::once(*w)) => j += 1,
+                _ => continue 'outer,
+            }
+        }
+        if lower.get(j).is_some_and(|(_, c)| c.is_alphanumeric()) {
+            continue;
+        }
+        let end = lower.get(j).map_or(text.len(), |(b, _)| *b);
+        return Some((lower[i].0, end));
+    }
+    None
 }
 
 /// The relevant terms whose translation is missing from `translation`.
@@ -259,5 +324,44 @@ mod tests {
         );
         let c = MoCatalog::parse(&bytes).unwrap();
         assert_eq!(from_catalog(&c, 3), vec![term("File", "Fichier")]);
+    }
+
+    #[test]
+    fn repair_replaces_a_term_left_untranslated() {
+        let g = vec![
+            GlossaryTerm {
+                source: "password".into(),
+                target: "code secret".into(),
+            },
+            GlossaryTerm {
+                source: "settings".into(),
+                target: "préférences".into(),
+            },
+        ];
+        let src = "Open the settings and choose a new password.";
+        let (fixed, n) = repair(
+            &g,
+            src,
+            "Ouvrez les préférences et choisissez une nouvelle password.",
+            Language::En,
+            Language::Fr,
+        );
+        assert_eq!(
+            fixed,
+            "Ouvrez les préférences et choisissez une nouvelle code secret."
+        );
+        assert_eq!(n, 1);
+        assert!(check(&g, 0, src, &fixed, Language::En, Language::Fr).is_empty());
+        // A capitalised occurrence keeps its capital; a word that only contains the term is left.
+        let (fixed, n) = repair(&g, src, "Password: passwords.", Language::En, Language::Fr);
+        assert_eq!(fixed, "Code secret: passwords.");
+        assert_eq!(n, 1);
+        // A term rendered as some other word is not guessed at: check flags it.
+        let (fixed, n) = repair(&g, src, "Ouvrez les réglages.", Language::En, Language::Fr);
+        assert_eq!((fixed.as_str(), n), ("Ouvrez les réglages.", 0));
+        assert_eq!(
+            check(&g, 0, src, &fixed, Language::En, Language::Fr).len(),
+            2
+        );
     }
 }

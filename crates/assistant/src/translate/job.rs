@@ -200,6 +200,11 @@ impl Job {
                     p.lost_code.push(i);
                 }
             }
+            // A prescribed term the model left in the source language is put right; one it
+            // rendered as some other word is flagged.
+            let (repaired, _) =
+                glossary::repair(&self.glossary, text, &joined, self.source, self.target);
+            joined = repaired;
             let issues =
                 glossary::check(&self.glossary, i, text, &joined, self.source, self.target);
             p.issues.extend(issues);
