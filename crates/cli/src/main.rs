@@ -409,9 +409,16 @@ fn bench(a: BenchArgs) -> Result<()> {
         prompt.extend_from_slice(&piece);
     }
     prompt.truncate(a.prompt_tokens);
+    // Warm-up, untimed: pages the weights in, starts the thread pool and sizes the buffers, so
+    // that the timed runs below measure steady-state speed.
+    m.reset_cache();
+    let mut logits = m.forward_raw(&prompt[..prompt.len().min(16)])?;
+    for _ in 0..4 {
+        logits = m.forward_raw(&[hearth_engine::sampling::argmax(&logits)])?;
+    }
     m.reset_cache();
     let t = Instant::now();
-    let mut logits = m.forward_raw(&prompt)?;
+    logits = m.forward_raw(&prompt)?;
     let prefill_s = t.elapsed().as_secs_f64();
     let mut next = hearth_engine::sampling::argmax(&logits);
     let ttft_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -1,6 +1,8 @@
 //! Runs quantized GGUF language models on the CPU.
 //!
 //! - [`gguf`]: reading and validating model files.
+//! - [`kernels`]: Hearth's own quantized matrix products (Q4_0, Q4_1, Q5_0, Q8_0), with the
+//!   instruction set chosen at run time; candle's serve the other types.
 //! - [`model`]: the transformer (llama, qwen2, qwen3, gemma3, phi3) and its key/value cache.
 //! - [`loaded`]: a loaded model that generates text with streaming, stop strings, cancellation
 //!   and a prefix cache.
@@ -10,6 +12,7 @@
 pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod kernels;
 pub mod loaded;
 pub mod model;
 pub mod sampling;

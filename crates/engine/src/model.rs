@@ -13,15 +13,41 @@ use candle_core::{DType, Device, Module, Tensor, D};
 
 use crate::error::{EngineError, Result};
 use crate::gguf::{Arch, Config, ModelFile};
+use crate::kernels::{Isa, QMatrix};
+
+/// A weight matrix: candle's product, and Hearth's own kernels where they cover the type (both
+/// read the same bytes; see [`crate::kernels`]).
+struct Matrix {
+    candle: QMatMul,
+    own: Option<QMatrix>,
+}
+
+impl Matrix {
+    fn new(q: Arc<QTensor>) -> Result<Self> {
+        Ok(Self {
+            own: QMatrix::new(q.clone()),
+            candle: QMatMul::from_arc(q)?,
+        })
+    }
+
+    /// `x · Wᵀ`; `kernels`: the instruction set of Hearth's kernels, `None` for candle's. Prompts
+    /// and single tokens take the same path.
+    fn forward(&self, x: &Tensor, kernels: Option<Isa>) -> Result<Tensor> {
+        match (&self.own, kernels) {
+            (Some(m), Some(isa)) => m.forward_with(isa, x),
+            _ => Ok(self.candle.forward(x)?),
+        }
+    }
+}
 
 struct Linear {
-    w: QMatMul,
+    w: Matrix,
     b: Option<Tensor>,
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.w.forward(x)?;
+    fn forward(&self, x: &Tensor, kernels: Option<Isa>) -> Result<Tensor> {
+        let y = self.w.forward(x, kernels)?;
         Ok(match &self.b {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -36,12 +62,12 @@ enum Qkv {
 
 enum Ffn {
     Gated {
-        gate: QMatMul,
-        up: QMatMul,
-        down: QMatMul,
+        gate: Matrix,
+        up: Matrix,
+        down: Matrix,
     },
     /// Gate and up projections stored as one matrix, gate first (phi3).
-    FusedGateUp { gate_up: QMatMul, down: QMatMul },
+    FusedGateUp { gate_up: Matrix, down: Matrix },
 }
 
 #[derive(Clone, Copy)]
@@ -130,7 +156,9 @@ pub struct Transformer {
     embed_scale: Option<f64>,
     layers: Vec<Layer>,
     out_norm: Tensor,
-    output: QMatMul,
+    output: Matrix,
+    /// Instruction set of Hearth's own kernels; `None`: candle's kernels only.
+    kernels: Option<Isa>,
     rope_factors: Option<Vec<f32>>,
     interleaved_rope: bool,
     activation: Activation,
@@ -151,9 +179,9 @@ fn optional_vector(file: &mut ModelFile, name: &str, len: usize) -> Result<Optio
     }
 }
 
-fn matrix(file: &mut ModelFile, name: &str, rows: usize, cols: usize) -> Result<QMatMul> {
+fn matrix(file: &mut ModelFile, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
     let q = file.tensor(name, &[rows, cols])?;
-    Ok(QMatMul::from_qtensor(q)?)
+    Matrix::new(Arc::new(q))
 }
 
 fn linear(file: &mut ModelFile, prefix: &str, rows: usize, cols: usize) -> Result<Linear> {
@@ -171,7 +199,7 @@ impl Transformer {
         let output = if file.has_tensor("output.weight") {
             matrix(file, "output.weight", cfg.vocab_size, e)?
         } else {
-            QMatMul::from_arc(embed.clone())?
+            Matrix::new(embed.clone())?
         };
         let out_norm = vector(file, "output_norm.weight", e)?;
         let rope_factors = ["rope_freqs.weight", "rope_factors_short.weight"]
@@ -244,6 +272,7 @@ impl Transformer {
             layers,
             out_norm,
             output,
+            kernels: crate::kernels::selected(),
             rope_factors,
             activation,
             attn_scale,
@@ -253,6 +282,25 @@ impl Transformer {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The kernels the matrix products use: Hearth's own with the given instruction set where
+    /// they cover the weight type, candle's elsewhere; `None`: candle's everywhere. The default
+    /// comes from [`crate::kernels::selected`].
+    pub fn set_kernels(&mut self, kernels: Option<Isa>) -> Result<()> {
+        if let Some(isa) = kernels {
+            if !isa.is_supported() {
+                return Err(EngineError::InvalidSetting(format!(
+                    "this CPU cannot run the {isa:?} kernels"
+                )));
+            }
+        }
+        self.kernels = kernels;
+        Ok(())
+    }
+
+    pub fn kernels(&self) -> Option<Isa> {
+        self.kernels
     }
 
     /// Number of positions held in the key/value cache.
@@ -392,7 +440,7 @@ impl Transformer {
         let last = x.narrow(1, t - 1, 1)?;
         let last =
             candle_nn::ops::rms_norm(&last.contiguous()?, &self.out_norm, self.cfg.rms_eps as f32)?;
-        let logits = self.output.forward(&last)?;
+        let logits = self.output.forward(&last, self.kernels)?;
         Ok(logits.flatten_all()?)
     }
 
@@ -428,16 +476,16 @@ impl Transformer {
     fn ffn(&self, ffn: &Ffn, h: &Tensor) -> Result<Tensor> {
         Ok(match ffn {
             Ffn::Gated { gate, up, down } => {
-                let g = self.activate(&gate.forward(h)?)?;
-                let u = up.forward(h)?;
-                down.forward(&(g * u)?)?
+                let g = self.activate(&gate.forward(h, self.kernels)?)?;
+                let u = up.forward(h, self.kernels)?;
+                down.forward(&(g * u)?, self.kernels)?
             }
             Ffn::FusedGateUp { gate_up, down } => {
-                let gu = gate_up.forward(h)?;
+                let gu = gate_up.forward(h, self.kernels)?;
                 let ff = self.cfg.n_ff;
                 let g = self.activate(&gu.narrow(D::Minus1, 0, ff)?)?;
                 let u = gu.narrow(D::Minus1, ff, ff)?;
-                down.forward(&(g * u)?)?
+                down.forward(&(g * u)?, self.kernels)?
             }
         })
     }
@@ -452,9 +500,13 @@ impl Transformer {
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
         let (q, k, v) = match &layer.qkv {
-            Qkv::Separate { q, k, v } => (q.forward(h)?, k.forward(h)?, v.forward(h)?),
+            Qkv::Separate { q, k, v } => (
+                q.forward(h, self.kernels)?,
+                k.forward(h, self.kernels)?,
+                v.forward(h, self.kernels)?,
+            ),
             Qkv::Fused(w) => {
-                let qkv = w.forward(h)?;
+                let qkv = w.forward(h, self.kernels)?;
                 (
                     qkv.narrow(D::Minus1, 0, nh * hd)?,
                     qkv.narrow(D::Minus1, nh * hd, nkv * hd)?,
@@ -503,6 +555,6 @@ impl Transformer {
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, nh * hd))?;
-        layer.attn_out.forward(&y)
+        layer.attn_out.forward(&y, self.kernels)
     }
 }

@@ -1,0 +1,318 @@
+//! Hearth's own quantized matrix products on the CPU, for the weight types candle serves slowly.
+//!
+//! [`QMatrix`] reads a weight's GGUF block bytes in place (no copy: it shares candle's
+//! [`QTensor`]) and computes `y = W·x` row by row: the activations are quantized once to 8-bit
+//! blocks ([`q8`]), then every weight row is an integer dot product per block, the rows split
+//! across candle's compute threads. Covered types: Q4_0, Q4_1, Q5_0, Q8_0 ([`BlockType`]).
+//!
+//! The instruction set is chosen at run time ([`Isa::best`]): AVX2+FMA+F16C where the CPU has
+//! them, else the portable scalar path, which every build has and which the SIMD paths are tested
+//! against.
+//!
+//! The model uses these kernels only when asked, for now: the environment variable
+//! `HEARTH_KERNELS` set to `auto` picks the best instruction set, `scalar` the portable path;
+//! unset or anything else keeps candle's kernels everywhere. (Switched on, a token's logits
+//! differ by up to about 0.5 between running it inside a prompt and alone, which breaks the
+//! prefix cache's exact reproducibility; that has to be understood before they become the
+//! default.) It is read once per process; [`crate::model::Transformer::set_kernels`] overrides
+//! it per model.
+
+pub mod q8;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use crate::error::{EngineError, Result};
+use q8::{Q8Rows, QK};
+
+/// GGUF weight types these kernels cover; each is a block of 32 values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockType {
+    /// `f16 d`, 16 bytes of 4-bit codes; `w = d·(q-8)`.
+    Q4_0,
+    /// `f16 d, f16 m`, 16 bytes of 4-bit codes; `w = d·q + m`.
+    Q4_1,
+    /// `f16 d`, 32 fifth bits, 16 bytes of low nibbles; `w = d·(q-16)`.
+    Q5_0,
+    /// `f16 d`, 32 signed bytes; `w = d·q`.
+    Q8_0,
+}
+
+impl BlockType {
+    /// The covered type for a GGML type, if any.
+    pub fn from_ggml(t: GgmlDType) -> Option<Self> {
+        match t {
+            GgmlDType::Q4_0 => Some(Self::Q4_0),
+            GgmlDType::Q4_1 => Some(Self::Q4_1),
+            GgmlDType::Q5_0 => Some(Self::Q5_0),
+            GgmlDType::Q8_0 => Some(Self::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one block of 32 values.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q8_0 => 34,
+        }
+    }
+}
+
+/// An instruction set the kernels can run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Isa {
+    /// Portable Rust, any CPU.
+    Scalar,
+    /// x86-64 with AVX2, FMA and F16C.
+    Avx2,
+}
+
+impl Isa {
+    /// Whether the running CPU can use this instruction set.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 => false,
+        }
+    }
+
+    /// The fastest instruction set this CPU supports (detected once).
+    pub fn best() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            if Isa::Avx2.is_supported() {
+                Isa::Avx2
+            } else {
+                Isa::Scalar
+            }
+        })
+    }
+
+    /// Every instruction set the running CPU supports, the scalar one first.
+    pub fn supported() -> Vec<Isa> {
+        [Isa::Scalar, Isa::Avx2]
+            .into_iter()
+            .filter(|i| i.is_supported())
+            .collect()
+    }
+}
+
+/// The kernels the model uses, from `HEARTH_KERNELS` (see the module header): `None` means
+/// candle's kernels only, the default.
+pub fn selected() -> Option<Isa> {
+    static SELECTED: OnceLock<Option<Isa>> = OnceLock::new();
+    *SELECTED.get_or_init(|| match std::env::var("HEARTH_KERNELS").as_deref() {
+        Ok("auto") => Some(Isa::best()),
+        Ok("scalar") => Some(Isa::Scalar),
+        _ => None,
+    })
+}
+
+/// A quantized weight matrix `[rows, cols]` of a covered type, read in place from its tensor.
+#[derive(Clone)]
+pub struct QMatrix {
+    tensor: Arc<QTensor>,
+    ty: BlockType,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+}
+
+impl std::fmt::Debug for QMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QMatrix")
+            .field("ty", &self.ty)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The calling thread's quantized activations, reused from call to call.
+    static ACTIVATIONS: RefCell<Q8Rows> = RefCell::new(Q8Rows::new());
+}
+
+/// The output pointer shared by the workers; each writes only its own rows.
+struct Out(*mut f32);
+// SAFETY: workers write disjoint elements (one weight row range each) and the caller waits for
+// all of them before reading.
+unsafe impl Sync for Out {}
+
+impl QMatrix {
+    /// Wraps a 2-D tensor of a covered type held in CPU memory. `None` when the type is not
+    /// covered or the tensor's layout is not whole blocks per row.
+    pub fn new(tensor: Arc<QTensor>) -> Option<Self> {
+        let ty = BlockType::from_ggml(tensor.dtype())?;
+        let (rows, cols) = match tensor.shape().dims() {
+            [r, c] => (*r, *c),
+            _ => return None,
+        };
+        if cols == 0 || cols % QK != 0 {
+            return None;
+        }
+        let row_bytes = cols / QK * ty.block_bytes();
+        match tensor.data() {
+            Ok(Cow::Borrowed(d)) if d.len() == rows * row_bytes => {}
+            _ => return None,
+        }
+        Some(Self {
+            tensor,
+            ty,
+            rows,
+            cols,
+            row_bytes,
+        })
+    }
+
+    pub fn block_type(&self) -> BlockType {
+        self.ty
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The tensor the bytes are read from.
+    pub fn tensor(&self) -> &Arc<QTensor> {
+        &self.tensor
+    }
+
+    fn data(&self) -> Result<Cow<'_, [u8]>> {
+        Ok(self.tensor.data()?)
+    }
+
+    /// The GGUF block bytes of row `r`.
+    pub fn row_data(&self, r: usize) -> Result<Vec<u8>> {
+        if r >= self.rows {
+            return Err(EngineError::Compute(format!(
+                "row {r} of a matrix of {} rows",
+                self.rows
+            )));
+        }
+        Ok(self.data()?[r * self.row_bytes..(r + 1) * self.row_bytes].to_vec())
+    }
+
+    /// The f32 values of row `r`.
+    pub fn dequantize_row(&self, r: usize) -> Result<Vec<f32>> {
+        Ok(scalar::dequantize_row(self.ty, &self.row_data(r)?))
+    }
+
+    /// `out[t][r] = Σ_c W[r][c] · x[t][c]` for every row `t` of `x` (`x.len()` a multiple of
+    /// `cols`, `out.len()` = tokens × `rows`), with the given instruction set. Splits the weight
+    /// rows across candle's compute threads.
+    pub fn matmul(&self, isa: Isa, x: &[f32], out: &mut [f32]) -> Result<()> {
+        if x.len() % self.cols != 0 || out.len() != x.len() / self.cols * self.rows {
+            return Err(EngineError::Compute(format!(
+                "matrix [{}, {}] cannot take {} inputs into {} outputs",
+                self.rows,
+                self.cols,
+                x.len(),
+                out.len()
+            )));
+        }
+        if !isa.is_supported() {
+            return Err(EngineError::Compute(format!(
+                "this CPU cannot run the {isa:?} kernels"
+            )));
+        }
+        if x.is_empty() {
+            return Ok(());
+        }
+        let data = self.data()?;
+        ACTIVATIONS.with(|a| {
+            let mut xs = a.borrow_mut();
+            xs.quantize(x, self.cols);
+            let xs = &*xs;
+            let (ty, rb, n) = (self.ty, self.row_bytes, self.rows);
+            let data: &[u8] = &data;
+            let outp = Out(out.as_mut_ptr());
+            let outp = &outp;
+            candle_core::utils::barrier_pool().execute_chunked(n, |rows| match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes (checked in
+                // `new`), `xs` has `cols / 32` blocks per row, `out` has `tokens × n` elements,
+                // and the pool hands out disjoint row ranges.
+                Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
+                _ => {
+                    let m = xs.rows();
+                    for r in rows {
+                        let row = &data[r * rb..(r + 1) * rb];
+                        for t in 0..m {
+                            let v = scalar::dot_row(ty, row, xs.row(t));
+                            // SAFETY: as above, `t * n + r` is in bounds and written once.
+                            unsafe { *outp.0.add(t * n + r) = v };
+                        }
+                    }
+                }
+            });
+        });
+        Ok(())
+    }
+
+    /// `x · Wᵀ` for a tensor whose last dimension is `cols` (any leading dimensions), with the
+    /// instruction set `isa`.
+    pub fn forward_with(&self, isa: Isa, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        Ok(x.apply_op1_no_bwd(&Apply { m: self, isa })?)
+    }
+}
+
+struct Apply<'a> {
+    m: &'a QMatrix,
+    isa: Isa,
+}
+
+impl CustomOp1 for Apply<'_> {
+    fn name(&self) -> &'static str {
+        "hearth-qmatmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = match storage {
+            CpuStorage::F32(v) => v.as_slice(),
+            _ => candle_core::bail!("hearth-qmatmul takes f32 inputs"),
+        };
+        let x = match layout.contiguous_offsets() {
+            Some((a, b)) => &x[a..b],
+            None => candle_core::bail!("hearth-qmatmul takes contiguous inputs"),
+        };
+        let mut dims = layout.dims().to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == self.m.cols => *last = self.m.rows,
+            _ => candle_core::bail!(
+                "hearth-qmatmul: input {:?} does not end in {}",
+                layout.dims(),
+                self.m.cols
+            ),
+        }
+        let mut out = vec![0f32; x.len() / self.m.cols * self.m.rows];
+        self.m
+            .matmul(self.isa, x, &mut out)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}

@@ -1,0 +1,420 @@
+//! Hearth's quantized matrix kernels (crates/engine/src/kernels) against a dequantize-then-f32
+//! reference, on real weight rows from the test models (scripts/fetch-test-models), for every
+//! covered type and every instruction set the CPU supports; and SmolLM2's greedy output with the
+//! kernels on, against candle's kernels.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use hearth_engine::gguf::ModelFile;
+use hearth_engine::kernels::{BlockType, Isa, QMatrix};
+use hearth_engine::model::Transformer;
+use hearth_engine::LoadedModel;
+
+fn model(name: &str) -> PathBuf {
+    let dir = std::env::var_os("HEARTH_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/hearth/test-models")
+        });
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "test model {} is missing: run scripts/fetch-test-models",
+        p.display()
+    );
+    p
+}
+
+fn smollm() -> PathBuf {
+    model("smollm2-135m-instruct-q4_1.gguf")
+}
+fn qwen() -> PathBuf {
+    model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+}
+
+fn tensor(path: &Path, name: &str, shape: &[usize]) -> Arc<QTensor> {
+    let mut f = ModelFile::open(path).unwrap();
+    Arc::new(f.tensor(name, shape).unwrap())
+}
+
+/// Activations shaped like a transformer's: mostly small, a few large outliers, some zero
+/// blocks' worth of exact zeros.
+fn activations(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|i| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0;
+            match i % 97 {
+                0 => u * 20.0,
+                _ if (i / 32) % 11 == 5 => 0.0,
+                _ => u,
+            }
+        })
+        .collect()
+}
+
+/// Largest error the 8-bit activations may cause for one row: each value is off by at most
+/// half its block's step, plus f32 rounding.
+fn bound(w: &[f32], x: &[f32]) -> f32 {
+    let mut b = 0f64;
+    let mut mag = 0f64;
+    for (wb, xb) in w.chunks(32).zip(x.chunks(32)) {
+        let step = xb.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
+        let wsum: f64 = wb.iter().map(|v| v.abs() as f64).sum();
+        b += step / 2.0 * wsum;
+        mag += wb
+            .iter()
+            .zip(xb)
+            .map(|(a, c)| (a * c).abs() as f64)
+            .sum::<f64>();
+    }
+    (b * (1.0 + 1e-5) + mag * 2e-6 + 1e-6) as f32
+}
+
+/// Checks one matrix: for every supported instruction set, one token and three tokens at once,
+/// every `step`-th row (and the last) against the reference, and every instruction set against
+/// the scalar path.
+fn check(m: &QMatrix, step: usize) {
+    let (rows, cols) = (m.rows(), m.cols());
+    let tokens = 3;
+    let x = activations(cols * tokens, (rows * 31 + cols) as u64);
+    let mut sampled: Vec<usize> = (0..rows).step_by(step.max(1)).collect();
+    if sampled.last() != Some(&(rows - 1)) {
+        sampled.push(rows - 1);
+    }
+    let w: Vec<(usize, Vec<f32>)> = sampled
+        .iter()
+        .map(|&r| (r, m.dequantize_row(r).unwrap()))
+        .collect();
+    let mut scalar_out = Vec::new();
+    for isa in Isa::supported() {
+        let mut one = vec![0f32; rows];
+        m.matmul(isa, &x[..cols], &mut one).unwrap();
+        let mut many = vec![0f32; rows * tokens];
+        m.matmul(isa, &x, &mut many).unwrap();
+        assert_eq!(
+            &many[..rows],
+            &one[..],
+            "{isa:?} {:?}: batched first token",
+            m.block_type()
+        );
+        for (r, wr) in &w {
+            for t in 0..tokens {
+                let xt = &x[t * cols..(t + 1) * cols];
+                let reference: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
+                let got = many[t * rows + r];
+                let err = (got as f64 - reference).abs() as f32;
+                let lim = bound(wr, xt);
+                assert!(
+                    err <= lim,
+                    "{isa:?} {:?} [{rows}x{cols}] row {r} token {t}: {got} vs {reference} \
+                     (error {err} > bound {lim})",
+                    m.block_type()
+                );
+            }
+        }
+        if isa == Isa::Scalar {
+            scalar_out = many;
+        } else {
+            for (i, (a, s)) in many.iter().zip(&scalar_out).enumerate() {
+                let (r, t) = (i % rows, i / rows);
+                let wr = m.dequantize_row(r).unwrap();
+                let mag: f32 = wr
+                    .iter()
+                    .zip(&x[t * cols..(t + 1) * cols])
+                    .map(|(a, b)| (a * b).abs())
+                    .sum();
+                assert!(
+                    (a - s).abs() <= mag * 1e-5 + 1e-6,
+                    "{isa:?} {:?} row {r} token {t}: {a} vs scalar {s}",
+                    m.block_type()
+                );
+                if i > 4096 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A matrix of type `dtype` quantized from real weights: rows `rows` and the first `cols`
+/// columns of a dequantized tensor of the test models.
+fn requantized(src: &Arc<QTensor>, rows: usize, cols: usize, dtype: GgmlDType) -> QMatrix {
+    let full = src.dequantize(&Device::Cpu).unwrap();
+    let part: Vec<f32> = full
+        .narrow(0, 0, rows)
+        .unwrap()
+        .narrow(1, 0, cols)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    // A fresh tensor: candle's quantize reads the whole storage, whatever the view.
+    let part = Tensor::from_vec(part, (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&part, dtype).unwrap();
+    let m = QMatrix::new(Arc::new(q)).expect("covered type");
+    assert_eq!((m.rows(), m.cols()), (rows, cols));
+    m
+}
+
+#[test]
+fn isa_detection_includes_scalar_and_the_best() {
+    let s = Isa::supported();
+    assert_eq!(s[0], Isa::Scalar);
+    assert!(s.contains(&Isa::best()));
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        Isa::Avx2.is_supported(),
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    );
+}
+
+#[test]
+fn q4_1_rows_of_smollm2_match_the_reference() {
+    let p = smollm();
+    for (name, shape) in [
+        ("blk.0.ffn_gate.weight", [1536, 576]),
+        ("blk.7.ffn_down.weight", [576, 1536]),
+        ("blk.29.attn_k.weight", [192, 576]),
+    ] {
+        let m = QMatrix::new(tensor(&p, name, &shape)).expect("Q4_1 is covered");
+        assert_eq!(m.block_type(), BlockType::Q4_1, "{name}");
+        check(&m, 1);
+    }
+}
+
+#[test]
+fn q8_0_rows_of_smollm2_embeddings_match_the_reference() {
+    let m = QMatrix::new(tensor(&smollm(), "token_embd.weight", &[49152, 576])).unwrap();
+    assert_eq!(m.block_type(), BlockType::Q8_0);
+    check(&m, 53);
+}
+
+#[test]
+fn q5_0_rows_of_qwen_match_the_reference() {
+    let p = qwen();
+    for (name, shape) in [
+        ("blk.0.attn_q.weight", [896, 896]),
+        ("blk.5.ffn_up.weight", [4864, 896]),
+        ("blk.23.attn_k.weight", [128, 896]),
+    ] {
+        let m = QMatrix::new(tensor(&p, name, &shape)).expect("Q5_0 is covered");
+        assert_eq!(m.block_type(), BlockType::Q5_0, "{name}");
+        check(&m, 3);
+    }
+}
+
+#[test]
+fn q8_0_rows_of_qwen_output_match_the_reference() {
+    let m = QMatrix::new(tensor(&qwen(), "output.weight", &[151936, 896])).unwrap();
+    assert_eq!(m.block_type(), BlockType::Q8_0);
+    check(&m, 211);
+}
+
+#[test]
+fn q4_0_from_real_weights_matches_the_reference() {
+    // No test model stores Q4_0: quantize real SmolLM2 and Qwen weights to it.
+    let s = tensor(&smollm(), "blk.3.ffn_up.weight", &[1536, 576]);
+    check(&requantized(&s, 1536, 576, GgmlDType::Q4_0), 1);
+    let q = tensor(&qwen(), "blk.2.attn_output.weight", &[896, 896]);
+    check(&requantized(&q, 896, 896, GgmlDType::Q4_0), 1);
+}
+
+#[test]
+fn odd_shapes_for_every_type() {
+    // Row counts that don't divide among threads, a single row, and rows of an odd number of
+    // blocks (3 and 27), from real Qwen weights.
+    let src = tensor(&qwen(), "blk.1.attn_q.weight", &[896, 896]);
+    for dtype in [
+        GgmlDType::Q4_0,
+        GgmlDType::Q4_1,
+        GgmlDType::Q5_0,
+        GgmlDType::Q8_0,
+    ] {
+        for (rows, cols) in [(1, 96), (7, 864), (37, 96), (193, 32), (301, 864)] {
+            check(&requantized(&src, rows, cols, dtype), 1);
+        }
+    }
+}
+
+#[test]
+fn uncovered_types_fall_back() {
+    let p = qwen();
+    let mut f = ModelFile::open(&p).unwrap();
+    // Qwen2.5's Q4_K_M file stores some ffn_down matrices as Q4_K and others as Q6_K.
+    let mut seen = Vec::new();
+    for il in 0..24 {
+        let t = Arc::new(
+            f.tensor(&format!("blk.{il}.ffn_down.weight"), &[896, 4864])
+                .unwrap(),
+        );
+        seen.push(t.dtype());
+        assert!(QMatrix::new(t).is_none(), "layer {il}");
+    }
+    assert!(seen.contains(&GgmlDType::Q4K) && seen.contains(&GgmlDType::Q6K));
+}
+
+#[test]
+fn shape_mismatches_are_errors() {
+    let m = QMatrix::new(tensor(&smollm(), "blk.0.attn_k.weight", &[192, 576])).unwrap();
+    let mut out = vec![0f32; 192];
+    assert!(m.matmul(Isa::Scalar, &[0.0; 575], &mut out).is_err());
+    assert!(m.matmul(Isa::Scalar, &[0.0; 576], &mut out[..191]).is_err());
+    assert!(m.row_data(192).is_err());
+    let x = Tensor::zeros((1, 1, 575), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(m.forward_with(Isa::Scalar, &x).is_err());
+}
+
+/// Logits after the prompt and after each of `tokens` (teacher forcing).
+fn logits_along(t: &mut Transformer, prompt: &[u32], tokens: &[u32]) -> Vec<Vec<f32>> {
+    t.clear_cache();
+    let mut out = vec![t.forward(prompt).unwrap().to_vec1::<f32>().unwrap()];
+    for &tok in tokens {
+        out.push(t.forward(&[tok]).unwrap().to_vec1::<f32>().unwrap());
+    }
+    out
+}
+
+fn gap(logits: &[f32]) -> f32 {
+    let mut sorted = logits.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    sorted[0] - sorted[1]
+}
+
+fn largest_change(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+/// SmolLM2's greedy continuations with candle's kernels and with Hearth's, each measured against
+/// an exact reference: the same model with every weight dequantized to f32 and f32 activations.
+/// Hearth's kernels must be at least as close to it as candle's (both round activations to 8
+/// bits; candle also rounds the block scales to f16), and where Hearth's greedy tokens differ
+/// from candle's, candle's two best candidates must be a near tie.
+#[test]
+fn smollm2_greedy_output_is_unchanged_by_the_kernels() {
+    let path = smollm();
+    let lm = LoadedModel::load(&path, 0).unwrap();
+    let tok = lm.tokenizer();
+    let prompts: Vec<Vec<u32>> = [
+        "The history of the printing press begins in",
+        "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    ]
+    .iter()
+    .map(|text| {
+        let mut p = vec![tok.specials.bos.unwrap_or(0)];
+        p.extend(tok.encode(text, false, false).unwrap());
+        p
+    })
+    .collect();
+    let greedy = |t: &mut Transformer, prompt: &[u32]| -> Vec<u32> {
+        t.clear_cache();
+        let mut logits = t.forward(prompt).unwrap().to_vec1::<f32>().unwrap();
+        let mut out = Vec::new();
+        for _ in 0..32 {
+            out.push(hearth_engine::sampling::argmax(&logits));
+            logits = t
+                .forward(&out[out.len() - 1..])
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+        }
+        out
+    };
+    // The exact reference, loaded on a thread of its own: candle reads CANDLE_DEQUANTIZE_ALL
+    // once per thread. No other test of this file builds candle matrices.
+    std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1");
+    let exact = {
+        let path = path.clone();
+        let prompts = prompts.clone();
+        std::thread::spawn(move || {
+            let mut file = ModelFile::open(&path).unwrap();
+            let mut t = Transformer::load(&mut file).unwrap();
+            t.set_kernels(None).unwrap();
+            prompts
+                .iter()
+                .map(|p| {
+                    let g = greedy(&mut t, p);
+                    let l = logits_along(&mut t, p, &g[..31]);
+                    (g, l)
+                })
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap()
+    };
+    std::env::remove_var("CANDLE_DEQUANTIZE_ALL");
+
+    let mut file = ModelFile::open(&path).unwrap();
+    let mut t = Transformer::load(&mut file).unwrap();
+    let mut settings = vec![None];
+    settings.extend(Isa::supported().into_iter().map(Some));
+    // Per setting: mean over prompts and steps of the largest logit change from the reference.
+    let mut mean_change = Vec::new();
+    let mut identical_to_candle = 0;
+    let mut runs = 0;
+    for &k in &settings {
+        t.set_kernels(k).unwrap();
+        let mut total = 0f32;
+        let mut n = 0;
+        for (p, (exact_tokens, exact_logits)) in prompts.iter().zip(&exact) {
+            let along = logits_along(&mut t, p, &exact_tokens[..31]);
+            for (e, o) in exact_logits.iter().zip(&along) {
+                total += largest_change(e, o);
+                n += 1;
+            }
+        }
+        mean_change.push(total / n as f32);
+        eprintln!(
+            "kernels {k:?}: mean largest logit change from the f32 reference {}",
+            total / n as f32
+        );
+    }
+    for (p, _) in prompts.iter().zip(&exact) {
+        t.set_kernels(None).unwrap();
+        let base = greedy(&mut t, p);
+        let base_logits = logits_along(&mut t, p, &base[..31]);
+        for isa in Isa::supported() {
+            t.set_kernels(Some(isa)).unwrap();
+            let own = greedy(&mut t, p);
+            runs += 1;
+            match base.iter().zip(&own).position(|(a, b)| a != b) {
+                None => identical_to_candle += 1,
+                Some(i) => {
+                    // Up to step i both ran the same tokens, so candle's logits at step i are the
+                    // ones Hearth's kernels saw the other side of.
+                    let g = gap(&base_logits[i]);
+                    eprintln!("{isa:?}: greedy parts from candle's at token {i}, candle's gap {g}");
+                    assert!(
+                        g < 0.25,
+                        "{isa:?}: token {i} differs but candle's gap is {g}"
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("{identical_to_candle}/{runs} greedy runs identical to candle's");
+    for (k, m) in settings.iter().zip(&mean_change).skip(1) {
+        assert!(
+            *m <= mean_change[0] * 1.1,
+            "{k:?}: {m} from the reference, candle {}",
+            mean_change[0]
+        );
+    }
+}
