@@ -141,7 +141,7 @@ pub fn extract_error(e: &ExtractError) -> AppError {
     AppError::new(&format!("documents.{}", e.code()), message)
 }
 
-/// Tokenizers loaded lately, by model file.
+/// Tokenizers loaded lately, by model file (shared by documents and translation).
 type TokenizerCache = Mutex<Vec<(PathBuf, Arc<GgufTokenizer>)>>;
 
 pub(crate) fn tokenizer_for(path: &Path) -> Result<Arc<GgufTokenizer>> {

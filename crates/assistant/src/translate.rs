@@ -40,10 +40,9 @@ pub mod selection;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use hearth_store::{GlossaryEntryId, NewGlossaryEntry, NewTranslation, TranslationId};
-use hearth_tokenizer::GgufTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, Result};
@@ -326,27 +325,6 @@ fn status_name(s: hearth_store::TaskStatus) -> String {
     format!("{s:?}").to_lowercase()
 }
 
-/// Tokenizers built from model files, kept for the next translation with the same model.
-fn tokenizer_for(path: &Path) -> Result<Arc<GgufTokenizer>> {
-    static CACHE: OnceLock<Mutex<Vec<(PathBuf, Arc<GgufTokenizer>)>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, t)) = lock(cache).iter().find(|(p, _)| p == path) {
-        return Ok(t.clone());
-    }
-    let t = Arc::new(GgufTokenizer::load(path).map_err(|e| {
-        AppError::new(
-            "engine.tokenizer",
-            format!("Cannot read the tokenizer of {}: {e}", path.display()),
-        )
-    })?);
-    let mut c = lock(cache);
-    c.push((path.to_path_buf(), t.clone()));
-    if c.len() > 2 {
-        c.remove(0);
-    }
-    Ok(t)
-}
-
 fn parse_language(code: &str, what: &str) -> Result<Language> {
     Language::parse(code).ok_or_else(|| {
         AppError::new(
@@ -612,7 +590,7 @@ impl Assistant {
         let spawned = std::thread::Builder::new()
             .name(format!("hearth-translate-{job_id}"))
             .spawn(move || {
-                let tokenizer = tokenizer_for(&work.choice.model.path);
+                let tokenizer = crate::documents::tokenizer_for(&work.choice.model.path);
                 work.run(&inner.engine, &inner.store, tokenizer, &sink);
                 lock(&inner.jobs).remove(&job_id);
             });

@@ -50,53 +50,12 @@ pub struct ModelChoice {
 /// Languages per GGUF architecture for models the catalog does not know. From the model
 /// makers' published language lists: Qwen 2.5/3 name 29+ languages including all of Hearth's;
 /// Gemma 3 is trained on 140 languages; Llama 3.1/3.2 officially support en, de, fr, it, pt, hi,
-/// es, th; Phi-3/Phi-4 mini are documented as primarily English.
+/// es, th; Phi-3/Phi-4 mini are documented as primarily English. (`Language::ALL` is every
+/// language Hearth offers.)
 pub const FALLBACK: &[(&str, &[Language])] = &[
-    (
-        "qwen2",
-        &[
-            Language::En,
-            Language::Zh,
-            Language::Fr,
-            Language::De,
-            Language::Es,
-            Language::Ja,
-            Language::Ko,
-            Language::Ru,
-            Language::It,
-            Language::Pt,
-        ],
-    ),
-    (
-        "qwen3",
-        &[
-            Language::En,
-            Language::Zh,
-            Language::Fr,
-            Language::De,
-            Language::Es,
-            Language::Ja,
-            Language::Ko,
-            Language::Ru,
-            Language::It,
-            Language::Pt,
-        ],
-    ),
-    (
-        "gemma3",
-        &[
-            Language::En,
-            Language::Zh,
-            Language::Fr,
-            Language::De,
-            Language::Es,
-            Language::Ja,
-            Language::Ko,
-            Language::Ru,
-            Language::It,
-            Language::Pt,
-        ],
-    ),
+    ("qwen2", &Language::ALL),
+    ("qwen3", &Language::ALL),
+    ("gemma3", &Language::ALL),
     (
         "llama",
         &[
