@@ -140,6 +140,12 @@ fn fill(store: &Store) -> hearth_store::Result<()> {
             },
         ],
     )?;
+    // Since schema 2: sentence embeddings of chunks.
+    store.put_chunk_embeddings(
+        chunks[0],
+        "all-minilm-l6-v2",
+        &[vec![0.6, 0.8], vec![1.0, 0.0]],
+    )?;
     let summary = store.create_summary(&NewSummary {
         document_id: doc.id,
         model_id: "smollm2-135m-instruct-q4_1".into(),

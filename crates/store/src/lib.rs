@@ -24,6 +24,7 @@ mod clock;
 mod columns;
 pub mod conversations;
 pub mod documents;
+pub mod embeddings;
 mod error;
 pub mod exchange;
 mod ids;
@@ -45,6 +46,7 @@ pub use documents::{
     AddedDocument, Chunk, Document, NewChunk, NewDocument, NewSummary, NewSummaryPart, Summary,
     SummaryPart,
 };
+pub use embeddings::{ChunkEmbedding, EmbeddingCoverage};
 pub use error::{Result, StoreError};
 pub use exchange::{ConversationExport, ExportedMessage, EXPORT_FORMAT, EXPORT_VERSION};
 pub use ids::{

@@ -18,11 +18,18 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, in order. Version `n` is at index `n - 1`.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial.sql",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial.sql",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_chunk_embeddings.sql",
+        sql: include_str!("../migrations/0002_chunk_embeddings.sql"),
+    },
+];
 
 /// The schema version this build creates and understands.
 pub const LATEST_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
