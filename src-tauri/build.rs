@@ -45,6 +45,17 @@ const COMMANDS: &[&str] = &[
     "glossary_delete",
     "translate_document_pick",
     "translate_document_read",
+    "documents_pick",
+    "document_add",
+    "documents_list",
+    "document_delete",
+    "document_summarize",
+    "summary_resume",
+    "document_cancel",
+    "summaries_interrupted",
+    "document_summaries",
+    "passage_get",
+    "document_ask",
 ];
 
 fn main() {

@@ -10,6 +10,7 @@
 
 mod commands;
 mod data_folder;
+mod document_commands;
 mod download_commands;
 mod translate_commands;
 mod window_memory;
@@ -119,6 +120,17 @@ pub fn run() {
             translate_commands::glossary_delete,
             translate_commands::translate_document_pick,
             translate_commands::translate_document_read,
+            document_commands::documents_pick,
+            document_commands::document_add,
+            document_commands::documents_list,
+            document_commands::document_delete,
+            document_commands::document_summarize,
+            document_commands::summary_resume,
+            document_commands::document_cancel,
+            document_commands::summaries_interrupted,
+            document_commands::document_summaries,
+            document_commands::passage_get,
+            document_commands::document_ask,
         ])
         .build(tauri::generate_context!());
     match app {

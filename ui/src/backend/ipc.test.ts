@@ -61,6 +61,17 @@ describe('ipc', () => {
     await b.deleteGlossaryTerm(2);
     await b.pickTranslateDocument('Pick');
     await b.readTranslateDocument('/d.md');
+    await b.pickDocuments('Pick');
+    await b.addDocument('/d.pdf');
+    await b.documents();
+    await b.deleteDocument(1);
+    await b.summarize({ documentId: 1, length: 'short', language: null, pages: [1, 2] }, noop);
+    await b.resumeSummary(2, noop);
+    await b.cancelDocumentJob(3);
+    await b.interruptedSummaries();
+    await b.documentSummaries(1);
+    await b.passage(4);
+    await b.askDocument({ documentId: 1, question: 'What?' }, noop);
 
     const args = Object.fromEntries(seen.map(([c, p]) => [c, Object.keys(p).sort()]));
     expect(args).toEqual({
@@ -107,6 +118,17 @@ describe('ipc', () => {
       glossary_delete: ['id'],
       translate_document_pick: ['title'],
       translate_document_read: ['path'],
+      documents_pick: ['title'],
+      document_add: ['path'],
+      documents_list: [],
+      document_delete: ['id'],
+      document_summarize: ['onEvent', 'request'],
+      summary_resume: ['onEvent', 'summaryId'],
+      document_cancel: ['jobId'],
+      summaries_interrupted: [],
+      document_summaries: ['documentId'],
+      passage_get: ['chunkId'],
+      document_ask: ['onEvent', 'request'],
     });
     // Every command ipc.ts declares is used, and nothing else is.
     expect(seen.map(([c]) => c).sort()).toEqual([...COMMANDS].sort());

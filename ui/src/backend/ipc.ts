@@ -38,6 +38,17 @@ import type {
   TranslationStarted,
   TranslationSummary,
 } from './translate-types';
+import type {
+  AddedDocument,
+  AskEvent,
+  AskStarted,
+  DocumentInfo,
+  DocumentsBackend,
+  DocumentSummary,
+  Passage,
+  SummarizeEvent,
+  SummaryStarted,
+} from './document-types';
 
 /** Every command the UI calls (the permissions test checks each against the app's list). */
 export const COMMANDS = [
@@ -84,6 +95,17 @@ export const COMMANDS = [
   'glossary_delete',
   'translate_document_pick',
   'translate_document_read',
+  'documents_pick',
+  'document_add',
+  'documents_list',
+  'document_delete',
+  'document_summarize',
+  'summary_resume',
+  'document_cancel',
+  'summaries_interrupted',
+  'document_summaries',
+  'passage_get',
+  'document_ask',
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];
@@ -137,8 +159,32 @@ const downloadBackend: DownloadBackend = {
   cancelPull: (jobId) => call('model_pull_cancel', { jobId }),
 };
 
+function stream<E>(onEvent: (event: E) => void): Channel<E> {
+  const ch = new Channel<E>();
+  ch.onmessage = onEvent;
+  return ch;
+}
+
+const documentsBackend: DocumentsBackend = {
+  pickDocuments: (title) => call<string[] | null>('documents_pick', { title }),
+  addDocument: (path) => call<AddedDocument>('document_add', { path }),
+  documents: () => call<DocumentInfo[]>('documents_list'),
+  deleteDocument: (id) => call('document_delete', { id }),
+  summarize: (request, onEvent) =>
+    call<SummaryStarted>('document_summarize', { request, onEvent: stream<SummarizeEvent>(onEvent) }),
+  resumeSummary: (summaryId, onEvent) =>
+    call<SummaryStarted>('summary_resume', { summaryId, onEvent: stream<SummarizeEvent>(onEvent) }),
+  cancelDocumentJob: (jobId) => call('document_cancel', { jobId }),
+  interruptedSummaries: () => call<DocumentSummary[]>('summaries_interrupted'),
+  documentSummaries: (documentId) => call<DocumentSummary[]>('document_summaries', { documentId }),
+  passage: (chunkId) => call<Passage>('passage_get', { chunkId }),
+  askDocument: (request, onEvent) =>
+    call<AskStarted>('document_ask', { request, onEvent: stream<AskEvent>(onEvent) }),
+};
+
 export const tauriBackend: Backend = {
   ...translateBackend,
+  ...documentsBackend,
   ...downloadBackend,
   appInfo: () => call<AppInfo>('app_info'),
   conversations: () => call<ConversationSummary[]>('conversations_list'),

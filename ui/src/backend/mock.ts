@@ -23,6 +23,7 @@ import type {
 import { DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, NEW_CONVERSATION_TITLE } from './defaults';
 import { createMockDownloads, type MockDownloadExtras, type MockDownloadOptions } from './mock-downloads';
 import type { MachineCatalog, Recommendation } from './download-types';
+import { createMockDocuments, type MockDocumentsOptions } from './mock-documents';
 import { createMockTranslate, type MockTranslateExtras, type MockTranslateOptions } from './mock-translate';
 
 export interface MockOptions {
@@ -42,6 +43,8 @@ export interface MockOptions {
   downloads?: MockDownloadOptions & { catalog?: MachineCatalog; recommendation?: Recommendation };
   /** The translation part (see mock-translate.ts). */
   translate?: MockTranslateOptions;
+  /** The documents part (see mock-documents.ts). */
+  documents?: MockDocumentsOptions;
 }
 
 interface StoredMessage extends ThreadMessage {
@@ -264,6 +267,7 @@ export function createMockBackend(options: MockOptions = {}): MockBackend {
 
   const backend: MockBackend = {
     ...createMockTranslate({ hasModel: () => models.length > 0, ...options.translate }, record),
+    ...createMockDocuments(options.documents ?? {}, record),
     ...createMockDownloads(
       options.downloads ?? {},
       {

@@ -3,6 +3,7 @@
  * camelCase) and the `Backend` interface every component talks to. `ipc.ts` implements it over
  * Tauri; `mock.ts` implements it in memory for tests and for running the UI in a browser.
  */
+import type { DocumentsBackend } from './document-types';
 import type { DownloadBackend } from './download-types';
 import type { TranslateBackend } from './translate-types';
 
@@ -158,7 +159,7 @@ export type FileDropEvent =
   | { type: 'drop'; paths: string[] }
   | { type: 'cancel' };
 
-export interface Backend extends TranslateBackend, DownloadBackend {
+export interface Backend extends TranslateBackend, DownloadBackend, DocumentsBackend {
   appInfo(): Promise<AppInfo>;
   conversations(): Promise<ConversationSummary[]>;
   createConversation(): Promise<ConversationSummary>;
