@@ -34,6 +34,22 @@ const KNOWN: Record<string, MessageKey> = {
   'download.server': 'error.download.server',
   'download.invalid_model': 'error.download.invalid_model',
   'download.io': 'error.download.io',
+  'documents.encrypted_pdf': 'error.documents.encrypted_pdf',
+  'documents.no_text_layer': 'error.documents.no_text_layer',
+  'documents.corrupt': 'error.documents.corrupt',
+  'documents.too_large': 'error.documents.too_large',
+  'documents.too_many_pages': 'error.documents.too_many_pages',
+  'documents.decompression_limit': 'error.documents.decompression_limit',
+  'documents.unsupported': 'error.documents.unsupported',
+  'documents.empty': 'error.documents.empty',
+  'documents.io': 'error.documents.io',
+  'summarize.nothing_to_summarize': 'error.summarize.nothing_to_summarize',
+  'summarize.already_running': 'error.summarize.already_running',
+  'summarize.unsupported_language': 'error.summarize.unsupported_language',
+  'summarize.invalid_request': 'error.summarize.invalid_request',
+  'summarize.context_too_small': 'error.summarize.context_too_small',
+  'ask.empty': 'error.ask.empty',
+  'ask.nothing_found': 'error.ask.nothing_found',
 };
 
 export function describeError(error: AppError, t: Translate): string {

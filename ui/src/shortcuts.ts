@@ -15,6 +15,7 @@ export type ShortcutAction =
   | 'viewModels'
   | 'viewSettings'
   | 'viewTranslate'
+  | 'viewDocuments'
   | 'help';
 
 export interface Shortcut {
@@ -41,6 +42,7 @@ export const SHORTCUTS: Shortcut[] = [
   { label: 'shortcut.prevConversation', keys: [['Alt', '↑']], action: 'prevConversation', matches: (e) => e.altKey && !e.ctrlKey && !e.metaKey && e.key === 'ArrowUp' },
   { label: 'shortcut.nextConversation', keys: [['Alt', '↓']], action: 'nextConversation', matches: (e) => e.altKey && !e.ctrlKey && !e.metaKey && e.key === 'ArrowDown' },
   { label: 'translate.shortcut', keys: [[MOD, 'T']], action: 'viewTranslate', matches: (e) => mod(e) && !e.shiftKey && e.key.toLowerCase() === 't' },
+  { label: 'documents.shortcut', keys: [[MOD, 'D']], action: 'viewDocuments', matches: (e) => mod(e) && !e.shiftKey && e.key.toLowerCase() === 'd' },
   { label: 'shortcut.views', keys: [[MOD, '1'], [MOD, '2'], [MOD, '3']], action: null },
   { label: 'shortcut.help', keys: [['F1'], [MOD, '/']], action: 'help', matches: (e) => e.key === 'F1' || (mod(e) && e.key === '/') },
 ];

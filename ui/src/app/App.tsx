@@ -14,6 +14,7 @@ import { ModelsView } from '../models/ModelsView';
 import { SettingsView } from '../settings/SettingsView';
 import { actionFor } from '../shortcuts';
 import { describeError } from '../errors';
+import { DocumentsView, isDocumentPath } from '../documents/DocumentsView';
 import { applyTheme } from '../theme';
 import { TranslateView } from '../translate/TranslateView';
 import { Welcome } from '../welcome/Welcome';
@@ -152,10 +153,13 @@ export function App({ backend, messages }: Props) {
         else if (event.type === 'cancel') setDragging(false);
         else {
           setDragging(false);
-          // The Translate view reads dropped documents itself.
+          // The Translate view reads dropped documents itself; the Documents view takes every
+          // other file dropped (and shows itself); models are imported here.
           if (viewRef.current === 'translate') return;
+          const models = event.paths.filter((p) => !isDocumentPath(p));
+          if (models.length === 0) return;
           void (async () => {
-            for (const path of event.paths) await importModel(path);
+            for (const path of models) await importModel(path);
             setView('models');
           })();
         }
@@ -201,6 +205,9 @@ export function App({ backend, messages }: Props) {
           break;
         case 'viewTranslate':
           setView('translate');
+          break;
+        case 'viewDocuments':
+          setView('documents');
           break;
         default: {
           setView('chat');
@@ -264,6 +271,7 @@ export function App({ backend, messages }: Props) {
   const navItems: { id: View; label: MessageKey; icon: IconName }[] = [
     { id: 'chat', label: 'nav.chat', icon: 'chat' },
     { id: 'translate', label: 'translate.nav', icon: 'translate' },
+    { id: 'documents', label: 'documents.nav', icon: 'file' },
     { id: 'models', label: 'nav.models', icon: 'model' },
     { id: 'settings', label: 'nav.settings', icon: 'settings' },
   ];
@@ -313,6 +321,9 @@ export function App({ backend, messages }: Props) {
                 <section class="view-pane" hidden={view !== 'translate'} data-pane="translate">
                   <TranslateView />
                 </section>
+                <section class="view-pane" hidden={view !== 'documents'} data-pane="documents">
+                  <DocumentsView />
+                </section>
                 <section class="view-pane" hidden={view !== 'models'} data-pane="models">
                   <ModelsView />
                 </section>
@@ -348,7 +359,7 @@ export function App({ backend, messages }: Props) {
           </div>
           {dragging && (
             <div class="drop-overlay" aria-hidden="true">
-              <p>{view === 'translate' ? t('translate.dropHere') : t('models.dropHere')}</p>
+              <p>{view === 'translate' ? t('translate.dropHere') : t('documents.dropHere')}</p>
             </div>
           )}
           {helpOpen && <HelpOverlay onClose={() => setHelpOpen(false)} />}

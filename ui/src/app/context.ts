@@ -7,7 +7,7 @@ import { useContext } from 'preact/hooks';
 import type { AppError, AppInfo, Backend, InstalledModel, Settings } from '../backend/types';
 import type { MessageKey, Vars } from '../i18n';
 
-export type View = 'chat' | 'translate' | 'models' | 'settings';
+export type View = 'chat' | 'translate' | 'documents' | 'models' | 'settings';
 
 /** What the chat view lets the app's shortcuts do. */
 export interface ChatActions {

@@ -24,18 +24,18 @@ describe('first run and models', () => {
     expect(backend.calls.find(([n]) => n === 'pickFile')?.[1]).toEqual(['model', 'Choose a model file']);
   });
 
-  it('imports a .gguf dropped on the window and refuses other files', async () => {
+  it('imports a .gguf dropped on the window; other files go to the Documents view', async () => {
     const { backend } = await renderApp();
     backend.dropFiles({ type: 'hover', paths: ['/tmp/x.gguf'] });
-    await waitFor(() => expect(screen.getByText('Drop a .gguf file to import it')).toBeTruthy());
+    await waitFor(() => expect(screen.getByText(/Drop documents to summarize them/)).toBeTruthy());
     backend.dropFiles({ type: 'drop', paths: ['/data/qwen.gguf'] });
     await waitFor(() => expect(document.querySelector('[data-model-id="qwen"]')).toBeTruthy());
     expect(document.querySelector('.view')?.getAttribute('data-current-view')).toBe('models');
-    expect(screen.queryByText('Drop a .gguf file to import it')).toBeNull();
+    expect(screen.queryByText(/Drop documents to summarize them/)).toBeNull();
 
     backend.dropFiles({ type: 'drop', paths: ['/data/notes.txt'] });
-    const alert = await screen.findByRole('alert');
-    expect(alert.textContent).toContain('notes.txt is not a .gguf file.');
+    await waitFor(() => expect(document.querySelector('.view')?.getAttribute('data-current-view')).toBe('documents'));
+    await waitFor(() => expect(backend.calls.some(([n, a]) => n === 'addDocument' && a[0] === '/data/notes.txt')).toBe(true));
     expect(backend.calls.filter(([n]) => n === 'importModel')).toHaveLength(1);
   });
 
