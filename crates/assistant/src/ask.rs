@@ -1,10 +1,13 @@
 //! Questions about a document, answered from its passages with the passages cited.
 //!
-//! Retrieval: the question's words (common English words left out; Chinese and Japanese runs
-//! cut into three-character pieces, what the trigram index can look up) are looked up with
-//! FTS5's BM25 over the document's chunks ([`hearth_store::Store::rank_chunks`]); a chunk
-//! matches when it holds any of them. The best passages, numbered `[1]`, `[2]`, ..., go into the
-//! prompt, and the model is told to answer only from them and to cite them by number.
+//! Retrieval is hybrid ([`crate::retrieval`]): the question's words (common English words left
+//! out; Chinese and Japanese runs cut into three-character pieces, what the trigram index can
+//! look up) are looked up with FTS5's BM25 over the document's chunks
+//! ([`hearth_store::Store::rank_chunks`]; a chunk matches when it holds any of them), and, when
+//! the embedding model is installed, the question's sentence embedding is compared with the
+//! chunks' stored ones; the two rankings are fused by reciprocal rank. The best passages,
+//! numbered `[1]`, `[2]`, ..., go into the prompt, and the model is told to answer only from
+//! them and to cite them by number.
 //!
 //! Contract:
 //! - [`Assistant::ask`] returns at once with the job id and the passages used (so a view can
@@ -12,7 +15,8 @@
 //!   the [`Answer`]) or `failed`. [`Assistant::cancel`] stops it within one token.
 //! - [`Answer::passages`] are every passage the model was given, best first, each with its
 //!   chunk id and pages; [`Answer::cited`] are the numbers the answer itself cites (`[n]`).
-//! - A question none of whose words occur in the document fails with `ask.nothing_found`.
+//! - A question that neither half finds anything for (none of its words occur in the document,
+//!   and no passage is close enough in meaning) fails with `ask.nothing_found`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -27,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::documents::Passage;
 use crate::error::{AppError, Result};
+use crate::retrieval::{fuse, RetrievalStatus};
 use crate::{lock, Assistant};
 
 pub type AskSink = Box<dyn Fn(AskEvent) + Send + Sync>;
@@ -51,9 +56,19 @@ pub struct AskRequest {
 pub struct Source {
     /// 1-based, as `[n]` in the answer.
     pub number: u32,
-    /// BM25 relevance (higher is better).
+    /// Relevance, higher is better: reciprocal-rank fusion of the BM25 and meaning rankings
+    /// (the BM25 ranking alone without an embedding model).
     pub score: f64,
     pub passage: Passage,
+    /// How the passage was found: `keywords` (its words), `meaning` (its embedding) or `both`.
+    #[serde(default)]
+    pub found_by: String,
+    /// BM25 relevance, when the passage holds some of the question's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<f64>,
+    /// Cosine similarity of the passage's best window to the question, when found by meaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +87,9 @@ pub struct Answer {
 pub struct AskStarted {
     pub job_id: u64,
     pub passages: Vec<Source>,
+    /// How the passages were found (hybrid, or keywords only without an embedding model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<RetrievalStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,7 +176,9 @@ pub fn cited_numbers(text: &str, count: u32) -> Vec<u32> {
 }
 
 impl Assistant {
-    /// The passages of a document that best match `question`, best first.
+    /// The passages of a document that best match `question` by words or meaning, best first
+    /// (see [`crate::retrieval`]). A document not fully indexed by meaning yet is embedded in
+    /// the background meanwhile.
     pub fn find_passages(
         &self,
         document_id: i64,
@@ -166,17 +186,30 @@ impl Assistant {
         limit: u32,
     ) -> Result<Vec<Source>> {
         self.document(document_id)?;
-        let ranked =
-            self.store()
-                .rank_chunks(DocumentId(document_id), &query_terms(question), limit)?;
-        ranked
+        let pool = (limit as usize * 4).max(20);
+        let bm25 = self.store().rank_chunks(
+            DocumentId(document_id),
+            &query_terms(question),
+            pool as u32,
+        )?;
+        let semantic = self.semantic_candidates(document_id, question, pool)?;
+        self.embed_in_background(document_id);
+        fuse(&bm25, &semantic, limit as usize)
             .into_iter()
             .enumerate()
-            .map(|(i, r)| {
+            .map(|(i, f)| {
                 Ok(Source {
                     number: i as u32 + 1,
-                    score: r.score,
-                    passage: self.store().chunk(ChunkId(r.chunk_id.get()))?.into(),
+                    score: f.score,
+                    passage: self.store().chunk(ChunkId(f.chunk_id.get()))?.into(),
+                    found_by: match (f.bm25.is_some(), f.similarity.is_some()) {
+                        (true, true) => "both",
+                        (false, true) => "meaning",
+                        _ => "keywords",
+                    }
+                    .into(),
+                    bm25: f.bm25,
+                    similarity: f.similarity,
                 })
             })
             .collect()
@@ -196,7 +229,8 @@ impl Assistant {
         if sources.is_empty() {
             return Err(AppError::new(
                 "ask.nothing_found",
-                "No passage of the document contains the question's words. Try other words.",
+                "No passage of the document holds the question's words or comes close to its \
+                 meaning. Try other words.",
             ));
         }
         let (_, model_path) = self.resolve_model(req.model.as_deref())?;
@@ -286,6 +320,7 @@ impl Assistant {
         Ok(AskStarted {
             job_id,
             passages: sources,
+            retrieval: self.retrieval_status(req.document_id).ok(),
         })
     }
 }

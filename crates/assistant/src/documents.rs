@@ -241,6 +241,7 @@ impl Assistant {
         let sha = hearth_documents::sha256_file(path).map_err(io)?;
         if let Some(d) = self.store().document_by_sha256(&sha)? {
             if !self.store().chunks(d.id)?.is_empty() {
+                self.embed_in_background(d.id.get());
                 return Ok(AddedDocument {
                     document: self.document_info(d)?,
                     already_known: true,
@@ -289,6 +290,8 @@ impl Assistant {
             let _ = self.store().delete_document(added.document.id);
             return Err(e.into());
         }
+        // Passages are indexed by meaning off this thread; the document is usable at once.
+        self.embed_in_background(added.document.id.get());
         Ok(AddedDocument {
             document: self.document_info(added.document)?,
             already_known: added.already_known,

@@ -10,8 +10,10 @@ pub mod ask;
 pub mod chat;
 pub mod documents;
 pub mod downloads;
+pub mod embed;
 pub mod error;
 pub mod models;
+pub mod retrieval;
 pub mod settings;
 pub mod summarize;
 pub mod translate;
@@ -36,6 +38,7 @@ pub use downloads::{
 };
 pub use error::{AppError, Result};
 pub use models::InstalledModel;
+pub use retrieval::{EmbeddingReport, RetrievalStatus};
 pub use settings::{SamplingSettings, Settings, DEFAULT_SYSTEM_PROMPT};
 pub use summarize::{
     DocumentSummary, SummarizeEvent, SummarizeRequest, SummarizeSink, SummaryLength, SummaryStarted,
