@@ -97,6 +97,8 @@ export function DocumentsView() {
   const [opened, setOpened] = useState<OpenPassages | null>(null);
   const [question, setQuestion] = useState('');
   const [asks, setAsks] = useState<Record<number, AskRun>>({});
+  /** The citation button that opened the passage: it gets the focus back when it closes. */
+  const opener = useRef<HTMLElement | null>(null);
   const viewRef = useRef(view);
   viewRef.current = view;
   const runsRef = useRef(runs);
@@ -305,20 +307,30 @@ export function DocumentsView() {
     return () => window.removeEventListener('keydown', onKey);
   }, [visible, cancel, currentId]);
 
-  const openCitation = async (target: CiteTarget) => {
+  const closePassage = () => {
+    setOpened(null);
+    const back = opener.current;
+    if (back) setTimeout(() => back.isConnected && back.focus(), 0);
+  };
+
+  const openCitation = async (target: CiteTarget, button: HTMLElement) => {
+    opener.current = button;
     try {
       const loaded: Passage[] = [];
       for (const id of target.chunkIds.slice(0, 40)) {
         const p = await backend.passage(id);
         if (inTarget(p, target)) loaded.push(p);
       }
-      setOpened({ title: target.label, passages: loaded });
+      setOpened({ from: { kind: 'cite', target }, passages: loaded });
     } catch (e) {
       report(toAppError(e));
     }
   };
 
-  const openSource = (s: Source) => setOpened({ title: `[${s.number}] ${passageWhere(t, s.passage)}`, passages: [s.passage] });
+  const openSource = (s: Source, button: HTMLElement) => {
+    opener.current = button;
+    setOpened({ from: { kind: 'source', number: s.number, passage: s.passage }, passages: [s.passage] });
+  };
 
   const ask = async () => {
     const doc = current;
@@ -491,7 +503,7 @@ export function DocumentsView() {
                   <ol class="doc-keypoints" data-testid="key-points">
                     {keyPoints.map((k) => (
                       <li key={k.partId}>
-                        <span data-user>{k.text}</span> <CiteButtons cites={k.cites} onOpen={(target) => void openCitation(target)} />
+                        <span data-user>{k.text}</span> <CiteButtons cites={k.cites} onOpen={(target, button) => void openCitation(target, button)} />
                       </li>
                     ))}
                   </ol>
@@ -503,7 +515,7 @@ export function DocumentsView() {
                 </p>
               )}
             </section>
-            {opened && <PassagePanel open={opened} onClose={() => setOpened(null)} />}
+            {opened?.from.kind === 'cite' && <PassagePanel open={opened} onClose={closePassage} />}
             <section class="doc-card" aria-labelledby="doc-ask-title">
               <h2 id="doc-ask-title">{t('documents.ask')}</h2>
               <form
@@ -550,7 +562,7 @@ export function DocumentsView() {
                                 class="doc-cite"
                                 data-source={s.number}
                                 aria-label={t('documents.openSource', { n: s.number, where: passageWhere(t, s.passage) })}
-                                onClick={() => openSource(s)}
+                                onClick={(e) => openSource(s, e.currentTarget)}
                               >
                                 [{s.number}] {passageWhere(t, s.passage)}
                               </button>
@@ -567,6 +579,7 @@ export function DocumentsView() {
                 </div>
               )}
             </section>
+            {opened?.from.kind === 'source' && <PassagePanel open={opened} onClose={closePassage} />}
           </>
         )}
       </div>

@@ -59,7 +59,7 @@ export function inTarget(p: Passage, target: CiteTarget): boolean {
   return true;
 }
 
-export function CiteButtons({ cites, onOpen }: { cites: Citation; onOpen: (target: CiteTarget) => void }) {
+export function CiteButtons({ cites, onOpen }: { cites: Citation; onOpen: (target: CiteTarget, button: HTMLElement) => void }) {
   const { t } = useI18n();
   return (
     <span class="doc-cites">
@@ -70,7 +70,7 @@ export function CiteButtons({ cites, onOpen }: { cites: Citation; onOpen: (targe
           class="doc-cite"
           data-cite={target.label}
           aria-label={t('documents.openCitation', { where: target.label })}
-          onClick={() => onOpen(target)}
+          onClick={(e) => onOpen(target, e.currentTarget)}
         >
           {target.label}
         </button>
@@ -80,8 +80,18 @@ export function CiteButtons({ cites, onOpen }: { cites: Citation; onOpen: (targe
 }
 
 export interface OpenPassages {
-  title: string;
+  /** What was clicked: a citation of the summary, or a numbered source of an answer. */
+  from: { kind: 'cite'; target: CiteTarget } | { kind: 'source'; number: number; passage: Passage };
   passages: Passage[];
+}
+
+/** The panel's title, in the UI's current language. */
+export function openedTitle(t: Translate, open: OpenPassages): string {
+  const f = open.from;
+  if (f.kind === 'source') return `[${f.number}] ${passageWhere(t, f.passage)}`;
+  if (f.target.range) return pagesLabel(t, f.target.range.start, f.target.range.end);
+  if (f.target.section) return f.target.section;
+  return f.target.label;
 }
 
 /** The passages a citation opened; takes the focus when it opens, Escape or Close closes it. */
@@ -106,7 +116,7 @@ export function PassagePanel({ open, onClose }: { open: OpenPassages; onClose: (
       }}
     >
       <div class="doc-passage-head">
-        <h3 id="doc-passage-title">{t('documents.passageTitle', { where: open.title })}</h3>
+        <h3 id="doc-passage-title">{t('documents.passageTitle', { where: openedTitle(t, open) })}</h3>
         <button type="button" class="icon-button" aria-label={t('documents.closePassage')} title={t('documents.closePassage')} onClick={onClose}>
           <Icon name="close" />
         </button>

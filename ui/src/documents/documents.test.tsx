@@ -140,6 +140,7 @@ describe('documents view', { timeout: 30_000 }, () => {
     await waitFor(() => expect(document.activeElement).toBe(passage));
     fireEvent.keyDown(passage, { key: 'Escape' });
     await waitFor(() => expect(within(pane()).queryByTestId('passage')).toBeNull());
+    await waitFor(() => expect(document.activeElement).toBe(cite));
   });
 
   it('cancels a summary with Esc, keeps the parts, and resumes it', async () => {
@@ -223,5 +224,11 @@ describe('documents view', { timeout: 30_000 }, () => {
     expect(rows()[0].textContent).toContain('4 页');
     expect(within(pane()).getByRole('button', { name: '生成摘要' })).toBeTruthy();
     expect(within(pane()).getByRole('textbox', { name: '关于此文档的问题' })).toBeTruthy();
+    fireEvent.click(within(pane()).getByRole('button', { name: '生成摘要' }));
+    await waitFor(() => expect(within(pane()).getByTestId('key-points')).toBeTruthy());
+    fireEvent.click(within(pane()).getByRole('button', { name: '打开出处：第 2 页' }));
+    const passage = await within(pane()).findByTestId('passage');
+    expect(within(passage).getByRole('heading').textContent).toBe('出处：第 2 页');
+    expect(within(passage).getByTestId('passage-where').textContent).toBe('第 2 页');
   });
 });
