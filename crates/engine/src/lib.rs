@@ -9,6 +9,7 @@
 //! - [`engine`]: the thread that owns the model and serves a priority queue of requests.
 //! - [`sampling`], [`stream`]: choosing tokens, and turning them into text safely.
 
+pub mod attention;
 pub mod engine;
 pub mod error;
 pub mod gguf;

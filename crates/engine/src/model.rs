@@ -11,6 +11,7 @@ use std::sync::Arc;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 
+use crate::attention::{attend, Window};
 use crate::error::{EngineError, Result};
 use crate::gguf::{Arch, Config, ModelFile};
 use crate::kernels::{Isa, QMatrix};
@@ -369,23 +370,6 @@ impl Transformer {
         }
     }
 
-    /// Additive mask `[t, total]` for `t` queries at positions `start..start+t`.
-    fn mask(&self, start: usize, t: usize, window: Option<usize>) -> Result<Tensor> {
-        let total = start + t;
-        let mut m = vec![0f32; t * total];
-        for i in 0..t {
-            let qpos = start + i;
-            for j in 0..total {
-                let future = j > qpos;
-                let outside = window.is_some_and(|w| qpos - j.min(qpos) >= w);
-                if future || outside {
-                    m[i * total + j] = f32::NEG_INFINITY;
-                }
-            }
-        }
-        Ok(Tensor::from_vec(m, (t, total), &self.device)?)
-    }
-
     /// Runs `tokens` at the end of the cache and returns the logits of the last one (`[vocab]`).
     pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
         let t = tokens.len();
@@ -411,27 +395,15 @@ impl Transformer {
         } else {
             None
         };
-        let mask_global = if t > 1 {
-            Some(self.mask(start, t, None)?)
-        } else {
-            None
-        };
-        let mask_local = match (t > 1, rope_local.is_some()) {
-            (true, true) => Some(self.mask(start, t, self.cfg.sliding_window)?),
-            _ => None,
-        };
         let mut layers = std::mem::take(&mut self.layers);
         let result = (|| -> Result<Tensor> {
             for layer in layers.iter_mut() {
-                let (rope, mask) = if layer.sliding {
-                    (
-                        rope_local.as_ref().unwrap_or(&rope_global),
-                        mask_local.as_ref(),
-                    )
+                let rope = if layer.sliding {
+                    rope_local.as_ref().unwrap_or(&rope_global)
                 } else {
-                    (&rope_global, mask_global.as_ref())
+                    &rope_global
                 };
-                x = self.layer_forward(layer, &x, rope, mask)?;
+                x = self.layer_forward(layer, &x, rope)?;
             }
             Ok(x.clone())
         })();
@@ -444,16 +416,10 @@ impl Transformer {
         Ok(logits.flatten_all()?)
     }
 
-    fn layer_forward(
-        &self,
-        layer: &mut Layer,
-        x: &Tensor,
-        rope: &RopeTables,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
+    fn layer_forward(&self, layer: &mut Layer, x: &Tensor, rope: &RopeTables) -> Result<Tensor> {
         let eps = self.cfg.rms_eps as f32;
         let h = candle_nn::ops::rms_norm(x, &layer.attn_norm, eps)?;
-        let mut a = self.attention(layer, &h, rope, mask)?;
+        let mut a = self.attention(layer, &h, rope)?;
         if let Some(n) = &layer.post_attn_norm {
             a = candle_nn::ops::rms_norm(&a, n, eps)?;
         }
@@ -490,13 +456,7 @@ impl Transformer {
         })
     }
 
-    fn attention(
-        &self,
-        layer: &mut Layer,
-        h: &Tensor,
-        rope: &RopeTables,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
+    fn attention(&self, layer: &mut Layer, h: &Tensor, rope: &RopeTables) -> Result<Tensor> {
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
         let (q, k, v) = match &layer.qkv {
@@ -529,32 +489,15 @@ impl Transformer {
         }
         let q = self.apply_rope(&q, rope)?;
         let k = self.apply_rope(&k, rope)?.contiguous()?;
-        let (mut k_all, mut v_all) = layer.kv.append(&k, &v.contiguous()?)?;
-        if let (true, 1, Some(w)) = (layer.sliding, t, self.cfg.sliding_window) {
-            let total = k_all.dim(2)?;
-            if total > w {
-                k_all = k_all.narrow(2, total - w, w)?;
-                v_all = v_all.narrow(2, total - w, w)?;
-            }
-        }
-        let total = k_all.dim(2)?;
-        let rep = nh / nkv;
-        // Query heads that share a key/value head are adjacent: fold them into the row dimension
-        // instead of copying keys and values once per query head.
-        let q = q.reshape((b, nkv, rep * t, hd))?;
-        let mut att = (q.matmul(&k_all.t()?)? * self.attn_scale)?;
-        if let Some(m) = mask {
-            att = att
-                .reshape((b, nkv, rep, t, total))?
-                .broadcast_add(m)?
-                .reshape((b, nkv, rep * t, total))?;
-        }
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let y = att.matmul(&v_all)?;
-        let y = y
-            .reshape((b, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * hd))?;
+        let (k_all, v_all) = layer.kv.append(&k, &v.contiguous()?)?;
+        let window = Window {
+            size: if layer.sliding {
+                self.cfg.sliding_window
+            } else {
+                None
+            },
+        };
+        let y = attend(&q, &k_all, &v_all, self.attn_scale as f32, window)?;
         layer.attn_out.forward(&y, self.kernels)
     }
 }

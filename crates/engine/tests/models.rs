@@ -207,7 +207,11 @@ fn gemma3_loads_and_completes_text() {
         "Gemma needs its BOS: {:?}",
         stats.prompt_token_ids
     );
-    assert!(stats.text.starts_with(" Paris"), "completion: {:?}", stats.text);
+    assert!(
+        stats.text.starts_with(" Paris"),
+        "completion: {:?}",
+        stats.text
+    );
     // llama.cpp (llama-cpp-python 0.3.36), same file and prompt, greedy: " Paris, France. It is ..."
     assert_eq!(&stats.tokens[..6], &[9079, 236764, 7001, 236761, 1030, 563]);
 }
@@ -338,7 +342,10 @@ fn engine_cancels_within_a_token_and_a_dropped_receiver_cancels() {
     assert_eq!(stats.stop, StopReason::Cancelled);
     // The flag is read before every model step: only the token in flight (and one already
     // queued in the channel) can still arrive.
-    assert!(after_cancel <= 2, "{after_cancel} tokens arrived after cancel");
+    assert!(
+        after_cancel <= 2,
+        "{after_cancel} tokens arrived after cancel"
+    );
     assert!(
         waited <= per_token * 10 + Duration::from_secs(2),
         "cancel took {waited:?}; a token takes {per_token:?}"

@@ -9,13 +9,14 @@
 //! them, else the portable scalar path, which every build has and which the SIMD paths are tested
 //! against.
 //!
-//! The model uses these kernels only when asked, for now: the environment variable
-//! `HEARTH_KERNELS` set to `auto` picks the best instruction set, `scalar` the portable path;
-//! unset or anything else keeps candle's kernels everywhere. (Switched on, a token's logits
-//! differ by up to about 0.5 between running it inside a prompt and alone, which breaks the
-//! prefix cache's exact reproducibility; that has to be understood before they become the
-//! default.) It is read once per process; [`crate::model::Transformer::set_kernels`] overrides
-//! it per model.
+//! The model uses these kernels wherever they cover a weight's type, with the best instruction
+//! set the CPU has. The environment variable `HEARTH_KERNELS` overrides that for diagnosis:
+//! `scalar` forces the portable path, `candle` uses candle's kernels everywhere. It is read once
+//! per process; [`crate::model::Transformer::set_kernels`] overrides it per model.
+//!
+//! Each output row is computed by the same code whatever the number of tokens in the call, so a
+//! token's result is bit-for-bit the same inside a prompt or alone (tested); with the attention
+//! in [`crate::attention`], that keeps the prefix cache exact.
 
 pub mod q8;
 pub mod scalar;
@@ -112,14 +113,14 @@ impl Isa {
     }
 }
 
-/// The kernels the model uses, from `HEARTH_KERNELS` (see the module header): `None` means
-/// candle's kernels only, the default.
+/// The kernels the model uses: the best this CPU supports, unless `HEARTH_KERNELS` says
+/// otherwise (see the module header); `None` means candle's kernels only.
 pub fn selected() -> Option<Isa> {
     static SELECTED: OnceLock<Option<Isa>> = OnceLock::new();
     *SELECTED.get_or_init(|| match std::env::var("HEARTH_KERNELS").as_deref() {
-        Ok("auto") => Some(Isa::best()),
         Ok("scalar") => Some(Isa::Scalar),
-        _ => None,
+        Ok("candle") => None,
+        _ => Some(Isa::best()),
     })
 }
 

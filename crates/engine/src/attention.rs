@@ -1,0 +1,315 @@
+//! Causal attention over the key/value cache, computed one query row at a time.
+//!
+//! [`attend`] takes the queries of the tokens being run and the whole cache (keys and values of
+//! every earlier position plus these tokens) and returns each query's weighted sum of values,
+//! already laid out as `[1, t, heads × head_dim]` for the output projection.
+//!
+//! A caller may rely on this: the result for one query depends only on that query, the cached
+//! keys and values it can see, and its position, never on how many other tokens ran in the same
+//! call or how the work was split across threads. Every query row runs the same code in the same
+//! order of additions. That is what makes a follow-up turn that reuses the cache give exactly the
+//! logits that re-reading the whole conversation would (the matrix kernels have the same
+//! property, see [`crate::kernels`]). It also needs no mask tensor and no copy of the cache.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+
+use crate::error::Result;
+
+/// What a query may see besides the causal rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Sliding window: a query at position `p` sees keys at `p - w + 1 ..= p`; `None`: all
+    /// earlier positions.
+    pub size: Option<usize>,
+}
+
+/// `q`: `[1, n_head, t, hd]` (the last `t` positions of the cache); `k`, `v`: `[1, n_kv, total,
+/// hd]` with unit stride in the last dimension (views of the cache are fine). Query heads that
+/// share a key/value head are adjacent. Returns `[1, t, n_head × hd]`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, window: Window) -> Result<Tensor> {
+    let q = q.contiguous()?;
+    Ok(q.apply_op3_no_bwd(k, v, &Attend { scale, window })?)
+}
+
+struct Attend {
+    scale: f32,
+    window: Window,
+}
+
+/// Where one tensor's elements are: `[1, heads, len, hd]` with unit stride in `hd`.
+struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    head_stride: usize,
+    row_stride: usize,
+    heads: usize,
+    len: usize,
+    hd: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(name: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Self> {
+        let data = match s {
+            CpuStorage::F32(v) => v.as_slice(),
+            _ => candle_core::bail!("attention: {name} must be f32"),
+        };
+        let (dims, strides) = (l.dims(), l.stride());
+        if dims.len() != 4 || dims[0] != 1 || strides[3] != 1 {
+            candle_core::bail!(
+                "attention: {name} has shape {dims:?} and strides {strides:?}, expected [1, heads, len, hd] with unit stride in hd"
+            );
+        }
+        let v = Self {
+            data,
+            offset: l.start_offset(),
+            head_stride: strides[1],
+            row_stride: strides[2],
+            heads: dims[1],
+            len: dims[2],
+            hd: dims[3],
+        };
+        // The last element must be inside the storage.
+        if v.heads > 0 && v.len > 0 && v.hd > 0 {
+            let last = v.offset + (v.heads - 1) * v.head_stride + (v.len - 1) * v.row_stride + v.hd;
+            if last > data.len() {
+                candle_core::bail!("attention: {name} view is outside its storage");
+            }
+        }
+        Ok(v)
+    }
+
+    #[inline]
+    fn row(&self, h: usize, i: usize) -> &'a [f32] {
+        let at = self.offset + h * self.head_stride + i * self.row_stride;
+        &self.data[at..at + self.hd]
+    }
+}
+
+/// Dot product with eight running sums added in a fixed order (vectorizes on any x86-64).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
+        acc[l] += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `out += w · x`.
+#[inline]
+fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o += w * v;
+    }
+}
+
+/// The output pointer shared by the workers; each writes only its own (head, query) rows.
+struct Out(*mut f32);
+// SAFETY: workers write disjoint `hd`-long slices, and the caller waits for all of them before
+// reading.
+unsafe impl Sync for Out {}
+
+impl CustomOp3 for Attend {
+    fn name(&self) -> &'static str {
+        "hearth-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let q = View::new("queries", s1, l1)?;
+        let k = View::new("keys", s2, l2)?;
+        let v = View::new("values", s3, l3)?;
+        let (nh, t, hd) = (q.heads, q.len, q.hd);
+        let (nkv, total) = (k.heads, k.len);
+        if nkv == 0 || nh % nkv != 0 || v.heads != nkv || v.len != total || k.hd != hd {
+            candle_core::bail!(
+                "attention: {nh} query heads over keys {:?} and values {:?}",
+                l2.dims(),
+                l3.dims()
+            );
+        }
+        if v.hd != hd || t > total {
+            candle_core::bail!("attention: {t} queries of width {hd} over {total} positions");
+        }
+        let rep = nh / nkv;
+        let start = total - t;
+        let mut out = vec![0f32; t * nh * hd];
+        let outp = Out(out.as_mut_ptr());
+        let outp = &outp;
+        let (scale, window) = (self.scale, self.window.size);
+        candle_core::utils::barrier_pool().execute_chunked(nh * t, |items| {
+            let mut scores: Vec<f32> = Vec::with_capacity(total);
+            for item in items {
+                let (h, i) = (item / t, item % t);
+                let kh = h / rep;
+                let pos = start + i;
+                let first = match window {
+                    Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+                    _ => 0,
+                };
+                let qrow = q.row(h, i);
+                scores.clear();
+                let mut max = f32::NEG_INFINITY;
+                for j in first..=pos {
+                    let s = dot(qrow, k.row(kh, j)) * scale;
+                    max = max.max(s);
+                    scores.push(s);
+                }
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                // SAFETY: item (h, i) owns out[i][h·hd .. (h+1)·hd]; items are disjoint and the
+                // pool returns only after every worker is done.
+                let o =
+                    unsafe { std::slice::from_raw_parts_mut(outp.0.add((i * nh + h) * hd), hd) };
+                let inv = 1.0 / sum;
+                for (s, j) in scores.iter().zip(first..=pos) {
+                    axpy(o, s * inv, v.row(kh, j));
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((1, t, nh * hd))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn tensor(seed: u32, shape: (usize, usize, usize, usize)) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        Tensor::from_vec(values(n, seed), shape, &Device::Cpu).unwrap()
+    }
+
+    /// Softmax attention in f64 with an explicit causal (and window) rule: `[t][nh·hd]`.
+    fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, w: Option<usize>) -> Vec<f32> {
+        let (_, nh, t, hd) = q.dims4().unwrap();
+        let (_, nkv, total, _) = k.dims4().unwrap();
+        let (q, k, v) = (
+            q.squeeze(0).unwrap().to_vec3::<f32>().unwrap(),
+            k.squeeze(0).unwrap().to_vec3::<f32>().unwrap(),
+            v.squeeze(0).unwrap().to_vec3::<f32>().unwrap(),
+        );
+        let rep = nh / nkv;
+        let start = total - t;
+        let mut out = vec![0f32; t * nh * hd];
+        for h in 0..nh {
+            for i in 0..t {
+                let pos = start + i;
+                let visible: Vec<usize> = (0..total)
+                    .filter(|&j| j <= pos && w.map_or(true, |w| pos - j < w))
+                    .collect();
+                let s: Vec<f64> = visible
+                    .iter()
+                    .map(|&j| {
+                        (0..hd)
+                            .map(|d| q[h][i][d] as f64 * k[h / rep][j][d] as f64)
+                            .sum::<f64>()
+                            * scale as f64
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..hd {
+                    let y: f64 = visible
+                        .iter()
+                        .zip(&e)
+                        .map(|(&j, e)| e / z * v[h / rep][j][d] as f64)
+                        .sum();
+                    out[(i * nh + h) * hd + d] = y as f32;
+                }
+            }
+        }
+        out
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn matches_a_reference_with_grouped_heads_and_odd_widths() {
+        // 6 query heads over 2 key/value heads, width 20 (not a multiple of 8), 4 new tokens
+        // after 7 cached ones.
+        let q = tensor(1, (1, 6, 4, 20));
+        let k = tensor(2, (1, 2, 11, 20));
+        let v = tensor(3, (1, 2, 11, 20));
+        for w in [None, Some(3)] {
+            let y = attend(&q, &k, &v, 0.3, Window { size: w }).unwrap();
+            assert_eq!(y.dims(), &[1, 4, 120]);
+            let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let d = max_diff(&y, &reference(&q, &k, &v, 0.3, w));
+            assert!(d < 1e-5, "window {w:?}: off by {d}");
+        }
+    }
+
+    #[test]
+    fn reads_a_view_of_a_larger_cache() {
+        let cache_k = tensor(4, (1, 2, 16, 8));
+        let cache_v = tensor(5, (1, 2, 16, 8));
+        let (k, v) = (
+            cache_k.narrow(2, 0, 9).unwrap(),
+            cache_v.narrow(2, 0, 9).unwrap(),
+        );
+        let q = tensor(6, (1, 4, 2, 8));
+        let y = attend(&q, &k, &v, 0.5, Window { size: None }).unwrap();
+        let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (kc, vc) = (k.contiguous().unwrap(), v.contiguous().unwrap());
+        assert!(max_diff(&y, &reference(&q, &kc, &vc, 0.5, None)) < 1e-5);
+    }
+
+    #[test]
+    fn a_query_gives_the_same_bits_alone_or_with_others() {
+        let k = tensor(7, (1, 3, 12, 64));
+        let v = tensor(8, (1, 3, 12, 64));
+        let q = tensor(9, (1, 9, 5, 64));
+        let all = attend(&q, &k, &v, 0.125, Window { size: None }).unwrap();
+        // The last query alone, over the same cache.
+        let last = q.narrow(2, 4, 1).unwrap();
+        let one = attend(&last, &k, &v, 0.125, Window { size: None }).unwrap();
+        let a = all
+            .narrow(1, 4, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = one.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn refuses_mismatched_heads() {
+        let q = tensor(1, (1, 5, 1, 8));
+        let k = tensor(2, (1, 2, 3, 8));
+        assert!(attend(&q, &k, &k, 1.0, Window { size: None }).is_err());
+    }
+}
