@@ -546,6 +546,11 @@ export function DocumentsView() {
               </form>
               {askRun && (
                 <div class="doc-answer">
+                  {askRun.status === 'running' && !askRun.text && (
+                    <p class="field-hint" data-testid="answering">
+                      {t('documents.answering')}
+                    </p>
+                  )}
                   <p class="doc-answer-text" aria-live="polite" aria-busy={askRun.status === 'running'} data-testid="answer" data-user>
                     {askRun.text}
                   </p>

@@ -180,7 +180,7 @@ describe('documents view', { timeout: 30_000 }, () => {
   });
 
   it('answers a question with the passages it rests on, each opening with its page', async () => {
-    const { backend } = await openDocuments();
+    const { backend } = await openDocuments({ documents: { ...FILES, stepDelayMs: 150 } });
     backend.dropFiles({ type: 'drop', paths: ['/docs/bashref.pdf'] });
     await waitFor(() => expect(rows()).toHaveLength(1));
     const box = within(pane()).getByRole('textbox', { name: 'Your question about the document' });
@@ -190,6 +190,7 @@ describe('documents view', { timeout: 30_000 }, () => {
     expect(alert.getAttribute('data-code')).toBe('ask.nothing_found');
     fireEvent.input(box, { target: { value: 'What does parameter expansion do?' } });
     fireEvent.submit(box.closest('form') as HTMLFormElement);
+    await waitFor(() => expect(within(pane()).getByTestId('answering').textContent).toBe('Reading the passages and writing the answer…'));
     const answer = within(pane()).getByTestId('answer');
     expect(answer.getAttribute('aria-live')).toBe('polite');
     await waitFor(() => expect(answer.textContent).toBe('It is in the document [1].'));

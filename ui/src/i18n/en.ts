@@ -302,6 +302,7 @@ export const en = {
   'documents.askButton': 'Ask',
   'documents.sources': 'Passages the answer rests on',
   'documents.cited': 'cited',
+  'documents.answering': 'Reading the passages and writing the answer…',
   'documents.answerDone': 'Answer finished',
   'documents.announceStarted': 'Summarizing {name}',
   'documents.announceDone': 'Summary finished',

@@ -303,6 +303,7 @@ export const zhCN: Messages = {
   'documents.askButton': '提问',
   'documents.sources': '回答所依据的段落',
   'documents.cited': '已引用',
+  'documents.answering': '正在阅读段落并撰写回答…',
   'documents.answerDone': '回答完成',
   'documents.announceStarted': '正在为 {name} 生成摘要',
   'documents.announceDone': '摘要已完成',
