@@ -45,6 +45,11 @@ export function App({ backend, messages }: Props) {
   const [toasts, setToasts] = useState<{ id: number; key: MessageKey; vars?: Vars }[]>([]);
   const [live, setLive] = useState<{ id: number; text: string; quoted: boolean }[]>([]);
   const chatActions = useRef<ChatActions | null>(null);
+  /** Documents dropped on the welcome screen, for the Documents view once it is shown. */
+  const [droppedDocuments, setDroppedDocuments] = useState<string[]>([]);
+  const welcomeShown = useRef(false);
+  welcomeShown.current = loaded !== null && loaded.models.length === 0 && !welcomeSkipped;
+  const takeDroppedDocuments = useCallback(() => setDroppedDocuments([]), []);
   const viewRef = useRef(view);
   viewRef.current = view;
 
@@ -156,6 +161,13 @@ export function App({ backend, messages }: Props) {
           // The Translate view reads dropped documents itself; the Documents view takes every
           // other file dropped (and shows itself); models are imported here.
           if (viewRef.current === 'translate') return;
+          const documents = event.paths.filter(isDocumentPath);
+          if (documents.length > 0 && welcomeShown.current) {
+            // The Documents view is not shown yet: show it and hand it the files.
+            setWelcomeSkipped(true);
+            setView('documents');
+            setDroppedDocuments(documents);
+          }
           const models = event.paths.filter((p) => !isDocumentPath(p));
           if (models.length === 0) return;
           void (async () => {
@@ -266,6 +278,8 @@ export function App({ backend, messages }: Props) {
     report,
     toast,
     chatActions,
+    droppedDocuments,
+    takeDroppedDocuments,
   };
   const showWelcome = loaded.models.length === 0 && !welcomeSkipped;
   const navItems: { id: View; label: MessageKey; icon: IconName }[] = [

@@ -36,6 +36,9 @@ export interface AppContextValue {
   /** Shows a short confirmation (a catalog key, so it follows a language change). */
   toast(key: MessageKey, vars?: Vars): void;
   chatActions: { current: ChatActions | null };
+  /** Documents dropped before the Documents view was shown (on the welcome screen). */
+  droppedDocuments: string[];
+  takeDroppedDocuments(): void;
 }
 
 export const AppContext = createContext<AppContextValue | null>(null);

@@ -82,7 +82,7 @@ function applyEvent(run: SumRun, e: SummarizeEvent): SumRun {
 
 export function DocumentsView() {
   const { t } = useI18n();
-  const { backend, report, announce, toast, view, setView } = useApp();
+  const { backend, report, announce, toast, view, setView, droppedDocuments, takeDroppedDocuments } = useApp();
   const languageName = useLanguageName();
   const [documents, setDocuments] = useState<DocumentInfo[]>([]);
   const [currentId, setCurrentId] = useState<number | null>(null);
@@ -191,6 +191,13 @@ export function DocumentsView() {
       stop?.();
     };
   }, [backend, addPaths, setView]);
+
+  // Files dropped on the welcome screen, before this view existed.
+  useEffect(() => {
+    if (droppedDocuments.length === 0) return;
+    takeDroppedDocuments();
+    void addPaths(droppedDocuments);
+  }, [droppedDocuments, takeDroppedDocuments, addPaths]);
 
   const pick = async () => {
     try {

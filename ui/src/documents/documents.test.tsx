@@ -80,6 +80,16 @@ describe('documents view', { timeout: 30_000 }, () => {
     expect(backend.calls.filter(([n]) => n === 'addDocument')).toHaveLength(3);
   });
 
+  it('takes a document dropped on the welcome screen (no model yet) to the Documents view', async () => {
+    const { backend } = await renderApp({ models: [], documents: FILES });
+    await waitFor(() => expect(document.querySelector('.welcome')).toBeTruthy());
+    backend.dropFiles({ type: 'drop', paths: ['/docs/bashref.pdf'] });
+    await waitFor(() => expect(currentView()).toBe('documents'));
+    await waitFor(() => expect(rows()).toHaveLength(1));
+    expect(rows()[0].textContent).toContain('4 pages');
+    expect(backend.calls.filter(([n]) => n === 'addDocument')).toHaveLength(1);
+  });
+
   it('adds documents from the picker and explains files it cannot read, leaving the list as it was', async () => {
     const { backend } = await openDocuments({
       documents: { ...FILES, picks: [null, ['/docs/broken.pdf', '/docs/bashref.pdf', '/docs/empty.txt']] },
