@@ -131,6 +131,8 @@ export interface Source {
   number: number;
   score: number;
   passage: Passage;
+  /** How retrieval found it: `keywords` (BM25), `meaning` (embeddings) or `both`. */
+  foundBy?: string;
 }
 
 export interface Answer {

@@ -294,7 +294,7 @@ export function createMockDocuments(
       const jobId = nextJob++;
       const job = { cancelled: false };
       jobs.set(jobId, job);
-      const passages = found.map((passage, i) => ({ number: i + 1, score: 3 - i, passage }));
+      const passages = found.map((passage, i) => ({ number: i + 1, score: 3 - i, passage, foundBy: 'keywords' }));
       const text = `It is in the document [1].`;
       void (async () => {
         let written = '';

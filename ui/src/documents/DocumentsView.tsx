@@ -57,6 +57,12 @@ const STAGES: Record<SummaryStage, MessageKey> = {
   final: 'documents.stage.final',
 };
 
+const FOUND_BY: Record<string, MessageKey> = {
+  keywords: 'documents.foundBy.keywords',
+  meaning: 'documents.foundBy.meaning',
+  both: 'documents.foundBy.both',
+};
+
 function applyEvent(run: SumRun, e: SummarizeEvent): SumRun {
   switch (e.type) {
     case 'started':
@@ -579,6 +585,11 @@ export function DocumentsView() {
                                 [{s.number}] {passageWhere(t, s.passage)}
                               </button>
                               {cited && <span class="badge">{t('documents.cited')}</span>}
+                              {s.foundBy && FOUND_BY[s.foundBy] && (
+                                <span class="doc-found-by" data-found-by={s.foundBy}>
+                                  {t(FOUND_BY[s.foundBy])}
+                                </span>
+                              )}
                               <span class="doc-source-preview" data-user>
                                 {s.passage.text.slice(0, 140)}
                               </span>

@@ -206,6 +206,7 @@ describe('documents view', { timeout: 30_000 }, () => {
     await waitFor(() => expect(answer.textContent).toBe('It is in the document [1].'));
     const sources = within(pane()).getByTestId('sources');
     expect(within(sources).getByText('cited')).toBeTruthy();
+    expect(within(sources).getAllByText('found by its words')).toHaveLength(1);
     fireEvent.click(within(sources).getByRole('button', { name: 'Open passage 1: Page 3' }));
     const passage = await within(pane()).findByTestId('passage');
     expect(passage.textContent).toContain('Parameter expansion replaces a parameter');
