@@ -105,6 +105,14 @@ fn embedding_now() -> &'static Mutex<HashSet<(PathBuf, i64)>> {
     NOW.get_or_init(Default::default)
 }
 
+/// Held while chunks are being embedded: one embedding run at a time in the process (the work
+/// is CPU-bound and uses every core), so a run that starts while another embeds the same
+/// document waits and then finds nothing left to do instead of doing it twice.
+fn embedding_work() -> &'static Mutex<()> {
+    static WORK: OnceLock<Mutex<()>> = OnceLock::new();
+    WORK.get_or_init(Default::default)
+}
+
 /// The embedding model loaded from `folder` (loaded once, then shared).
 pub(crate) fn embedder_at(folder: &Path) -> Result<Arc<Embedder>> {
     let mut cache = lock(embedder_cache());
@@ -211,7 +219,8 @@ impl Assistant {
         })
     }
 
-    /// Embeds every chunk of `document_id` that has no vector yet, in this thread.
+    /// Embeds every chunk of `document_id` that has no vector yet, in this thread (after any
+    /// embedding run already going on in the process, e.g. the background one).
     pub fn embed_document(&self, document_id: i64) -> Result<EmbeddingReport> {
         self.document(document_id)?;
         let Some(folder) = self.embedding_model_dir() else {
@@ -221,6 +230,7 @@ impl Assistant {
             ));
         };
         let embedder = embedder_at(&folder)?;
+        let _work = lock(embedding_work());
         let started = Instant::now();
         let mut report = EmbeddingReport {
             chunks: 0,

@@ -336,6 +336,22 @@ pub fn summarize(args: SummarizeArgs) -> Result<()> {
 
 pub fn ask(args: AskArgs) -> Result<()> {
     let (a, doc) = open_and_add(&args.common, &args.file)?;
+    // A one-shot process: index the passages by meaning now (once per document; the app does it
+    // in the background) when the embedding model is installed. Without it, or if it fails,
+    // passages are found by their words alone.
+    if a.embedding_model_dir().is_some() {
+        let started = Instant::now();
+        match a.embed_document(doc).and_then(|_| a.retrieval_status(doc)) {
+            Ok(s) if started.elapsed() > Duration::from_millis(500) => eprintln!(
+                "Indexed {} of {} passages by meaning ({:.1} s).",
+                s.embedded_chunks,
+                s.total_chunks,
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("Passages are found by their words only: {}", e.message),
+        }
+    }
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let started = a
@@ -395,14 +411,19 @@ pub fn ask(args: AskArgs) -> Result<()> {
                         .take(100)
                         .collect();
                     println!(
-                        "[{}]{} {place} (chunk {}): {preview}…",
+                        "[{}]{} {place} (chunk {}, by {}): {preview}…",
                         s.number,
                         if answer.cited.contains(&s.number) {
                             " cited,"
                         } else {
                             ""
                         },
-                        p.chunk_id
+                        p.chunk_id,
+                        match s.found_by.as_str() {
+                            "both" => "words and meaning",
+                            "meaning" => "meaning",
+                            _ => "words",
+                        }
                     );
                 }
                 if answer.status != "done" {
