@@ -277,3 +277,42 @@ fn a_question_in_other_words_finds_its_passage_by_meaning() {
         .unwrap()
         .is_empty());
 }
+
+/// A damaged embedding model never costs the document: adding works, questions fall back to
+/// BM25, and indexing by meaning fails with its code.
+#[test]
+fn a_damaged_embedding_model_leaves_documents_and_keyword_search_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let model = dir.path().join("broken-minilm");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("model.safetensors"), b"not safetensors").unwrap();
+    std::fs::copy(minilm_dir().join("config.json"), model.join("config.json")).unwrap();
+    std::fs::copy(
+        minilm_dir().join("tokenizer.json"),
+        model.join("tokenizer.json"),
+    )
+    .unwrap();
+    a.set_embedding_model(Some(&model)).unwrap();
+    assert!(a.set_embedding_model(Some(dir.path())).is_err());
+
+    let file = dir.path().join("garden.md");
+    std::fs::write(
+        &file,
+        "# Garden\n\nOak trees and birches grow near the old wall.\n\n# Kitchen\n\nThe stove is new.\n",
+    )
+    .unwrap();
+    // Adding starts indexing in the background, which fails: the document stays.
+    let doc = a
+        .add_document(&file, &DocumentOptions::default())
+        .unwrap()
+        .document
+        .id;
+    let err = a.embed_document(doc).unwrap_err();
+    assert_eq!(err.code, "documents.embedding_model", "{err:?}");
+    assert_eq!(a.documents().unwrap().len(), 1);
+    let found = a.find_passages(doc, "Which trees grow there?", 2).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].found_by, "keywords");
+    assert_eq!(a.retrieval_status(doc).unwrap().embedded_chunks, 0);
+}
