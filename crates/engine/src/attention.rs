@@ -151,7 +151,7 @@ impl CustomOp3 for Attend {
         let outp = Out(out.as_mut_ptr());
         let outp = &outp;
         let (scale, window) = (self.scale, self.window.size);
-        candle_core::utils::barrier_pool().execute_chunked(nh * t, |items| {
+        crate::pool::global().run_chunked(nh * t, |items| {
             let mut scores: Vec<f32> = Vec::with_capacity(total);
             for item in items {
                 let (h, i) = (item / t, item % t);

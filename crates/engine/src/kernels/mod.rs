@@ -3,7 +3,7 @@
 //! [`QMatrix`] reads a weight's GGUF block bytes in place (no copy: it shares candle's
 //! [`QTensor`]) and computes `y = W·x` row by row: the activations are quantized once to 8-bit
 //! blocks ([`q8`]), then every weight row is an integer dot product per block, the rows split
-//! across candle's compute threads. Covered types: Q4_0, Q4_1, Q5_0, Q8_0 ([`BlockType`]).
+//! across Hearth's compute pool ([`crate::pool`]). Covered types: Q4_0, Q4_1, Q5_0, Q8_0 ([`BlockType`]).
 //!
 //! The instruction set is chosen at run time ([`Isa::best`]): AVX2+FMA+F16C where the CPU has
 //! them, else the portable scalar path, which every build has and which the SIMD paths are tested
@@ -220,7 +220,7 @@ impl QMatrix {
 
     /// `out[t][r] = Σ_c W[r][c] · x[t][c]` for every row `t` of `x` (`x.len()` a multiple of
     /// `cols`, `out.len()` = tokens × `rows`), with the given instruction set. Splits the weight
-    /// rows across candle's compute threads.
+    /// rows across Hearth's compute pool.
     pub fn matmul(&self, isa: Isa, x: &[f32], out: &mut [f32]) -> Result<()> {
         if x.len() % self.cols != 0 || out.len() != x.len() / self.cols * self.rows {
             return Err(EngineError::Compute(format!(
@@ -248,7 +248,7 @@ impl QMatrix {
             let data: &[u8] = &data;
             let outp = Out(out.as_mut_ptr());
             let outp = &outp;
-            candle_core::utils::barrier_pool().execute_chunked(n, |rows| match isa {
+            crate::pool::global().run_chunked(n, |rows| match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes (checked in
                 // `new`), `xs` has `cols / 32` blocks per row, `out` has `tokens × n` elements,
