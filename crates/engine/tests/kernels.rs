@@ -87,7 +87,8 @@ fn bound(w: &[f32], x: &[f32]) -> f32 {
 /// the scalar path.
 fn check(m: &QMatrix, step: usize) {
     let (rows, cols) = (m.rows(), m.cols());
-    let tokens = 3;
+    // More than one group of tokens (the AVX2 path takes four at a time) and a remainder.
+    let tokens = 6;
     let x = activations(cols * tokens, (rows * 31 + cols) as u64);
     let mut sampled: Vec<usize> = (0..rows).step_by(step.max(1)).collect();
     if sampled.last() != Some(&(rows - 1)) {
@@ -99,16 +100,19 @@ fn check(m: &QMatrix, step: usize) {
         .collect();
     let mut scalar_out = Vec::new();
     for isa in Isa::supported() {
-        let mut one = vec![0f32; rows];
-        m.matmul(isa, &x[..cols], &mut one).unwrap();
         let mut many = vec![0f32; rows * tokens];
         m.matmul(isa, &x, &mut many).unwrap();
-        assert_eq!(
-            &many[..rows],
-            &one[..],
-            "{isa:?} {:?}: batched first token",
-            m.block_type()
-        );
+        for t in 0..tokens {
+            let mut one = vec![0f32; rows];
+            m.matmul(isa, &x[t * cols..(t + 1) * cols], &mut one)
+                .unwrap();
+            assert_eq!(
+                &many[t * rows..(t + 1) * rows],
+                &one[..],
+                "{isa:?} {:?}: token {t} batched vs alone",
+                m.block_type()
+            );
+        }
         for (r, wr) in &w {
             for t in 0..tokens {
                 let xt = &x[t * cols..(t + 1) * cols];

@@ -82,67 +82,95 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Defines one row kernel. `$block` turns the block at `$blk` and the activations `$y` into
-/// (integer dot as f32 lanes, weight scale, weight of the block's `s` term).
+/// Defines one row kernel over `N` tokens at once: each weight block is decoded once (`$decode`
+/// turns the block at `$blk` into codes, weight scale and the weight of the block's `s` term) and
+/// multiplied with every token's activations by `$dot`. Every token goes through the same
+/// operations in the same order whatever `N` is, so a token's result is bit-for-bit the same
+/// alone or in a group (the prefix cache relies on it).
 macro_rules! row_kernel {
-    ($name:ident, $bs:expr, |$blk:ident, $y:ident| $block:block) => {
+    ($name:ident, $bs:expr, |$blk:ident| $decode:block, $dot:ident) => {
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $name(row: *const u8, nb: usize, x: Q8Row<'_>) -> f32 {
-            let (yp, dp, sp) = (x.qs.as_ptr(), x.d.as_ptr(), x.s.as_ptr());
-            let mut acc0 = _mm256_setzero_ps();
-            let mut acc1 = _mm256_setzero_ps();
-            let mut off = 0f32;
+        unsafe fn $name<const N: usize>(
+            row: *const u8,
+            nb: usize,
+            xs: &[Q8Row<'_>; N],
+            out: &mut [f32; N],
+        ) {
+            let mut acc0 = [_mm256_setzero_ps(); N];
+            let mut acc1 = [_mm256_setzero_ps(); N];
+            let mut off = [0f32; N];
+            macro_rules! step {
+                ($b:expr, $acc:ident) => {{
+                    let b = $b;
+                    let $blk = row.add(b * $bs);
+                    let (q, dw, ow): (__m256i, f32, f32) = $decode;
+                    for t in 0..N {
+                        let x = &xs[t];
+                        let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+                        let p = $dot(q, y);
+                        let scale = _mm256_set1_ps(dw * *x.d.get_unchecked(b));
+                        $acc[t] = _mm256_fmadd_ps(scale, p, $acc[t]);
+                        off[t] += ow * *x.s.get_unchecked(b);
+                    }
+                }};
+            }
             let mut b = 0;
             while b + 2 <= nb {
-                {
-                    let $blk = row.add(b * $bs);
-                    let $y = _mm256_loadu_si256(yp.add(b * QK) as *const __m256i);
-                    let (p, dw, ow): (__m256, f32, f32) = $block;
-                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * *dp.add(b)), p, acc0);
-                    off += ow * *sp.add(b);
-                }
-                {
-                    let b = b + 1;
-                    let $blk = row.add(b * $bs);
-                    let $y = _mm256_loadu_si256(yp.add(b * QK) as *const __m256i);
-                    let (p, dw, ow): (__m256, f32, f32) = $block;
-                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * *dp.add(b)), p, acc1);
-                    off += ow * *sp.add(b);
-                }
+                step!(b, acc0);
+                step!(b + 1, acc1);
                 b += 2;
             }
             if b < nb {
-                let $blk = row.add(b * $bs);
-                let $y = _mm256_loadu_si256(yp.add(b * QK) as *const __m256i);
-                let (p, dw, ow): (__m256, f32, f32) = $block;
-                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * *dp.add(b)), p, acc0);
-                off += ow * *sp.add(b);
+                step!(b, acc0);
             }
-            hsum(_mm256_add_ps(acc0, acc1)) + off
+            for t in 0..N {
+                out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + off[t];
+            }
         }
     };
 }
 
-row_kernel!(row_q4_0, 18, |blk, y| {
-    let d = half(blk);
-    (udot(nibbles(blk.add(2)), y), d, -8.0 * d)
-});
+row_kernel!(
+    row_q4_0,
+    18,
+    |blk| {
+        let d = half(blk);
+        (nibbles(blk.add(2)), d, -8.0 * d)
+    },
+    udot
+);
 
-row_kernel!(row_q4_1, 20, |blk, y| {
-    (udot(nibbles(blk.add(4)), y), half(blk), half(blk.add(2)))
-});
+row_kernel!(
+    row_q4_1,
+    20,
+    |blk| { (nibbles(blk.add(4)), half(blk), half(blk.add(2))) },
+    udot
+);
 
-row_kernel!(row_q5_0, 22, |blk, y| {
-    let d = half(blk);
-    let q = _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2)));
-    (udot(q, y), d, -16.0 * d)
-});
+row_kernel!(
+    row_q5_0,
+    22,
+    |blk| {
+        let d = half(blk);
+        let q = _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2)));
+        (q, d, -16.0 * d)
+    },
+    udot
+);
 
-row_kernel!(row_q8_0, 34, |blk, y| {
-    let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-    (sdot(w, y), half(blk), 0.0)
-});
+row_kernel!(
+    row_q8_0,
+    34,
+    |blk| {
+        let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+        (w, half(blk), 0.0)
+    },
+    sdot
+);
+
+/// Tokens handled together by one pass over a weight row.
+const GROUP: usize = 4;
 
 /// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`.
 ///
@@ -167,8 +195,21 @@ pub unsafe fn dot_rows(
         ($kernel:ident) => {
             for r in rows {
                 let row = data.as_ptr().add(r * row_bytes);
-                for t in 0..m {
-                    *out.add(t * n + r) = $kernel(row, nb, xs.row(t));
+                let mut t = 0;
+                while t + GROUP <= m {
+                    let group: [Q8Row<'_>; GROUP] = std::array::from_fn(|i| xs.row(t + i));
+                    let mut o = [0f32; GROUP];
+                    $kernel::<GROUP>(row, nb, &group, &mut o);
+                    for (i, v) in o.iter().enumerate() {
+                        *out.add((t + i) * n + r) = *v;
+                    }
+                    t += GROUP;
+                }
+                while t < m {
+                    let mut o = [0f32; 1];
+                    $kernel::<1>(row, nb, &[xs.row(t)], &mut o);
+                    *out.add(t * n + r) = o[0];
+                    t += 1;
                 }
             }
         };
