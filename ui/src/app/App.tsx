@@ -98,7 +98,10 @@ export function App({ backend, messages }: Props) {
   const toast = useCallback(
     (key: MessageKey, vars?: Vars) => {
       const id = ++bannerSeq;
-      setToasts((list) => [...list.slice(-2), { id, key, vars }]);
+      // The same message again replaces the one on screen instead of piling up.
+      const same = (x: { key: MessageKey; vars?: Vars }) =>
+        x.key === key && JSON.stringify(x.vars ?? {}) === JSON.stringify(vars ?? {});
+      setToasts((list) => [...list.filter((x) => !same(x)).slice(-2), { id, key, vars }]);
       setTimeout(() => setToasts((list) => list.filter((x) => x.id !== id)), 4000);
     },
     [],

@@ -56,4 +56,14 @@ describe('settings', () => {
     await waitFor(() => expect(screen.queryByText(/From the next start/)).toBeNull());
     expect(backend.calls.filter(([n]) => n === 'setDataFolder').map(([, a]) => a)).toEqual([['/mnt/usb/hearth'], [null]]);
   });
+
+  it('shows one "saved" message for several saves in a row', async () => {
+    const { backend } = await renderApp();
+    fireEvent.click(screen.getByRole('button', { name: 'Settings' }));
+    for (const theme of ['Dark', 'Light', 'Dark']) {
+      fireEvent.click(screen.getByRole('radio', { name: theme }));
+      await waitFor(async () => expect((await backend.settings()).theme).toBe(theme.toLowerCase()));
+    }
+    await waitFor(() => expect(screen.getAllByText('Settings saved.')).toHaveLength(1));
+  });
 });
