@@ -327,7 +327,7 @@ export const zhCN: Messages = {
   'error.summarize.invalid_request': '摘要选项无效。（{message}）',
   'error.summarize.context_too_small': '模型的上下文太小，无法生成摘要。（{message}）',
   'error.ask.empty': '请先输入问题。',
-  'error.ask.nothing_found': '文档中没有段落包含问题里的词语。请换个说法再试。',
+  'error.ask.nothing_found': '文档中没有段落包含问题里的词语，也没有意思相近的段落。请换个说法再试。',
   'translate.nav': '翻译',
   'translate.shortcut': '翻译视图',
   'translate.dropHere': '拖放文档到此处进行翻译',
