@@ -10,7 +10,20 @@
 //!   `cancelled`) when its receiver is alive.
 //! - A request names its model file; the engine loads it, replacing the model it had. The prefix
 //!   cache belongs to the loaded model and is forgotten when it is replaced or unloaded.
-//! - A running request is never pre-empted: priority decides which queued request runs next.
+//! - Priority decides which queued request runs next. A background request also gives way while
+//!   it runs: before each model step (a prefill chunk or a token) the engine looks for a queued
+//!   interactive request; if there is one, the background request is suspended, the interactive
+//!   ones are served, and then it carries on. So an interactive request waits at most one model
+//!   step of background work (one token, or a prefill step of at most 64 tokens) before it
+//!   starts. An interactive request is never suspended.
+//! - A suspended request keeps its prompt, the tokens it generated and its sampler (random state
+//!   included); on resuming, those tokens are run again through the prefix cache and decoding goes
+//!   on. Logits do not depend on how tokens are batched, so its output (greedy or seeded) is
+//!   exactly what it would have been without the interruption. Its events keep arriving on its own
+//!   channel, in order, with nothing repeated (`Started` once, `Done` once); its stats leave out
+//!   the time it spent suspended.
+//! - Cancelling a suspended request ends it (`Done`, stop reason `cancelled`, with the text it had
+//!   produced) as soon as the engine next chooses a request, without running it again.
 //! - With `idle_unload` set, a model unused for that long is dropped to free its memory.
 
 use std::collections::BinaryHeap;
@@ -24,7 +37,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::loaded::{Event, GenerationParams, LoadedModel, ModelInfo, Prompt, PromptInfo, Stats};
+use crate::loaded::{
+    Event, GenerationParams, LoadedModel, ModelInfo, Outcome, Prompt, PromptInfo, Stats, Suspended,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -114,6 +129,8 @@ struct Job {
     request: Request,
     events: SyncSender<EngineEvent>,
     cancel: Arc<AtomicBool>,
+    /// Set when the request ran and gave way to a higher-priority one.
+    suspended: Option<Suspended>,
 }
 
 struct Queued(Job);
@@ -181,6 +198,7 @@ impl Engine {
             request,
             events: etx,
             cancel: cancel.clone(),
+            suspended: None,
         };
         self.tx
             .send(Command::Submit(job))
@@ -239,6 +257,8 @@ struct EngineThread {
     config: EngineConfig,
     model: Option<LoadedModel>,
     queue: BinaryHeap<Queued>,
+    /// Commands that arrived while a request ran and could not be handled mid-request.
+    deferred: Vec<Command>,
     last_used: Instant,
 }
 
@@ -255,13 +275,14 @@ impl EngineThread {
             config,
             model: None,
             queue: BinaryHeap::new(),
+            deferred: Vec::new(),
             last_used: Instant::now(),
         }
     }
 
     fn run(mut self, rx: Receiver<Command>) {
         loop {
-            let first = if self.queue.is_empty() {
+            let first = if self.queue.is_empty() && self.deferred.is_empty() {
                 match (self.config.idle_unload, self.model.is_some()) {
                     (Some(idle), true) => {
                         let left = idle.saturating_sub(self.last_used.elapsed());
@@ -283,16 +304,18 @@ impl EngineThread {
                 None
             };
             // Take in everything that is waiting, so priority sees the whole queue.
-            let pending = first
+            let pending = std::mem::take(&mut self.deferred)
                 .into_iter()
+                .chain(first)
                 .chain(std::iter::from_fn(|| rx.try_recv().ok()));
             for cmd in pending.collect::<Vec<_>>() {
                 if !self.command(cmd) {
                     return;
                 }
             }
+            self.end_cancelled_suspended();
             if let Some(Queued(job)) = self.queue.pop() {
-                self.serve(job);
+                self.serve(job, &rx);
                 self.last_used = Instant::now();
             }
         }
@@ -345,35 +368,115 @@ impl EngineThread {
         Ok(info)
     }
 
-    fn serve(&mut self, job: Job) {
-        let Job {
-            request,
-            events,
-            cancel,
-            ..
-        } = job;
-        if cancel.load(Ordering::Relaxed) {
-            let _ = events.send(EngineEvent::Failed(EngineError::Cancelled));
+    /// Ends the suspended requests that were cancelled (or whose reader is gone) while they waited.
+    fn end_cancelled_suspended(&mut self) {
+        if !self.queue.iter().any(|q| q.0.suspended.is_some()) {
             return;
         }
-        if let Err(e) = self.ensure_loaded(&request.model, Some(&events)) {
-            let _ = events.send(EngineEvent::Failed(e));
-            return;
-        }
-        let Some(model) = self.model.as_mut() else {
-            let _ = events.send(EngineEvent::Failed(EngineError::EngineStopped));
-            return;
-        };
-        let mut forward = |ev: Event| -> bool {
-            let ev = match ev {
-                Event::Started(p) => EngineEvent::Started(p),
-                Event::Text { text } => EngineEvent::Text(text),
-                Event::Done(s) => EngineEvent::Done(s),
-            };
-            events.send(ev).is_ok()
-        };
-        if let Err(e) = model.generate(&request.prompt, &request.params, &cancel, &mut forward) {
-            let _ = events.send(EngineEvent::Failed(e));
+        for Queued(mut job) in std::mem::take(&mut self.queue).into_vec() {
+            match job.suspended.take() {
+                Some(s) if job.cancel.load(Ordering::Relaxed) => {
+                    s.cancel(&mut |ev| forward(&job.events, ev));
+                }
+                s => {
+                    job.suspended = s;
+                    self.queue.push(Queued(job));
+                }
+            }
         }
     }
+
+    fn serve(&mut self, mut job: Job, rx: &Receiver<Command>) {
+        let suspended = job.suspended.take();
+        if job.cancel.load(Ordering::Relaxed) {
+            match suspended {
+                Some(s) => {
+                    s.cancel(&mut |ev| forward(&job.events, ev));
+                }
+                None => {
+                    let _ = job.events.send(EngineEvent::Failed(EngineError::Cancelled));
+                }
+            }
+            return;
+        }
+        // A resumed request announces no reload: its reader saw `Started` already.
+        let announce = if suspended.is_none() {
+            Some(&job.events)
+        } else {
+            None
+        };
+        if let Err(e) = self.ensure_loaded(&job.request.model, announce) {
+            let _ = job.events.send(EngineEvent::Failed(e));
+            return;
+        }
+        let EngineThread {
+            model,
+            queue,
+            deferred,
+            ..
+        } = self;
+        let Some(model) = model.as_mut() else {
+            let _ = job
+                .events
+                .send(EngineEvent::Failed(EngineError::EngineStopped));
+            return;
+        };
+        let priority = job.request.priority;
+        // Asked before every model step: take in new commands, and give way when a request of
+        // higher priority waits. Only a request that something can outrank ever gives way.
+        let mut yield_now = || -> bool {
+            if priority == Priority::Interactive {
+                return false;
+            }
+            while let Ok(cmd) = rx.try_recv() {
+                match cmd {
+                    Command::Submit(j) => queue.push(Queued(j)),
+                    other => deferred.push(other),
+                }
+            }
+            queue
+                .peek()
+                .is_some_and(|q| q.0.request.priority > priority)
+        };
+        let events = &job.events;
+        let mut on_event = |ev: Event| forward(events, ev);
+        let outcome = match suspended {
+            Some(s) => model.resume(s, &job.cancel, &mut yield_now, &mut on_event),
+            None if priority == Priority::Interactive => model
+                .generate(
+                    &job.request.prompt,
+                    &job.request.params,
+                    &job.cancel,
+                    &mut on_event,
+                )
+                .map(Outcome::Finished),
+            None => model.generate_preemptible(
+                &job.request.prompt,
+                &job.request.params,
+                &job.cancel,
+                &mut yield_now,
+                &mut on_event,
+            ),
+        };
+        match outcome {
+            Ok(Outcome::Finished(_)) => {}
+            Ok(Outcome::Suspended(s)) => {
+                job.suspended = Some(s);
+                queue.push(Queued(job));
+            }
+            Err(e) => {
+                let _ = job.events.send(EngineEvent::Failed(e));
+            }
+        }
+    }
+}
+
+/// Sends a model event to a request's reader; false when the reader is gone.
+fn forward(events: &SyncSender<EngineEvent>, ev: Event) -> bool {
+    let ev = match ev {
+        Event::Started(p) => EngineEvent::Started(p),
+        Event::Text { text } => EngineEvent::Text(text),
+        Event::Done(s) => EngineEvent::Done(s),
+    };
+    events.send(ev).is_ok()
 }

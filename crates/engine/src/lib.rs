@@ -24,7 +24,7 @@ pub use engine::{Engine, EngineConfig, EngineEvent, Priority, Request, RequestHa
 pub use error::{EngineError, Result};
 pub use hearth_prompt::{Message, Role};
 pub use loaded::{
-    compute_threads, default_threads, Event, GenerationParams, LoadedModel, ModelInfo, Prompt,
-    PromptInfo, Stats, StopReason,
+    compute_threads, default_threads, Event, GenerationParams, LoadedModel, ModelInfo, Outcome,
+    Prompt, PromptInfo, Stats, StopReason, Suspended,
 };
 pub use sampling::SamplingParams;

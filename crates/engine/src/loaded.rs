@@ -23,6 +23,9 @@ use crate::stream::{StopMatcher, TextStream};
 
 /// Prompt tokens run through the model per step: bounds memory and lets cancel act mid-prefill.
 const PREFILL_CHUNK: usize = 256;
+/// Prefill step of a request that may give way to another: shorter, so the request it gives way
+/// to waits less (a step is never interrupted).
+const PREEMPTIBLE_PREFILL_CHUNK: usize = 64;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelInfo {
@@ -275,9 +278,85 @@ impl LoadedModel {
         cancel: &AtomicBool,
         on_event: &mut (dyn FnMut(Event) -> bool + Send),
     ) -> Result<Stats> {
+        match self.generate_with(
+            prompt,
+            params,
+            cancel,
+            &mut || false,
+            on_event,
+            PREFILL_CHUNK,
+        )? {
+            Outcome::Finished(s) => Ok(s),
+            Outcome::Suspended(_) => Err(EngineError::Compute("a request stopped midway".into())),
+        }
+    }
+
+    /// Like [`LoadedModel::generate`], but `yield_now` is asked before every model step (each
+    /// prefill chunk and each token); when it says true the request stops there and comes back as
+    /// [`Outcome::Suspended`], to be carried on later with [`LoadedModel::resume`]. Nothing is
+    /// emitted twice: `Started` only on the first call, each piece of text once, `Done` once.
+    /// Its prompt is run in shorter steps than [`LoadedModel::generate`]'s, so it gives way sooner.
+    pub fn generate_preemptible(
+        &mut self,
+        prompt: &Prompt,
+        params: &GenerationParams,
+        cancel: &AtomicBool,
+        yield_now: &mut dyn FnMut() -> bool,
+        on_event: &mut (dyn FnMut(Event) -> bool + Send),
+    ) -> Result<Outcome> {
+        self.generate_with(
+            prompt,
+            params,
+            cancel,
+            yield_now,
+            on_event,
+            PREEMPTIBLE_PREFILL_CHUNK,
+        )
+    }
+
+    fn generate_with(
+        &mut self,
+        prompt: &Prompt,
+        params: &GenerationParams,
+        cancel: &AtomicBool,
+        yield_now: &mut dyn FnMut() -> bool,
+        on_event: &mut (dyn FnMut(Event) -> bool + Send),
+        prefill_chunk: usize,
+    ) -> Result<Outcome> {
         params.sampling.validate()?;
         let (tokens, dropped) = self.tokenize_prompt(prompt, params.max_tokens)?;
-        let result = self.generate_tokens(tokens, dropped, params, cancel, on_event);
+        let state = match self.start_state(tokens, dropped, params, prefill_chunk) {
+            Ok(s) => s,
+            Err(e) => {
+                self.reset_cache();
+                return Err(e);
+            }
+        };
+        self.run_state(state, cancel, yield_now, on_event)
+    }
+
+    /// Carries on a suspended request where it stopped: its prompt and the tokens it generated
+    /// are run again (through the prefix cache, so only what another request overwrote is
+    /// recomputed) and decoding goes on with the same sampler. The model's logits do not depend
+    /// on how tokens were batched, so the continuation is the one an uninterrupted run gives.
+    pub fn resume(
+        &mut self,
+        suspended: Suspended,
+        cancel: &AtomicBool,
+        yield_now: &mut dyn FnMut() -> bool,
+        on_event: &mut (dyn FnMut(Event) -> bool + Send),
+    ) -> Result<Outcome> {
+        self.run_state(suspended.0, cancel, yield_now, on_event)
+    }
+
+    fn run_state(
+        &mut self,
+        state: State,
+        cancel: &AtomicBool,
+        yield_now: &mut dyn FnMut() -> bool,
+        on_event: &mut (dyn FnMut(Event) -> bool + Send),
+    ) -> Result<Outcome> {
+        let result = self.generate_tokens(state, cancel, yield_now, on_event);
         if result.is_err() {
             // The cache may be half-written: start clean next time.
             self.reset_cache();
@@ -285,14 +364,13 @@ impl LoadedModel {
         result
     }
 
-    fn generate_tokens(
-        &mut self,
+    fn start_state(
+        &self,
         tokens: Vec<u32>,
         dropped: usize,
         params: &GenerationParams,
-        cancel: &AtomicBool,
-        on_event: &mut (dyn FnMut(Event) -> bool + Send),
-    ) -> Result<Stats> {
+        prefill_chunk: usize,
+    ) -> Result<State> {
         let ctx = self.info.context_len;
         if tokens.is_empty() {
             return Err(EngineError::InvalidSetting("the prompt is empty".into()));
@@ -311,51 +389,80 @@ impl LoadedModel {
                 "token id {bad} is outside the vocabulary"
             )));
         }
-        let mut sampler = Sampler::new(params.sampling.clone())?;
-        let started = Instant::now();
+        let sampler = Sampler::new(params.sampling.clone())?;
+        Ok(State {
+            info: PromptInfo {
+                prompt_tokens: tokens.len(),
+                dropped_messages: dropped,
+                ..PromptInfo::default()
+            },
+            prompt: tokens,
+            generated: Vec::new(),
+            text: String::new(),
+            sampler,
+            params: params.clone(),
+            prefill_chunk,
+            started: false,
+            active_ms: 0.0,
+            prefill_ms: None,
+            ttft_ms: None,
+        })
+    }
 
-        let mut reuse = if params.prefix_cache {
+    fn generate_tokens(
+        &mut self,
+        mut st: State,
+        cancel: &AtomicBool,
+        yield_now: &mut dyn FnMut() -> bool,
+        on_event: &mut (dyn FnMut(Event) -> bool + Send),
+    ) -> Result<Outcome> {
+        let ctx = self.info.context_len;
+        let params = st.params.clone();
+        let segment = Instant::now();
+        let elapsed = |st: &State| st.active_ms + segment.elapsed().as_secs_f64() * 1e3;
+        // Everything the model has seen for this request: the prompt, then what it generated.
+        let mut history = st.prompt.clone();
+        history.extend_from_slice(&st.generated);
+
+        let mut reuse = if params.prefix_cache || st.started {
             self.cached
                 .iter()
-                .zip(&tokens)
+                .zip(&history)
                 .take_while(|(a, b)| a == b)
                 .count()
         } else {
             0
         };
-        // The last prompt token always runs: its logits choose the first output token.
-        reuse = reuse.min(tokens.len() - 1);
+        // The last token always runs: its logits choose the next output token.
+        reuse = reuse.min(history.len() - 1);
         self.transformer.truncate(reuse);
         self.cached.truncate(reuse);
-        let info = PromptInfo {
-            prompt_tokens: tokens.len(),
-            reused_tokens: reuse,
-            prefill_tokens: tokens.len() - reuse,
-            dropped_messages: dropped,
-        };
-        let mut live = on_event(Event::Started(info.clone()));
+        let mut live = true;
+        if !st.started {
+            st.started = true;
+            st.info.reused_tokens = reuse;
+            st.info.prefill_tokens = st.prompt.len() - reuse;
+            live = on_event(Event::Started(st.info.clone()));
+        }
 
         let mut logits = None;
-        for chunk in tokens[reuse..].chunks(PREFILL_CHUNK) {
+        for chunk in history[reuse..].chunks(st.prefill_chunk) {
             if !live || cancel.load(Ordering::Relaxed) {
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                let stats = self.stats(
-                    info,
-                    tokens,
-                    Vec::new(),
-                    String::new(),
-                    StopReason::Cancelled,
-                    ms,
-                    ms,
-                    0.0,
-                );
+                let ms = elapsed(&st);
+                let stats = st.finish(StopReason::Cancelled, ms);
                 on_event(Event::Done(stats.clone()));
-                return Ok(stats);
+                return Ok(Outcome::Finished(stats));
+            }
+            if yield_now() {
+                st.active_ms = elapsed(&st);
+                return Ok(Outcome::Suspended(Suspended(st)));
             }
             logits = Some(self.transformer.forward(chunk)?);
             self.cached.extend_from_slice(chunk);
         }
-        let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
+        if st.prefill_ms.is_none() {
+            st.prefill_ms = Some(elapsed(&st));
+        }
         let mut logits = match logits {
             Some(l) => l.to_vec1::<f32>()?,
             None => return Err(EngineError::Compute("nothing was run".into())),
@@ -365,26 +472,31 @@ impl LoadedModel {
         let mut stops: Vec<String> = params.stop.clone();
         stops.extend(self.format.stop_strings());
         let mut matcher = StopMatcher::new(stops);
-        let mut history = tokens.clone();
-        let mut generated = Vec::new();
-        let mut text = String::new();
         let tokenizer = &self.tokenizer;
         let mut stream = TextStream::new(tokenizer);
+        // A resumed request: rebuild what the text stream and the stop matcher held back. Their
+        // output was emitted before the request was suspended.
+        for &t in &st.generated {
+            if let Some(piece) = stream.push(t)? {
+                matcher.push(&piece);
+            }
+        }
         let stop;
-        let mut next = sampler.sample(&mut logits, &history)?;
-        let ttft = started.elapsed().as_secs_f64() * 1e3;
-        let decode_start = Instant::now();
+        let mut next = st.sampler.sample(&mut logits, &history)?;
+        if st.ttft_ms.is_none() {
+            st.ttft_ms = Some(elapsed(&st));
+        }
         loop {
             if !params.ignore_eos && specials.end_of_turn.contains(&next) {
                 stop = StopReason::EndOfTurn;
                 break;
             }
-            generated.push(next);
+            st.generated.push(next);
             history.push(next);
             if let Some(piece) = stream.push(next)? {
                 let (out, hit) = matcher.push(&piece);
                 if !out.is_empty() {
-                    text.push_str(&out);
+                    st.text.push_str(&out);
                     live &= on_event(Event::Text { text: out });
                 }
                 if hit {
@@ -392,7 +504,7 @@ impl LoadedModel {
                     break;
                 }
             }
-            if generated.len() >= params.max_tokens {
+            if st.generated.len() >= params.max_tokens {
                 stop = StopReason::MaxTokens;
                 break;
             }
@@ -404,10 +516,14 @@ impl LoadedModel {
                 stop = StopReason::Cancelled;
                 break;
             }
+            if yield_now() {
+                st.active_ms = elapsed(&st);
+                return Ok(Outcome::Suspended(Suspended(st)));
+            }
             let l = self.transformer.forward(&[next])?;
             self.cached.push(next);
             logits = l.to_vec1::<f32>()?;
-            next = sampler.sample(&mut logits, &history)?;
+            next = st.sampler.sample(&mut logits, &history)?;
         }
         if stop != StopReason::StopString {
             let (mut tail, mut hit) = (String::new(), false);
@@ -418,45 +534,14 @@ impl LoadedModel {
                 tail.push_str(&matcher.finish());
             }
             if !tail.is_empty() {
-                text.push_str(&tail);
+                st.text.push_str(&tail);
                 on_event(Event::Text { text: tail });
             }
         }
-        let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
-        let stats = self.stats(
-            info, tokens, generated, text, stop, prefill_ms, ttft, decode_ms,
-        );
+        let ms = elapsed(&st);
+        let stats = st.finish(stop, ms);
         on_event(Event::Done(stats.clone()));
-        Ok(stats)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn stats(
-        &self,
-        info: PromptInfo,
-        tokens: Vec<u32>,
-        generated: Vec<u32>,
-        text: String,
-        stop: StopReason,
-        prefill_ms: f64,
-        ttft_ms: f64,
-        decode_ms: f64,
-    ) -> Stats {
-        let rate = |n: usize, ms: f64| if ms > 0.0 { n as f64 / (ms / 1e3) } else { 0.0 };
-        // Decode rate counts the tokens that needed a model step after the first.
-        let decoded = generated.len().saturating_sub(1);
-        Stats {
-            prefill_tok_s: rate(info.prefill_tokens, prefill_ms),
-            decode_tok_s: rate(decoded, decode_ms),
-            prompt: info,
-            prompt_token_ids: tokens,
-            tokens: generated,
-            text,
-            stop,
-            ttft_ms,
-            prefill_ms,
-            decode_ms,
-        }
+        Ok(Outcome::Finished(stats))
     }
 
     /// Runs `tokens` at the end of the cache without sampling (benchmarks); returns the logits.
@@ -469,6 +554,77 @@ impl LoadedModel {
         match last {
             Some(l) => Ok(l.to_vec1::<f32>()?),
             None => Err(EngineError::InvalidSetting("no tokens to run".into())),
+        }
+    }
+}
+
+/// What [`LoadedModel::generate_preemptible`] and [`LoadedModel::resume`] come back with.
+pub enum Outcome {
+    /// The request ended; its `Done` event was emitted.
+    Finished(Stats),
+    /// The request stopped to let another one run; carry it on with [`LoadedModel::resume`].
+    Suspended(Suspended),
+}
+
+/// A request stopped between two model steps: its prompt, the tokens it generated, the text it
+/// emitted and its sampler (random state included), so resuming continues exactly.
+pub struct Suspended(State);
+
+impl Suspended {
+    /// Tokens generated before the request was suspended.
+    pub fn generated(&self) -> &[u32] {
+        &self.0.generated
+    }
+
+    /// Ends the request without running it again (it was cancelled while suspended); emits
+    /// `Done` with [`StopReason::Cancelled`] and the text produced so far.
+    pub fn cancel(self, on_event: &mut dyn FnMut(Event) -> bool) -> Stats {
+        let ms = self.0.active_ms;
+        let stats = self.0.finish(StopReason::Cancelled, ms);
+        on_event(Event::Done(stats.clone()));
+        stats
+    }
+}
+
+struct State {
+    prompt: Vec<u32>,
+    generated: Vec<u32>,
+    text: String,
+    sampler: Sampler,
+    params: GenerationParams,
+    prefill_chunk: usize,
+    info: PromptInfo,
+    /// `Started` was emitted.
+    started: bool,
+    /// Time spent running this request before the current step, suspensions left out.
+    active_ms: f64,
+    prefill_ms: Option<f64>,
+    ttft_ms: Option<f64>,
+}
+
+impl State {
+    fn finish(self, stop: StopReason, total_ms: f64) -> Stats {
+        let rate = |n: usize, ms: f64| if ms > 0.0 { n as f64 / (ms / 1e3) } else { 0.0 };
+        let prefill_ms = self.prefill_ms.unwrap_or(total_ms);
+        let ttft_ms = self.ttft_ms.unwrap_or(total_ms);
+        let decode_ms = if self.ttft_ms.is_some() {
+            (total_ms - ttft_ms).max(0.0)
+        } else {
+            0.0
+        };
+        // Decode rate counts the tokens that needed a model step after the first.
+        let decoded = self.generated.len().saturating_sub(1);
+        Stats {
+            prefill_tok_s: rate(self.info.prefill_tokens, prefill_ms),
+            decode_tok_s: rate(decoded, decode_ms),
+            prompt: self.info,
+            prompt_token_ids: self.prompt,
+            tokens: self.generated,
+            text: self.text,
+            stop,
+            ttft_ms,
+            prefill_ms,
+            decode_ms,
         }
     }
 }
