@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hearth_assistant::{
-    AppError, Assistant, ChatEvent, ChatSink, ConversationSummary, InstalledModel, SearchHit,
-    SendRequest, Settings, StartedJob, ThreadMessage,
+    AppError, Assistant, ChatEvent, ConversationSummary, InstalledModel, SearchHit, SendRequest,
+    Settings, StartedJob, ThreadMessage,
 };
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
@@ -35,8 +35,12 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-fn to_channel(channel: Channel<ChatEvent>) -> ChatSink {
-    // A send fails only when the window is gone; the reply is still stored.
+/// An assistant event sink that forwards each event to the window through `channel`.
+pub(crate) fn to_channel<E>(channel: Channel<E>) -> Box<dyn Fn(E) + Send + Sync>
+where
+    E: tauri::ipc::IpcResponse + Send + Sync + 'static,
+{
+    // A send fails only when the window is gone; what the assistant produced is still stored.
     Box::new(move |event| {
         let _ = channel.send(event);
     })

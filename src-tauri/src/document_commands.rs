@@ -94,12 +94,7 @@ pub async fn document_summarize(
 ) -> Res<SummaryStarted> {
     blocking(&state, move |a| {
         // A send fails only when the window is gone; the parts are still stored.
-        a.summarize(
-            request,
-            Box::new(move |event| {
-                let _ = on_event.send(event);
-            }),
-        )
+        a.summarize(request, crate::commands::to_channel(on_event))
     })
     .await
 }
@@ -112,12 +107,7 @@ pub async fn summary_resume(
     on_event: Channel<SummarizeEvent>,
 ) -> Res<SummaryStarted> {
     blocking(&state, move |a| {
-        a.resume_summary(
-            summary_id,
-            Box::new(move |event| {
-                let _ = on_event.send(event);
-            }),
-        )
+        a.resume_summary(summary_id, crate::commands::to_channel(on_event))
     })
     .await
 }
@@ -155,12 +145,7 @@ pub async fn document_ask(
     on_event: Channel<AskEvent>,
 ) -> Res<AskStarted> {
     blocking(&state, move |a| {
-        a.ask(
-            request,
-            Box::new(move |event| {
-                let _ = on_event.send(event);
-            }),
-        )
+        a.ask(request, crate::commands::to_channel(on_event))
     })
     .await
 }

@@ -70,12 +70,7 @@ pub async fn translate(
 ) -> Res<TranslationStarted> {
     blocking(&state, move |a| {
         // A send fails only when the window is gone; the translation is still stored.
-        a.translate(
-            request,
-            Box::new(move |event| {
-                let _ = on_event.send(event);
-            }),
-        )
+        a.translate(request, crate::commands::to_channel(on_event))
     })
     .await
 }
