@@ -168,6 +168,8 @@ enum Command {
 
 pub struct Engine {
     tx: Sender<Command>,
+    /// Set after an interactive request is submitted; the running background step gives way.
+    give_way: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     next_id: AtomicU64,
     event_buffer: usize,
@@ -177,12 +179,15 @@ impl Engine {
     pub fn start(config: EngineConfig) -> Result<Self> {
         let (tx, rx) = mpsc::channel();
         let event_buffer = config.event_buffer.max(1);
+        let give_way = Arc::new(AtomicBool::new(false));
+        let flag = give_way.clone();
         let thread = std::thread::Builder::new()
             .name("hearth-engine".into())
-            .spawn(move || EngineThread::new(config).run(rx))
+            .spawn(move || EngineThread::new(config, flag).run(rx))
             .map_err(|e| EngineError::Compute(format!("cannot start the engine thread: {e}")))?;
         Ok(Self {
             tx,
+            give_way,
             thread: Some(thread),
             next_id: AtomicU64::new(1),
             event_buffer,
@@ -191,6 +196,7 @@ impl Engine {
 
     pub fn submit(&self, request: Request) -> Result<RequestHandle> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let interactive = request.priority == Priority::Interactive;
         let (etx, erx) = mpsc::sync_channel(self.event_buffer);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
@@ -203,6 +209,11 @@ impl Engine {
         self.tx
             .send(Command::Submit(job))
             .map_err(|_| EngineError::EngineStopped)?;
+        // After the send: the engine clears the flag before it reads the queue, so a request it
+        // has not seen yet always leaves the flag set.
+        if interactive {
+            self.give_way.store(true, Ordering::SeqCst);
+        }
         Ok(RequestHandle {
             id,
             events: erx,
@@ -260,6 +271,7 @@ struct EngineThread {
     /// Commands that arrived while a request ran and could not be handled mid-request.
     deferred: Vec<Command>,
     last_used: Instant,
+    give_way: Arc<AtomicBool>,
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -270,13 +282,14 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 impl EngineThread {
-    fn new(config: EngineConfig) -> Self {
+    fn new(config: EngineConfig, give_way: Arc<AtomicBool>) -> Self {
         Self {
             config,
             model: None,
             queue: BinaryHeap::new(),
             deferred: Vec::new(),
             last_used: Instant::now(),
+            give_way,
         }
     }
 
@@ -304,6 +317,7 @@ impl EngineThread {
                 None
             };
             // Take in everything that is waiting, so priority sees the whole queue.
+            self.give_way.store(false, Ordering::SeqCst);
             let pending = std::mem::take(&mut self.deferred)
                 .into_iter()
                 .chain(first)
@@ -359,7 +373,8 @@ impl EngineThread {
         }
         // Free the old model first: two models at once may not fit in memory.
         self.model = None;
-        let m = LoadedModel::load(path, self.config.threads)?;
+        let mut m = LoadedModel::load(path, self.config.threads)?;
+        m.set_give_way_flag(Some(self.give_way.clone()));
         let info = m.info().clone();
         self.model = Some(m);
         if let Some(ev) = events {
@@ -413,6 +428,7 @@ impl EngineThread {
             model,
             queue,
             deferred,
+            give_way,
             ..
         } = self;
         let Some(model) = model.as_mut() else {
@@ -428,6 +444,7 @@ impl EngineThread {
             if priority == Priority::Interactive {
                 return false;
             }
+            give_way.store(false, Ordering::SeqCst);
             while let Ok(cmd) = rx.try_recv() {
                 match cmd {
                     Command::Submit(j) => queue.push(Queued(j)),

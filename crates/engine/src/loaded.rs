@@ -6,9 +6,16 @@
 //! prompt starts with some of those tokens (a follow-up turn re-sends the whole conversation)
 //! prefills only the tokens after the longest shared prefix. Greedy output is the same with and
 //! without the cache.
+//!
+//! There are two caches ([`CacheSlot`]): one for requests that run to the end
+//! ([`LoadedModel::generate`], the chat) and one for requests that may give way
+//! ([`LoadedModel::generate_preemptible`], background work). A chat message sent while a document
+//! is being summarized finds its conversation still cached, and the summary, when it carries on,
+//! finds its own prompt where it left it: neither recomputes what the other ran.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hearth_prompt::{ChatFormat, Message};
@@ -17,14 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use crate::gguf::ModelFile;
-use crate::model::Transformer;
+use crate::model::{KvSet, Transformer};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::stream::{StopMatcher, TextStream};
 
 /// Prompt tokens run through the model per step: bounds memory and lets cancel act mid-prefill.
 const PREFILL_CHUNK: usize = 256;
-/// Prefill step of a request that may give way to another: shorter, so the request it gives way
-/// to waits less (a step is never interrupted).
+/// Prefill step of a request that may give way to another: shorter, so that less work is thrown
+/// away when a step is abandoned midway to give way.
 const PREEMPTIBLE_PREFILL_CHUNK: usize = 64;
 
 #[derive(Clone, Debug, Serialize)]
@@ -125,13 +132,36 @@ pub enum Event {
     Done(Stats),
 }
 
+/// Which key/value cache a request runs against (see the module header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheSlot {
+    /// Requests that run to the end: chat, translation, benchmarks.
+    Foreground = 0,
+    /// Requests that may give way to others.
+    Background = 1,
+}
+
+/// A cache not in use, with the tokens it holds.
+#[derive(Default)]
+struct Parked {
+    tokens: Vec<u32>,
+    cache: KvSet,
+}
+
 pub struct LoadedModel {
     transformer: Transformer,
     tokenizer: GgufTokenizer,
     format: ChatFormat,
     info: ModelInfo,
-    /// Tokens whose keys and values are in the cache, in order.
+    /// Tokens whose keys and values are in the cache in use, in order.
     cached: Vec<u32>,
+    /// The slot whose cache the transformer holds now.
+    slot: CacheSlot,
+    /// The other slot's cache while it is not in use.
+    parked: Parked,
+    /// Set by whoever schedules requests when a request that outranks a preemptible one may be
+    /// waiting: a preemptible request then gives way within one layer instead of one step.
+    give_way: Option<Arc<AtomicBool>>,
 }
 
 /// Threads to use when none are asked for: one per core the process may use.
@@ -215,7 +245,25 @@ impl LoadedModel {
             format,
             info,
             cached: Vec::new(),
+            slot: CacheSlot::Foreground,
+            parked: Parked::default(),
+            give_way: None,
         })
+    }
+
+    /// The flag a scheduler sets when a request that outranks the running preemptible one may be
+    /// waiting (see [`LoadedModel::generate_preemptible`]).
+    pub fn set_give_way_flag(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.give_way = flag;
+    }
+
+    /// Puts `slot`'s cache in use (the other one is kept aside, untouched).
+    fn use_slot(&mut self, slot: CacheSlot) {
+        if slot != self.slot {
+            self.transformer.swap_cache(&mut self.parked.cache);
+            std::mem::swap(&mut self.cached, &mut self.parked.tokens);
+            self.slot = slot;
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -234,10 +282,11 @@ impl LoadedModel {
         self.info.context_len
     }
 
-    /// Forgets the prefix cache (the next request prefills everything).
+    /// Forgets the prefix caches (the next request prefills everything).
     pub fn reset_cache(&mut self) {
         self.transformer.clear_cache();
         self.cached.clear();
+        self.parked = Parked::default();
     }
 
     /// Token ids for a prompt, and how many messages were left out to fit the context.
@@ -284,7 +333,7 @@ impl LoadedModel {
             cancel,
             &mut || false,
             on_event,
-            PREFILL_CHUNK,
+            CacheSlot::Foreground,
         )? {
             Outcome::Finished(s) => Ok(s),
             Outcome::Suspended(_) => Err(EngineError::Compute("a request stopped midway".into())),
@@ -295,7 +344,10 @@ impl LoadedModel {
     /// prefill chunk and each token); when it says true the request stops there and comes back as
     /// [`Outcome::Suspended`], to be carried on later with [`LoadedModel::resume`]. Nothing is
     /// emitted twice: `Started` only on the first call, each piece of text once, `Done` once.
-    /// Its prompt is run in shorter steps than [`LoadedModel::generate`]'s, so it gives way sooner.
+    /// Its prompt is run in shorter steps than [`LoadedModel::generate`]'s, so it gives way sooner,
+    /// and when the flag given to [`LoadedModel::set_give_way_flag`] is set during a step, the step
+    /// is abandoned between two layers and `yield_now` is asked at once. It runs against the
+    /// background cache, so the cache of the requests it gives way to stays as they left it.
     pub fn generate_preemptible(
         &mut self,
         prompt: &Prompt,
@@ -310,7 +362,7 @@ impl LoadedModel {
             cancel,
             yield_now,
             on_event,
-            PREEMPTIBLE_PREFILL_CHUNK,
+            CacheSlot::Background,
         )
     }
 
@@ -321,11 +373,11 @@ impl LoadedModel {
         cancel: &AtomicBool,
         yield_now: &mut dyn FnMut() -> bool,
         on_event: &mut (dyn FnMut(Event) -> bool + Send),
-        prefill_chunk: usize,
+        slot: CacheSlot,
     ) -> Result<Outcome> {
         params.sampling.validate()?;
         let (tokens, dropped) = self.tokenize_prompt(prompt, params.max_tokens)?;
-        let state = match self.start_state(tokens, dropped, params, prefill_chunk) {
+        let state = match self.start_state(tokens, dropped, params, slot) {
             Ok(s) => s,
             Err(e) => {
                 self.reset_cache();
@@ -369,7 +421,7 @@ impl LoadedModel {
         tokens: Vec<u32>,
         dropped: usize,
         params: &GenerationParams,
-        prefill_chunk: usize,
+        slot: CacheSlot,
     ) -> Result<State> {
         let ctx = self.info.context_len;
         if tokens.is_empty() {
@@ -401,7 +453,7 @@ impl LoadedModel {
             text: String::new(),
             sampler,
             params: params.clone(),
-            prefill_chunk,
+            slot,
             started: false,
             active_ms: 0.0,
             prefill_ms: None,
@@ -418,6 +470,15 @@ impl LoadedModel {
     ) -> Result<Outcome> {
         let ctx = self.info.context_len;
         let params = st.params.clone();
+        self.use_slot(st.slot);
+        let preemptible = st.slot == CacheSlot::Background;
+        let prefill_chunk = if preemptible {
+            PREEMPTIBLE_PREFILL_CHUNK
+        } else {
+            PREFILL_CHUNK
+        };
+        let give_way = self.give_way.clone().filter(|_| preemptible);
+        let stop_step = || give_way.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
         let segment = Instant::now();
         let elapsed = |st: &State| st.active_ms + segment.elapsed().as_secs_f64() * 1e3;
         // Everything the model has seen for this request: the prompt, then what it generated.
@@ -446,18 +507,26 @@ impl LoadedModel {
         }
 
         let mut logits = None;
-        for chunk in history[reuse..].chunks(st.prefill_chunk) {
-            if !live || cancel.load(Ordering::Relaxed) {
-                let ms = elapsed(&st);
-                let stats = st.finish(StopReason::Cancelled, ms);
-                on_event(Event::Done(stats.clone()));
-                return Ok(Outcome::Finished(stats));
-            }
-            if yield_now() {
-                st.active_ms = elapsed(&st);
-                return Ok(Outcome::Suspended(Suspended(st)));
-            }
-            logits = Some(self.transformer.forward(chunk)?);
+        for chunk in history[reuse..].chunks(prefill_chunk) {
+            let l = loop {
+                if !live || cancel.load(Ordering::Relaxed) {
+                    let ms = elapsed(&st);
+                    let stats = st.finish(StopReason::Cancelled, ms);
+                    on_event(Event::Done(stats.clone()));
+                    return Ok(Outcome::Finished(stats));
+                }
+                if yield_now() {
+                    st.active_ms = elapsed(&st);
+                    return Ok(Outcome::Suspended(Suspended(st)));
+                }
+                match self.transformer.forward_interruptible(chunk, &stop_step)? {
+                    Some(l) => break l,
+                    // Nothing is waiting after all (yield_now says no): don't stop again for
+                    // the same signal.
+                    None => self.clear_give_way(),
+                }
+            };
+            logits = Some(l);
             self.cached.extend_from_slice(chunk);
         }
         if st.prefill_ms.is_none() {
@@ -516,11 +585,16 @@ impl LoadedModel {
                 stop = StopReason::Cancelled;
                 break;
             }
-            if yield_now() {
-                st.active_ms = elapsed(&st);
-                return Ok(Outcome::Suspended(Suspended(st)));
-            }
-            let l = self.transformer.forward(&[next])?;
+            let l = loop {
+                if yield_now() {
+                    st.active_ms = elapsed(&st);
+                    return Ok(Outcome::Suspended(Suspended(st)));
+                }
+                match self.transformer.forward_interruptible(&[next], &stop_step)? {
+                    Some(l) => break l,
+                    None => self.clear_give_way(),
+                }
+            };
             self.cached.push(next);
             logits = l.to_vec1::<f32>()?;
             next = st.sampler.sample(&mut logits, &history)?;
@@ -542,6 +616,12 @@ impl LoadedModel {
         let stats = st.finish(stop, ms);
         on_event(Event::Done(stats.clone()));
         Ok(Outcome::Finished(stats))
+    }
+
+    fn clear_give_way(&self) {
+        if let Some(f) = &self.give_way {
+            f.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Runs `tokens` at the end of the cache without sampling (benchmarks); returns the logits.
@@ -592,7 +672,8 @@ struct State {
     text: String,
     sampler: Sampler,
     params: GenerationParams,
-    prefill_chunk: usize,
+    /// The cache it runs against; [`CacheSlot::Background`] also means it may give way.
+    slot: CacheSlot,
     info: PromptInfo,
     /// `Started` was emitted.
     started: bool,

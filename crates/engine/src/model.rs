@@ -1,10 +1,12 @@
 //! One decoder-only transformer that covers the supported architectures (llama, qwen2, qwen3,
 //! gemma3, phi3), built on candle tensors and candle's quantized matrix products.
 //!
-//! The model owns its key/value cache. [`Transformer::forward`] appends the given tokens at the
-//! cache's end and returns the logits of the last one; [`Transformer::truncate`] drops cached
-//! positions from the end, which is what lets a follow-up request reuse the longest prefix it
-//! shares with the previous one.
+//! The model runs against one key/value cache at a time (a [`KvSet`]: one cache per layer).
+//! [`Transformer::forward`] appends the given tokens at the cache's end and returns the logits of
+//! the last one; [`Transformer::truncate`] drops cached positions from the end, which is what lets
+//! a follow-up request reuse the longest prefix it shares with the previous one;
+//! [`Transformer::swap_cache`] exchanges the cache in use with another one, so that several
+//! conversations (or a chat and a background job) each keep their own prefix.
 
 use std::sync::Arc;
 
@@ -142,7 +144,34 @@ struct Layer {
     ffn: Ffn,
     post_ffn_norm: Option<Tensor>,
     sliding: bool,
-    kv: KvCache,
+}
+
+/// The key/value caches of every layer: what a model has read so far in one sequence.
+/// Memory is taken as the sequence grows (doubling), so an unused set costs nothing.
+pub struct KvSet {
+    layers: Vec<KvCache>,
+}
+
+impl KvSet {
+    /// An empty set, to be filled through [`Transformer::swap_cache`] and then a forward pass.
+    pub fn new() -> Self {
+        Self { layers: Vec::new() }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.layers.first().map(|l| l.len).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for KvSet {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Rotary embedding angles for a run of positions.
@@ -156,6 +185,8 @@ pub struct Transformer {
     embed: Arc<QTensor>,
     embed_scale: Option<f64>,
     layers: Vec<Layer>,
+    /// The key/value cache in use (one per layer once a forward pass has run).
+    cache: KvSet,
     out_norm: Tensor,
     output: Matrix,
     /// Instruction set of Hearth's own kernels; `None`: candle's kernels only.
@@ -254,7 +285,6 @@ impl Transformer {
                 ffn,
                 post_ffn_norm: optional_vector(file, &format!("{p}.post_ffw_norm.weight"), e)?,
                 sliding: cfg.is_sliding(il),
-                kv: KvCache::new(cfg.context_len),
             });
         }
         let (embed_scale, activation, attn_scale) = match cfg.arch {
@@ -271,6 +301,7 @@ impl Transformer {
             embed,
             embed_scale,
             layers,
+            cache: KvSet::new(),
             out_norm,
             output,
             kernels: crate::kernels::selected(),
@@ -306,20 +337,27 @@ impl Transformer {
 
     /// Number of positions held in the key/value cache.
     pub fn cache_len(&self) -> usize {
-        self.layers.first().map(|l| l.kv.len).unwrap_or(0)
+        self.cache.len()
     }
 
     /// Forgets cached positions at and after `len`.
     pub fn truncate(&mut self, len: usize) {
-        for l in &mut self.layers {
-            l.kv.len = l.kv.len.min(len);
+        for l in &mut self.cache.layers {
+            l.len = l.len.min(len);
         }
     }
 
     /// Drops the cache's memory entirely.
     pub fn clear_cache(&mut self) {
-        for l in &mut self.layers {
-            l.kv = KvCache::new(self.cfg.context_len);
+        self.cache = KvSet::new();
+    }
+
+    /// Puts `other` in use and leaves the cache that was in use in `other`. O(1): nothing is
+    /// copied. A set made for another model's shape is never mixed in: it starts empty.
+    pub fn swap_cache(&mut self, other: &mut KvSet) {
+        std::mem::swap(&mut self.cache, other);
+        if !self.cache.layers.is_empty() && self.cache.layers.len() != self.layers.len() {
+            self.cache = KvSet::new();
         }
     }
 
@@ -372,6 +410,20 @@ impl Transformer {
 
     /// Runs `tokens` at the end of the cache and returns the logits of the last one (`[vocab]`).
     pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        match self.forward_interruptible(tokens, &|| false)? {
+            Some(l) => Ok(l),
+            None => Err(EngineError::Compute("a model step stopped midway".into())),
+        }
+    }
+
+    /// [`Transformer::forward`] that asks `stop` before each layer: when it says true, the
+    /// step is abandoned, the cache is left as it was before the call, and `None` comes back.
+    /// Lets a long step give way within one layer's time instead of running to its end.
+    pub fn forward_interruptible(
+        &mut self,
+        tokens: &[u32],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Tensor>> {
         let t = tokens.len();
         if t == 0 {
             return Err(EngineError::Compute("no tokens to run".into()));
@@ -395,31 +447,52 @@ impl Transformer {
         } else {
             None
         };
-        let mut layers = std::mem::take(&mut self.layers);
-        let result = (|| -> Result<Tensor> {
-            for layer in layers.iter_mut() {
+        let mut cache = std::mem::take(&mut self.cache.layers);
+        if cache.len() != self.layers.len() {
+            cache = (0..self.layers.len())
+                .map(|_| KvCache::new(self.cfg.context_len))
+                .collect();
+        }
+        let result = (|| -> Result<Option<Tensor>> {
+            for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
+                if stop() {
+                    return Ok(None);
+                }
                 let rope = if layer.sliding {
                     rope_local.as_ref().unwrap_or(&rope_global)
                 } else {
                     &rope_global
                 };
-                x = self.layer_forward(layer, &x, rope)?;
+                x = self.layer_forward(layer, kv, &x, rope)?;
             }
-            Ok(x.clone())
+            Ok(Some(x.clone()))
         })();
-        self.layers = layers;
-        let x = result?;
+        self.cache.layers = cache;
+        let x = match result {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                self.truncate(start);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let last = x.narrow(1, t - 1, 1)?;
         let last =
             candle_nn::ops::rms_norm(&last.contiguous()?, &self.out_norm, self.cfg.rms_eps as f32)?;
         let logits = self.output.forward(&last, self.kernels)?;
-        Ok(logits.flatten_all()?)
+        Ok(Some(logits.flatten_all()?))
     }
 
-    fn layer_forward(&self, layer: &mut Layer, x: &Tensor, rope: &RopeTables) -> Result<Tensor> {
+    fn layer_forward(
+        &self,
+        layer: &Layer,
+        kv: &mut KvCache,
+        x: &Tensor,
+        rope: &RopeTables,
+    ) -> Result<Tensor> {
         let eps = self.cfg.rms_eps as f32;
         let h = candle_nn::ops::rms_norm(x, &layer.attn_norm, eps)?;
-        let mut a = self.attention(layer, &h, rope)?;
+        let mut a = self.attention(layer, kv, &h, rope)?;
         if let Some(n) = &layer.post_attn_norm {
             a = candle_nn::ops::rms_norm(&a, n, eps)?;
         }
@@ -456,7 +529,13 @@ impl Transformer {
         })
     }
 
-    fn attention(&self, layer: &mut Layer, h: &Tensor, rope: &RopeTables) -> Result<Tensor> {
+    fn attention(
+        &self,
+        layer: &Layer,
+        kv: &mut KvCache,
+        h: &Tensor,
+        rope: &RopeTables,
+    ) -> Result<Tensor> {
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
         let (q, k, v) = match &layer.qkv {
@@ -489,7 +568,7 @@ impl Transformer {
         }
         let q = self.apply_rope(&q, rope)?;
         let k = self.apply_rope(&k, rope)?.contiguous()?;
-        let (k_all, v_all) = layer.kv.append(&k, &v.contiguous()?)?;
+        let (k_all, v_all) = kv.append(&k, &v.contiguous()?)?;
         let window = Window {
             size: if layer.sliding {
                 self.cfg.sliding_window

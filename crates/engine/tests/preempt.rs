@@ -248,3 +248,109 @@ fn suspend_and_resume_on_the_model_reproduce_the_uninterrupted_output() {
         assert_eq!(text, alone.text, "each piece of text is emitted once");
     }
 }
+
+/// Chat and background work keep separate key/value caches: a chat follow-up sent after a
+/// background request still reuses everything its conversation had cached.
+#[test]
+fn the_chat_prefix_survives_background_work() {
+    let mut m = LoadedModel::load(&smollm(), 2).unwrap();
+    let cancel = AtomicBool::new(false);
+    let question = user("Name three colours.");
+    let first = m
+        .generate(
+            &Prompt::Chat(vec![question.clone()]),
+            &greedy(6),
+            &cancel,
+            &mut |_| true,
+        )
+        .unwrap();
+    let mut yield_never = || false;
+    let bg = m
+        .generate_preemptible(
+            &Prompt::Chat(vec![user(
+                "Summarize: the river runs past the old mill and the bakery.",
+            )]),
+            &greedy(6),
+            &cancel,
+            &mut yield_never,
+            &mut |_| true,
+        )
+        .unwrap();
+    assert!(matches!(bg, Outcome::Finished(_)));
+    let mut started = None;
+    let follow_up = Prompt::Chat(vec![
+        question,
+        Message {
+            role: Role::Assistant,
+            content: first.text.clone(),
+        },
+        user("And three more."),
+    ]);
+    m.generate(&follow_up, &greedy(4), &cancel, &mut |ev| {
+        if let Event::Started(p) = ev {
+            started = Some(p);
+        }
+        true
+    })
+    .unwrap();
+    let p = started.expect("Started");
+    assert!(
+        p.reused_tokens >= first.prompt.prompt_tokens,
+        "the follow-up reused {} tokens; its conversation's first prompt alone had {}",
+        p.reused_tokens,
+        first.prompt.prompt_tokens
+    );
+}
+
+/// When the give-way flag is up, a preemptible step is abandoned before its first layer and the
+/// scheduler is asked at once; when it says nothing is waiting, the flag is cleared and the step
+/// runs, and the output is the uninterrupted one.
+#[test]
+fn a_flagged_step_is_abandoned_and_the_scheduler_asked_again() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let mut m = LoadedModel::load(&smollm(), 2).unwrap();
+    let cancel = AtomicBool::new(false);
+    let prompt = Prompt::Chat(vec![user(STORY)]);
+    let alone = m
+        .generate(&prompt, &greedy(8), &cancel, &mut |_| true)
+        .unwrap();
+
+    let flag = Arc::new(AtomicBool::new(false));
+    m.set_give_way_flag(Some(flag.clone()));
+    flag.store(true, Ordering::SeqCst);
+    let mut asked = 0;
+    let mut yield_now = || {
+        asked += 1;
+        // 1: before the first step (the flag is up, but only a step checks it);
+        // 2: right after that step was abandoned: give way.
+        asked == 2
+    };
+    let outcome = m
+        .generate_preemptible(&prompt, &greedy(8), &cancel, &mut yield_now, &mut |_| true)
+        .unwrap();
+    let Outcome::Suspended(s) = outcome else {
+        panic!("the flagged step should have given way");
+    };
+    assert!(s.generated().is_empty());
+    assert_eq!(asked, 2);
+
+    // A stale flag: the step is abandoned once, the scheduler says no, the flag is cleared and
+    // the request runs to the end with the uninterrupted output.
+    flag.store(true, Ordering::SeqCst);
+    let mut asked_again = 0;
+    let mut yield_no = || {
+        asked_again += 1;
+        false
+    };
+    let Outcome::Finished(stats) = m
+        .resume(s, &cancel, &mut yield_no, &mut |_| true)
+        .unwrap()
+    else {
+        panic!("nothing outranks it now");
+    };
+    assert!(!flag.load(Ordering::SeqCst), "the stale flag was cleared");
+    assert_eq!(stats.tokens, alone.tokens);
+    // One ask per step plus one after the abandoned step.
+    assert!(asked_again >= 2);
+}
