@@ -241,7 +241,7 @@ fn q4_0_from_real_weights_matches_the_reference() {
 #[test]
 fn odd_shapes_for_every_type() {
     // Row counts that don't divide among threads, a single row, and rows of an odd number of
-    // blocks (3 and 27), from real Qwen weights.
+    // blocks (3 and 27; 1 and 3 for the k-quants' blocks of 256), from real Qwen weights.
     let src = tensor(&qwen(), "blk.1.attn_q.weight", &[896, 896]);
     for dtype in [
         GgmlDType::Q4_0,
@@ -253,23 +253,73 @@ fn odd_shapes_for_every_type() {
             check(&requantized(&src, rows, cols, dtype), 1);
         }
     }
+    for dtype in [GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
+        for (rows, cols) in [(1, 256), (7, 768), (37, 256), (301, 768)] {
+            check(&requantized(&src, rows, cols, dtype), 1);
+        }
+    }
 }
 
+/// Qwen2.5's Q4_K_M file stores its ffn_down matrices as Q4_K in some layers and Q6_K in others.
 #[test]
-fn uncovered_types_fall_back() {
+fn q4_k_and_q6_k_rows_of_qwen_match_the_reference() {
     let p = qwen();
     let mut f = ModelFile::open(&p).unwrap();
-    // Qwen2.5's Q4_K_M file stores some ffn_down matrices as Q4_K and others as Q6_K.
     let mut seen = Vec::new();
-    for il in 0..24 {
+    for il in [0, 1, 2, 3, 22, 23] {
         let t = Arc::new(
             f.tensor(&format!("blk.{il}.ffn_down.weight"), &[896, 4864])
                 .unwrap(),
         );
-        seen.push(t.dtype());
-        assert!(QMatrix::new(t).is_none(), "layer {il}");
+        let m = QMatrix::new(t).expect("k-quants are covered");
+        seen.push(m.block_type());
+        check(&m, 7);
     }
-    assert!(seen.contains(&GgmlDType::Q4K) && seen.contains(&GgmlDType::Q6K));
+    assert!(seen.contains(&BlockType::Q4_K) && seen.contains(&BlockType::Q6_K));
+}
+
+/// Our reading of the k-quant layouts agrees with candle's dequantization, value by value.
+#[test]
+fn k_quant_rows_dequantize_as_candle_does() {
+    let src = tensor(&qwen(), "blk.4.ffn_down.weight", &[896, 4864]);
+    for dtype in [GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
+        let m = requantized(&src, 16, 1024, dtype);
+        let theirs: Vec<f32> = m
+            .tensor()
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for r in 0..16 {
+            let ours = m.dequantize_row(r).unwrap();
+            for (c, (a, b)) in ours.iter().zip(&theirs[r * 1024..(r + 1) * 1024]).enumerate() {
+                assert!(
+                    (a - b).abs() <= b.abs() * 1e-6 + 1e-9,
+                    "{dtype:?} row {r} col {c}: {a} vs candle {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn uncovered_types_fall_back() {
+    let src = tensor(&qwen(), "blk.1.attn_q.weight", &[896, 896]);
+    let part = src
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .narrow(0, 0, 8)
+        .unwrap()
+        .narrow(1, 0, 256)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    for dtype in [GgmlDType::Q3K, GgmlDType::Q2K, GgmlDType::F32] {
+        let q = QTensor::quantize(&part, dtype).unwrap();
+        assert!(QMatrix::new(Arc::new(q)).is_none(), "{dtype:?}");
+    }
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! [`QMatrix`] reads a weight's GGUF block bytes in place (no copy: it shares candle's
 //! [`QTensor`]) and computes `y = W·x` row by row: the activations are quantized once to 8-bit
 //! blocks ([`q8`]), then every weight row is an integer dot product per block, the rows split
-//! across Hearth's compute pool ([`crate::pool`]). Covered types: Q4_0, Q4_1, Q5_0, Q8_0 ([`BlockType`]).
+//! across Hearth's compute pool ([`crate::pool`]). Covered types: Q4_0, Q4_1, Q5_0, Q8_0 and the
+//! k-quants Q4_K, Q5_K, Q6_K ([`BlockType`]); a k-quant block of 256 values is read as eight
+//! sub-blocks of 32 against eight activation blocks.
 //!
 //! The instruction set is chosen at run time ([`Isa::best`]): AVX2+FMA+F16C where the CPU has
 //! them, else the portable scalar path, which every build has and which the SIMD paths are tested
@@ -33,9 +35,10 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use crate::error::{EngineError, Result};
 use q8::{Q8Rows, QK};
 
-/// GGUF weight types these kernels cover; each is a block of 32 values.
+/// GGUF weight types these kernels cover: blocks of 32 values, or of 256 for the k-quants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(non_camel_case_types)] // GGML's names
 pub enum BlockType {
     /// `f16 d`, 16 bytes of 4-bit codes; `w = d·(q-8)`.
     Q4_0,
@@ -45,6 +48,14 @@ pub enum BlockType {
     Q5_0,
     /// `f16 d`, 32 signed bytes; `w = d·q`.
     Q8_0,
+    /// 256 values: `f16 d, f16 dmin`, 12 bytes of 6-bit scales and mins for 8 sub-blocks, 128
+    /// bytes of 4-bit codes; `w = d·sc·q - dmin·m`.
+    Q4_K,
+    /// As Q4_K with a fifth bit per value (32 bytes after the scales, before the codes).
+    Q5_K,
+    /// 256 values: 128 bytes of low 4 bits, 64 bytes of high 2 bits, 16 signed 8-bit scales (one
+    /// per 16 values), `f16 d`; `w = d·sc·(q-32)`.
+    Q6_K,
 }
 
 impl BlockType {
@@ -55,17 +66,31 @@ impl BlockType {
             GgmlDType::Q4_1 => Some(Self::Q4_1),
             GgmlDType::Q5_0 => Some(Self::Q5_0),
             GgmlDType::Q8_0 => Some(Self::Q8_0),
+            GgmlDType::Q4K => Some(Self::Q4_K),
+            GgmlDType::Q5K => Some(Self::Q5_K),
+            GgmlDType::Q6K => Some(Self::Q6_K),
             _ => None,
         }
     }
 
-    /// Bytes of one block of 32 values.
+    /// Values in one block: 32, or 256 for the k-quants.
+    pub fn block_values(self) -> usize {
+        match self {
+            Self::Q4_K | Self::Q5_K | Self::Q6_K => 256,
+            _ => QK,
+        }
+    }
+
+    /// Bytes of one block of [`BlockType::block_values`] values.
     pub fn block_bytes(self) -> usize {
         match self {
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
             Self::Q5_0 => 22,
             Self::Q8_0 => 34,
+            Self::Q4_K => 144,
+            Self::Q5_K => 176,
+            Self::Q6_K => 210,
         }
     }
 }
@@ -164,10 +189,10 @@ impl QMatrix {
             [r, c] => (*r, *c),
             _ => return None,
         };
-        if cols == 0 || cols % QK != 0 {
+        if cols == 0 || cols % ty.block_values() != 0 {
             return None;
         }
-        let row_bytes = cols / QK * ty.block_bytes();
+        let row_bytes = cols / ty.block_values() * ty.block_bytes();
         match tensor.data() {
             Ok(Cow::Borrowed(d)) if d.len() == rows * row_bytes => {}
             _ => return None,

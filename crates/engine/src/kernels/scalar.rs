@@ -31,93 +31,120 @@ fn half_at(b: &[u8], i: usize) -> f32 {
     f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
 }
 
-/// `Σ_b d_w · d_x · Σ_i w_i x_i` (plus the type's offset term) over the whole row.
+/// One sub-block of 32 weights in a common form: `w_i = dw · sc[i / 16] · q[i] + ow`.
+struct Sub {
+    q: [i32; QK],
+    sc: [i32; 2],
+    dw: f32,
+    ow: f32,
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) of a Q4_K or Q5_K block, from its 12 bytes.
+#[inline]
+pub(crate) fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Sub-block `b` (counted in 32s from the start of the row) of a row of type `ty`.
+fn sub_block(ty: BlockType, row: &[u8], b: usize) -> Sub {
+    let per = ty.block_values() / QK;
+    let blk = &row[b / per * ty.block_bytes()..][..ty.block_bytes()];
+    let j = b % per;
+    let mut q = [0i32; QK];
+    let (mut sc, mut dw, mut ow) = ([1, 1], half_at(blk, 0), 0.0);
+    match ty {
+        BlockType::Q4_0 | BlockType::Q4_1 => {
+            let at = if ty == BlockType::Q4_0 { 2 } else { 4 };
+            for i in 0..16 {
+                q[i] = (blk[at + i] & 0x0f) as i32;
+                q[i + 16] = (blk[at + i] >> 4) as i32;
+            }
+            ow = if ty == BlockType::Q4_0 {
+                -8.0 * dw
+            } else {
+                half_at(blk, 2)
+            };
+        }
+        BlockType::Q5_0 => {
+            let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+            for i in 0..16 {
+                q[i] = ((blk[6 + i] & 0x0f) as u32 | ((qh >> i) & 1) << 4) as i32;
+                q[i + 16] = ((blk[6 + i] >> 4) as u32 | ((qh >> (i + 16)) & 1) << 4) as i32;
+            }
+            ow = -16.0 * dw;
+        }
+        BlockType::Q8_0 => {
+            for (i, v) in q.iter_mut().enumerate() {
+                *v = blk[2 + i] as i8 as i32;
+            }
+        }
+        BlockType::Q4_K | BlockType::Q5_K => {
+            let (s, m) = k4_scale_min(j, &blk[4..16]);
+            let codes = if ty == BlockType::Q4_K { 16 } else { 48 };
+            let qs = &blk[codes + 32 * (j / 2)..][..32];
+            for (i, v) in q.iter_mut().enumerate() {
+                let nibble = if j % 2 == 0 { qs[i] & 0x0f } else { qs[i] >> 4 };
+                *v = nibble as i32;
+                if ty == BlockType::Q5_K {
+                    *v |= (((blk[16 + i] >> j) & 1) as i32) << 4;
+                }
+            }
+            sc = [s as i32; 2];
+            ow = -half_at(blk, 2) * m as f32;
+        }
+        BlockType::Q6_K => {
+            let (n, k) = (j / 4, j % 4);
+            let ql = &blk[64 * n + 32 * (k & 1)..][..32];
+            let qh = &blk[128 + 32 * n..][..32];
+            for (i, v) in q.iter_mut().enumerate() {
+                let lo = if k < 2 { ql[i] & 0x0f } else { ql[i] >> 4 };
+                let hi = (qh[i] >> (2 * k)) & 3;
+                *v = (lo | hi << 4) as i32 - 32;
+            }
+            let scales = &blk[192..208];
+            sc = [
+                scales[8 * n + 2 * k] as i8 as i32,
+                scales[8 * n + 2 * k + 1] as i8 as i32,
+            ];
+            dw = half_at(blk, 208);
+        }
+    }
+    Sub { q, sc, dw, ow }
+}
+
+/// `Σ_b dw · d_x · Σ_i sc_i w_i x_i + ow · s_x` over the row's sub-blocks of 32, in order.
 pub fn dot_row(ty: BlockType, row: &[u8], x: Q8Row<'_>) -> f32 {
-    let bs = ty.block_bytes();
+    let nb = row.len() / ty.block_bytes() * (ty.block_values() / QK);
     let mut acc = 0f32;
-    for (b, blk) in row.chunks_exact(bs).enumerate() {
+    for b in 0..nb {
+        let s = sub_block(ty, row, b);
         let y = &x.qs[b * QK..(b + 1) * QK];
-        let (dx, sx) = (x.d[b], x.s[b]);
-        acc += match ty {
-            BlockType::Q4_0 => {
-                let qs = &blk[2..18];
-                let mut sum = 0i32;
-                for j in 0..16 {
-                    sum += (qs[j] & 0x0f) as i32 * y[j] as i32;
-                    sum += (qs[j] >> 4) as i32 * y[j + 16] as i32;
-                }
-                // Codes carry a bias of 8: Σ(q-8)y·dx = dx·Σqy - 8·s.
-                half_at(blk, 0) * (dx * sum as f32 - 8.0 * sx)
-            }
-            BlockType::Q4_1 => {
-                let qs = &blk[4..20];
-                let mut sum = 0i32;
-                for j in 0..16 {
-                    sum += (qs[j] & 0x0f) as i32 * y[j] as i32;
-                    sum += (qs[j] >> 4) as i32 * y[j + 16] as i32;
-                }
-                half_at(blk, 0) * dx * sum as f32 + half_at(blk, 2) * sx
-            }
-            BlockType::Q5_0 => {
-                let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-                let qs = &blk[6..22];
-                let mut sum = 0i32;
-                for j in 0..16 {
-                    let lo = (qs[j] & 0x0f) as u32 | ((qh >> j) & 1) << 4;
-                    let hi = (qs[j] >> 4) as u32 | ((qh >> (j + 16)) & 1) << 4;
-                    sum += lo as i32 * y[j] as i32;
-                    sum += hi as i32 * y[j + 16] as i32;
-                }
-                half_at(blk, 0) * (dx * sum as f32 - 16.0 * sx)
-            }
-            BlockType::Q8_0 => {
-                let mut sum = 0i32;
-                for j in 0..QK {
-                    sum += blk[2 + j] as i8 as i32 * y[j] as i32;
-                }
-                half_at(blk, 0) * dx * sum as f32
-            }
-        };
+        let mut sums = [0i32; 2];
+        for (i, (q, y)) in s.q.iter().zip(y).enumerate() {
+            sums[i / 16] += q * *y as i32;
+        }
+        let isum = s.sc[0] * sums[0] + s.sc[1] * sums[1];
+        acc += s.dw * x.d[b] * isum as f32 + s.ow * x.s[b];
     }
     acc
 }
 
 /// The f32 values of one row of weights, for references and tests.
 pub fn dequantize_row(ty: BlockType, row: &[u8]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(row.len() / ty.block_bytes() * QK);
-    for blk in row.chunks_exact(ty.block_bytes()) {
-        let d = half_at(blk, 0);
-        let mut v = [0f32; QK];
-        match ty {
-            BlockType::Q4_0 => {
-                for j in 0..16 {
-                    v[j] = ((blk[2 + j] & 0x0f) as f32 - 8.0) * d;
-                    v[j + 16] = ((blk[2 + j] >> 4) as f32 - 8.0) * d;
-                }
-            }
-            BlockType::Q4_1 => {
-                let m = half_at(blk, 2);
-                for j in 0..16 {
-                    v[j] = (blk[4 + j] & 0x0f) as f32 * d + m;
-                    v[j + 16] = (blk[4 + j] >> 4) as f32 * d + m;
-                }
-            }
-            BlockType::Q5_0 => {
-                let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-                for j in 0..16 {
-                    let lo = (blk[6 + j] & 0x0f) as u32 | ((qh >> j) & 1) << 4;
-                    let hi = (blk[6 + j] >> 4) as u32 | ((qh >> (j + 16)) & 1) << 4;
-                    v[j] = (lo as f32 - 16.0) * d;
-                    v[j + 16] = (hi as f32 - 16.0) * d;
-                }
-            }
-            BlockType::Q8_0 => {
-                for (j, o) in v.iter_mut().enumerate() {
-                    *o = blk[2 + j] as i8 as f32 * d;
-                }
-            }
+    let nb = row.len() / ty.block_bytes() * (ty.block_values() / QK);
+    let mut out = Vec::with_capacity(nb * QK);
+    for b in 0..nb {
+        let s = sub_block(ty, row, b);
+        for (i, q) in s.q.iter().enumerate() {
+            out.push(s.dw * (s.sc[i / 16] * q) as f32 + s.ow);
         }
-        out.extend_from_slice(&v);
     }
     out
 }

@@ -58,19 +58,34 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
     _mm256_and_si256(set, _mm256_set1_epi8(0x10))
 }
 
-/// Unsigned codes (< 128) times signed activations, summed in groups of four, as f32.
+/// Unsigned codes (< 128) times signed activations, pairs summed, each pair times its 16-bit
+/// multiplier in `mul` and summed in groups of four, as f32 (exact: the sums stay far inside i32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn udot_by(q: __m256i, y: __m256i, mul: __m256i) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(q, y);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, mul))
+}
+
+/// Signed codes (-127..=127) times signed activations, as [`udot_by`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn sdot_by(w: __m256i, y: __m256i, mul: __m256i) -> __m256 {
+    udot_by(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w), mul)
+}
+
+/// [`udot_by`] with every multiplier 1.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn udot(q: __m256i, y: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(q, y);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+    udot_by(q, y, _mm256_set1_epi16(1))
 }
 
-/// Signed codes times signed activations (activations in -127..=127), as [`udot`].
+/// [`sdot_by`] with every multiplier 1.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn sdot(w: __m256i, y: __m256i) -> __m256 {
-    udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w))
+    sdot_by(w, y, _mm256_set1_epi16(1))
 }
 
 #[inline]
@@ -169,6 +184,204 @@ row_kernel!(
     sdot
 );
 
+
+/// One sub-block of 32 decoded weights (`q`, with per-pair multipliers `mul`) against activation
+/// block `b` of every token: `acc[t] += dw · d_x · Σ mul·q·y`, `off[t] += ow · s_x`. The same
+/// operations in the same order for every token, whatever `N` is.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sub_block<const N: usize, const SIGNED: bool>(
+    q: __m256i,
+    mul: __m256i,
+    b: usize,
+    dw: f32,
+    ow: f32,
+    xs: &[Q8Row<'_>; N],
+    acc: &mut [__m256; N],
+    off: &mut [f32; N],
+) {
+    for t in 0..N {
+        let x = &xs[t];
+        let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+        let p = if SIGNED {
+            sdot_by(q, y, mul)
+        } else {
+            udot_by(q, y, mul)
+        };
+        let scale = _mm256_set1_ps(dw * *x.d.get_unchecked(b));
+        acc[t] = _mm256_fmadd_ps(scale, p, acc[t]);
+        off[t] += ow * *x.s.get_unchecked(b);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn finish<const N: usize>(
+    acc0: [__m256; N],
+    acc1: [__m256; N],
+    off: [f32; N],
+    out: &mut [f32; N],
+) {
+    for t in 0..N {
+        out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + off[t];
+    }
+}
+
+/// The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 bytes at `p`.
+#[inline]
+unsafe fn k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
+    let s = std::slice::from_raw_parts(p, 12);
+    let mut sc = [0u8; 8];
+    let mut m = [0u8; 8];
+    for j in 0..8 {
+        (sc[j], m[j]) = super::scalar::k4_scale_min(j, s);
+    }
+    (sc, m)
+}
+
+/// 0x10 in each byte whose bit `j` is set in `qh`, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fifth_bit(qh: __m256i, j: i32, one: __m256i) -> __m256i {
+    let b = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one);
+    _mm256_slli_epi16::<4>(b)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn and_bytes(v: __m256i, mask: i8) -> __m256i {
+    _mm256_and_si256(v, _mm256_set1_epi8(mask))
+}
+
+/// Q4_K (`HIGH` false) or Q5_K (`HIGH` true) rows: `nsb` blocks of 256.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn row_q45_k<const N: usize, const HIGH: bool>(
+    row: *const u8,
+    nsb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [f32; N],
+) {
+    let bytes = if HIGH { 176 } else { 144 };
+    let codes = if HIGH { 48 } else { 16 };
+    let mut acc0 = [_mm256_setzero_ps(); N];
+    let mut acc1 = [_mm256_setzero_ps(); N];
+    let mut off = [0f32; N];
+    let low4 = _mm256_set1_epi8(0x0f);
+    let one = _mm256_set1_epi8(1);
+    for sb in 0..nsb {
+        let blk = row.add(sb * bytes);
+        let (d, dmin) = (half(blk), half(blk.add(2)));
+        let (sc, m) = k4_scales(blk.add(4));
+        let qh = if HIGH {
+            _mm256_loadu_si256(blk.add(16) as *const __m256i)
+        } else {
+            _mm256_setzero_si256()
+        };
+        for p in 0..4 {
+            let v = _mm256_loadu_si256(blk.add(codes + 32 * p) as *const __m256i);
+            let mut lo = _mm256_and_si256(v, low4);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
+            if HIGH {
+                lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * p as i32, one));
+                hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * p as i32 + 1, one));
+            }
+            let b = sb * 8 + 2 * p;
+            let (j0, j1) = (2 * p, 2 * p + 1);
+            sub_block::<N, false>(
+                lo,
+                _mm256_set1_epi16(sc[j0] as i16),
+                b,
+                d,
+                -dmin * m[j0] as f32,
+                xs,
+                &mut acc0,
+                &mut off,
+            );
+            sub_block::<N, false>(
+                hi,
+                _mm256_set1_epi16(sc[j1] as i16),
+                b + 1,
+                d,
+                -dmin * m[j1] as f32,
+                xs,
+                &mut acc1,
+                &mut off,
+            );
+        }
+    }
+    finish(acc0, acc1, off, out);
+}
+
+/// Q6_K rows: `nsb` blocks of 256.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn row_q6_k<const N: usize>(
+    row: *const u8,
+    nsb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [f32; N],
+) {
+    let mut acc0 = [_mm256_setzero_ps(); N];
+    let mut acc1 = [_mm256_setzero_ps(); N];
+    let mut off = [0f32; N];
+    let low4 = _mm256_set1_epi8(0x0f);
+    let m32 = _mm256_set1_epi8(32);
+    for sb in 0..nsb {
+        let blk = row.add(sb * 210);
+        let d = half(blk.add(208));
+        let scales = blk.add(192) as *const i8;
+        for n in 0..2 {
+            let ql0 = _mm256_loadu_si256(blk.add(64 * n) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(blk.add(128 + 32 * n) as *const __m256i);
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, low4),
+                    _mm256_slli_epi16::<4>(and_bytes(qh, 0x03)),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, low4),
+                    _mm256_slli_epi16::<2>(and_bytes(qh, 0x0c)),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low4),
+                    and_bytes(qh, 0x30),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low4),
+                    _mm256_srli_epi16::<2>(and_bytes(qh, 0xc0_u8 as i8)),
+                ),
+            ];
+            for (k, qk) in q.into_iter().enumerate() {
+                let at = 8 * n + 2 * k;
+                let mul = _mm256_set_m128i(
+                    _mm_set1_epi16(*scales.add(at + 1) as i16),
+                    _mm_set1_epi16(*scales.add(at) as i16),
+                );
+                let w = _mm256_sub_epi8(qk, m32);
+                let b = sb * 8 + 4 * n + k;
+                let acc = if k % 2 == 0 { &mut acc0 } else { &mut acc1 };
+                sub_block::<N, true>(w, mul, b, d, 0.0, xs, acc, &mut off);
+            }
+        }
+    }
+    finish(acc0, acc1, off, out);
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn row_q4_k<const N: usize>(row: *const u8, nb: usize, xs: &[Q8Row<'_>; N], out: &mut [f32; N]) {
+    row_q45_k::<N, false>(row, nb, xs, out)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn row_q5_k<const N: usize>(row: *const u8, nb: usize, xs: &[Q8Row<'_>; N], out: &mut [f32; N]) {
+    row_q45_k::<N, true>(row, nb, xs, out)
+}
+
 /// Tokens handled together by one pass over a weight row.
 const GROUP: usize = 4;
 
@@ -188,8 +401,9 @@ pub unsafe fn dot_rows(
     out: *mut f32,
     n: usize,
 ) {
+    // Blocks of the row's type; the activations have one block per 32 values.
     let nb = row_bytes / ty.block_bytes();
-    assert!(xs.blocks == nb && rows.end * row_bytes <= data.len());
+    assert!(xs.blocks == nb * (ty.block_values() / QK) && rows.end * row_bytes <= data.len());
     let m = xs.rows();
     macro_rules! each_row {
         ($kernel:ident) => {
@@ -219,5 +433,8 @@ pub unsafe fn dot_rows(
         BlockType::Q4_1 => each_row!(row_q4_1),
         BlockType::Q5_0 => each_row!(row_q5_0),
         BlockType::Q8_0 => each_row!(row_q8_0),
+        BlockType::Q4_K => each_row!(row_q4_k),
+        BlockType::Q5_K => each_row!(row_q5_k),
+        BlockType::Q6_K => each_row!(row_q6_k),
     }
 }
