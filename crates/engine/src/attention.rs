@@ -116,6 +116,69 @@ struct Out(*mut f32);
 // reading.
 unsafe impl Sync for Out {}
 
+/// One call's inputs, shared by the workers.
+struct Run<'a> {
+    q: View<'a>,
+    k: View<'a>,
+    v: View<'a>,
+    nh: usize,
+    t: usize,
+    rep: usize,
+    start: usize,
+    scale: f32,
+    window: Option<usize>,
+    out: Out,
+}
+
+impl Run<'_> {
+    /// The items (head, query) in `items`: scores, softmax, weighted sum of values.
+    #[inline(always)]
+    fn items(&self, items: std::ops::Range<usize>) {
+        let (t, nh, hd) = (self.t, self.nh, self.q.hd);
+        let mut scores: Vec<f32> = Vec::with_capacity(self.k.len);
+        for item in items {
+            let (h, i) = (item / t, item % t);
+            let kh = h / self.rep;
+            let pos = self.start + i;
+            let first = match self.window {
+                Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+                _ => 0,
+            };
+            let qrow = self.q.row(h, i);
+            scores.clear();
+            let mut max = f32::NEG_INFINITY;
+            for j in first..=pos {
+                let s = dot(qrow, self.k.row(kh, j)) * self.scale;
+                max = max.max(s);
+                scores.push(s);
+            }
+            let mut sum = 0f32;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            // SAFETY: item (h, i) owns out[i][h·hd .. (h+1)·hd]; items are disjoint and the
+            // pool returns only after every worker is done.
+            let o = unsafe { std::slice::from_raw_parts_mut(self.out.0.add((i * nh + h) * hd), hd) };
+            let inv = 1.0 / sum;
+            for (s, j) in scores.iter().zip(first..=pos) {
+                axpy(o, s * inv, self.v.row(kh, j));
+            }
+        }
+    }
+
+    /// [`Run::items`] compiled for AVX2: the same operations in the same order (no fused
+    /// multiply-adds are formed), in wider registers, so the results are the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn items_avx2(&self, items: std::ops::Range<usize>) {
+        self.items(items)
+    }
+}
+
 impl CustomOp3 for Attend {
     fn name(&self) -> &'static str {
         "hearth-attention"
@@ -145,44 +208,29 @@ impl CustomOp3 for Attend {
         if v.hd != hd || t > total {
             candle_core::bail!("attention: {t} queries of width {hd} over {total} positions");
         }
-        let rep = nh / nkv;
-        let start = total - t;
         let mut out = vec![0f32; t * nh * hd];
-        let outp = Out(out.as_mut_ptr());
-        let outp = &outp;
-        let (scale, window) = (self.scale, self.window.size);
+        let run = Run {
+            q,
+            k,
+            v,
+            nh,
+            t,
+            rep: nh / nkv,
+            start: total - t,
+            scale: self.scale,
+            window: self.window.size,
+            out: Out(out.as_mut_ptr()),
+        };
+        let wide = crate::kernels::selected() == Some(crate::kernels::Isa::Avx2);
         crate::pool::global().run_chunked(nh * t, |items| {
-            let mut scores: Vec<f32> = Vec::with_capacity(total);
-            for item in items {
-                let (h, i) = (item / t, item % t);
-                let kh = h / rep;
-                let pos = start + i;
-                let first = match window {
-                    Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-                    _ => 0,
-                };
-                let qrow = q.row(h, i);
-                scores.clear();
-                let mut max = f32::NEG_INFINITY;
-                for j in first..=pos {
-                    let s = dot(qrow, k.row(kh, j)) * scale;
-                    max = max.max(s);
-                    scores.push(s);
-                }
-                let mut sum = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                // SAFETY: item (h, i) owns out[i][h·hd .. (h+1)·hd]; items are disjoint and the
-                // pool returns only after every worker is done.
-                let o =
-                    unsafe { std::slice::from_raw_parts_mut(outp.0.add((i * nh + h) * hd), hd) };
-                let inv = 1.0 / sum;
-                for (s, j) in scores.iter().zip(first..=pos) {
-                    axpy(o, s * inv, v.row(kh, j));
-                }
+            #[cfg(target_arch = "x86_64")]
+            if wide {
+                // SAFETY: `selected()` returns Avx2 only on a CPU that has AVX2 and FMA.
+                unsafe { run.items_avx2(items) };
+                return;
             }
+            let _ = wide;
+            run.items(items);
         });
         Ok((CpuStorage::F32(out), Shape::from((1, t, nh * hd))))
     }
@@ -304,6 +352,56 @@ mod tests {
             .unwrap();
         let b = one.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(a, b);
+    }
+
+    /// The AVX2 build of the inner loops gives the same bits as the portable one (the prefix
+    /// cache's exactness must not depend on which one a process picked).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_build_gives_the_same_bits_as_the_portable_one() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let (nh, t, hd, total) = (6, 5, 64, 37);
+        let (q, k, v) = (
+            tensor(11, (1, nh, t, hd)),
+            tensor(12, (1, 2, total, hd)),
+            tensor(13, (1, 2, total, hd)),
+        );
+        let storage = |x: &Tensor| -> (CpuStorage, Layout) {
+            let (s, l) = x.storage_and_layout();
+            match &*s {
+                candle_core::Storage::Cpu(c) => (c.clone(), l.clone()),
+                _ => unreachable!("CPU tensors"),
+            }
+        };
+        let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k), storage(&v));
+        for window in [None, Some(9)] {
+            let mut outs = Vec::new();
+            for wide in [false, true] {
+                let mut out = vec![0f32; t * nh * hd];
+                let run = Run {
+                    q: View::new("q", &sq, &lq).unwrap(),
+                    k: View::new("k", &sk, &lk).unwrap(),
+                    v: View::new("v", &sv, &lv).unwrap(),
+                    nh,
+                    t,
+                    rep: nh / 2,
+                    start: total - t,
+                    scale: 0.125,
+                    window,
+                    out: Out(out.as_mut_ptr()),
+                };
+                if wide {
+                    unsafe { run.items_avx2(0..nh * t) };
+                } else {
+                    run.items(0..nh * t);
+                }
+                outs.push(out);
+            }
+            assert_eq!(outs[0], outs[1], "window {window:?}");
+            assert!(outs[0].iter().any(|v| *v != 0.0));
+        }
     }
 
     #[test]
