@@ -1,8 +1,8 @@
-//! Microbenchmark: Hearth's quantized matrix-vector kernels against candle's `QMatMul` on the
-//! matrices of a GGUF file, one token at a time, alternating the two in one process so that
-//! background load hits both alike.
+//! Microbenchmark: Hearth's quantized matrix kernels against candle's `QMatMul` on the matrices
+//! of a GGUF file, one token at a time (decode) or several at once (a prompt), alternating the
+//! two in one process so that background load hits both alike.
 //!
-//! `cargo run --release -p hearth-engine --example kernel_bench -- MODEL.gguf [THREADS] [REPS]`
+//! `cargo run --release -p hearth-engine --example kernel_bench -- MODEL.gguf [THREADS] [REPS] [TOKENS]`
 //!
 //! Prints, per tensor kind (attn_q, ffn_up, output, ...) and in total, the median time of one
 //! pass over all matrices of that kind with candle, with Hearth's best kernels and with Hearth's
@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: kernel_bench MODEL.gguf [THREADS] [REPS]")?;
     let threads: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let reps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(15);
+    let tokens: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(1);
     hearth_engine::compute_threads(threads);
 
     let mut f = std::fs::File::open(path)?;
@@ -52,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let parts: Vec<&str> = name.split('.').collect();
             format!("{} {:?}", parts[parts.len() - 2], own.block_type())
         };
-        let x = Tensor::randn(0f32, 1.0, (1, 1, own.cols()), &Device::Cpu)?;
+        let x = Tensor::randn(0f32, 1.0, (1, tokens, own.cols()), &Device::Cpu)?;
         mats.push((kind, QMatMul::from_arc(q)?, own, x));
     }
     let best = Isa::best();
@@ -88,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "{path}: {threads} thread(s), {reps} alternated reps, best = {best:?}; median ms per token"
+        "{path}: {threads} thread(s), {tokens} token(s) per call, {reps} alternated reps, best = {best:?}; median ms per call"
     );
     println!(
         "{:<22} {:>9} {:>9} {:>9} {:>12} {:>12}",

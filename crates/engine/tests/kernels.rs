@@ -65,11 +65,11 @@ fn activations(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Largest error the 8-bit activations may cause for one row: each value is off by at most
-/// half its block's step, plus f32 rounding.
-fn bound(w: &[f32], x: &[f32]) -> f32 {
+/// half its quantization block's step (blocks of `block` values), plus f32 rounding.
+fn bound(w: &[f32], x: &[f32], block: usize) -> f32 {
     let mut b = 0f64;
     let mut mag = 0f64;
-    for (wb, xb) in w.chunks(32).zip(x.chunks(32)) {
+    for (wb, xb) in w.chunks(block).zip(x.chunks(block)) {
         let step = xb.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
         let wsum: f64 = wb.iter().map(|v| v.abs() as f64).sum();
         b += step / 2.0 * wsum;
@@ -119,7 +119,7 @@ fn check(m: &QMatrix, step: usize) {
                 let reference: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
                 let got = many[t * rows + r];
                 let err = (got as f64 - reference).abs() as f32;
-                let lim = bound(wr, xt);
+                let lim = bound(wr, xt, m.block_type().block_values());
                 assert!(
                     err <= lim,
                     "{isa:?} {:?} [{rows}x{cols}] row {r} token {t}: {got} vs {reference} \

@@ -267,7 +267,7 @@ impl QMatrix {
         let data = self.data()?;
         ACTIVATIONS.with(|a| {
             let mut xs = a.borrow_mut();
-            xs.quantize(x, self.cols);
+            xs.quantize(x, self.cols, self.ty.block_values());
             let xs = &*xs;
             let (ty, rb, n) = (self.ty, self.row_bytes, self.rows);
             let data: &[u8] = &data;
@@ -279,17 +279,8 @@ impl QMatrix {
                 // `new`), `xs` has `cols / 32` blocks per row, `out` has `tokens × n` elements,
                 // and the pool hands out disjoint row ranges.
                 Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
-                _ => {
-                    let m = xs.rows();
-                    for r in rows {
-                        let row = &data[r * rb..(r + 1) * rb];
-                        for t in 0..m {
-                            let v = scalar::dot_row(ty, row, xs.row(t));
-                            // SAFETY: as above, `t * n + r` is in bounds and written once.
-                            unsafe { *outp.0.add(t * n + r) = v };
-                        }
-                    }
-                }
+                // SAFETY: as above.
+                _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
             });
         });
         Ok(())

@@ -1,12 +1,14 @@
-//! Activations quantized to 8 bits in blocks of 32 values, the form the integer dot products
-//! read.
+//! Activations quantized to 8 bits, the form the integer dot products read.
 //!
-//! Each block keeps its scale `d` (`x ≈ d · q`, `q` in -127..=127) and `s = d · Σq`, which the
-//! weight types with an offset (Q4_1) or a bias in their codes (Q4_0, Q5_0) need. A caller may
-//! rely on: every value's rounding error is at most `d / 2` of its block, and a block of zeros
-//! has `d = 0` and all codes 0.
+//! Values are quantized in blocks of 32 (for the weight types with blocks of 32) or of 256 (for
+//! the k-quants, whose kernels then sum integers over a whole weight block before one scaling,
+//! as llama.cpp's do). Each block keeps its scale `d` (`x ≈ d · q`, `q` in -127..=127) and
+//! `s = d · Σq`; every 32 values also keep `Σq` as an integer (`sums`), which the weight types
+//! with an offset (Q4_1, the k-quants' mins) or a bias in their codes (Q4_0, Q5_0) need. A caller
+//! may rely on: every value's rounding error is at most `d / 2` of its block, and a block of
+//! zeros has `d = 0` and all codes 0.
 
-/// Values per block, for the activations and for every weight type this module serves.
+/// Values per small block: the weight types' blocks, and the unit of the integer sums.
 pub const QK: usize = 32;
 
 /// One or more rows of activations quantized block by block.
@@ -15,16 +17,24 @@ pub struct Q8Rows {
     pub(crate) qs: Vec<i8>,
     pub(crate) d: Vec<f32>,
     pub(crate) s: Vec<f32>,
-    /// Blocks per row.
+    /// `Σq` of every 32 values.
+    pub(crate) sums: Vec<i32>,
+    /// Blocks of 32 per row.
     pub(crate) blocks: usize,
+    /// Values per quantization block: 32 or 256.
+    pub(crate) block: usize,
 }
 
 /// One quantized row, borrowed.
 #[derive(Clone, Copy)]
 pub struct Q8Row<'a> {
     pub(crate) qs: &'a [i8],
+    /// One scale per quantization block.
     pub(crate) d: &'a [f32],
+    /// `d · Σq` per quantization block.
     pub(crate) s: &'a [f32],
+    /// `Σq` per 32 values.
+    pub(crate) sums: &'a [i32],
 }
 
 impl Q8Rows {
@@ -32,50 +42,61 @@ impl Q8Rows {
         Self::default()
     }
 
-    /// Quantizes `x`, made of rows of `cols` values each. `cols` must be a multiple of [`QK`]
-    /// and `x.len()` a multiple of `cols`; the callers check both.
-    pub fn quantize(&mut self, x: &[f32], cols: usize) {
-        debug_assert!(cols % QK == 0 && cols > 0 && x.len() % cols == 0);
-        let nb = x.len() / QK;
+    /// Quantizes `x`, made of rows of `cols` values each, in blocks of `block` values (32 or 256).
+    /// `cols` must be a multiple of `block` and `x.len()` a multiple of `cols`; the callers check
+    /// both.
+    pub fn quantize(&mut self, x: &[f32], cols: usize, block: usize) {
+        debug_assert!(block % QK == 0 && cols % block == 0 && cols > 0 && x.len() % cols == 0);
+        let nb = x.len() / block;
         self.blocks = cols / QK;
+        self.block = block;
         self.qs.clear();
         self.qs.resize(x.len(), 0);
         self.d.clear();
         self.d.resize(nb, 0.0);
         self.s.clear();
         self.s.resize(nb, 0.0);
+        self.sums.clear();
+        self.sums.resize(x.len() / QK, 0);
         for (b, (xb, qb)) in x
-            .chunks_exact(QK)
-            .zip(self.qs.chunks_exact_mut(QK))
+            .chunks_exact(block)
+            .zip(self.qs.chunks_exact_mut(block))
             .enumerate()
         {
             let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, v) in qb.iter_mut().zip(xb) {
-                // |v · id| <= 127 up to rounding; the clamp keeps a NaN-free input in range.
-                let r = (v * id).round().clamp(-127.0, 127.0) as i8;
-                *q = r;
-                sum += r as i32;
+            let mut total = 0i32;
+            for (k, (q32, x32)) in qb.chunks_exact_mut(QK).zip(xb.chunks_exact(QK)).enumerate() {
+                let mut sum = 0i32;
+                for (q, v) in q32.iter_mut().zip(x32) {
+                    // |v · id| <= 127 up to rounding; the clamp keeps a NaN-free input in range.
+                    let r = (v * id).round().clamp(-127.0, 127.0) as i8;
+                    *q = r;
+                    sum += r as i32;
+                }
+                self.sums[b * (block / QK) + k] = sum;
+                total += sum;
             }
             self.d[b] = d;
-            self.s[b] = d * sum as f32;
+            self.s[b] = d * total as f32;
         }
     }
 
     /// Number of rows held.
     pub fn rows(&self) -> usize {
-        self.d.len().checked_div(self.blocks).unwrap_or(0)
+        self.sums.len().checked_div(self.blocks).unwrap_or(0)
     }
 
     /// Row `i` (`i < rows()`).
     pub fn row(&self, i: usize) -> Q8Row<'_> {
-        let nb = self.blocks;
+        let n32 = self.blocks;
+        let nb = n32 * QK / self.block.max(QK);
         Q8Row {
-            qs: &self.qs[i * nb * QK..(i + 1) * nb * QK],
+            qs: &self.qs[i * n32 * QK..(i + 1) * n32 * QK],
             d: &self.d[i * nb..(i + 1) * nb],
             s: &self.s[i * nb..(i + 1) * nb],
+            sums: &self.sums[i * n32..(i + 1) * n32],
         }
     }
 }
@@ -83,8 +104,9 @@ impl Q8Rows {
 impl Q8Row<'_> {
     /// The values this row stands for (`d · q`), for tests and references.
     pub fn dequantize(&self) -> Vec<f32> {
+        let block = self.qs.len() / self.d.len().max(1);
         self.qs
-            .chunks_exact(QK)
+            .chunks_exact(block.max(1))
             .zip(self.d)
             .flat_map(|(qb, d)| qb.iter().map(move |q| *q as f32 * d))
             .collect()
@@ -106,7 +128,7 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
             .collect();
         let mut q = Q8Rows::new();
-        q.quantize(&x, 96);
+        q.quantize(&x, 96, QK);
         assert_eq!(q.rows(), 1);
         let r = q.row(0);
         let back = r.dequantize();
@@ -116,14 +138,42 @@ mod tests {
                 assert!((a - c).abs() <= d / 2.0 + 1e-7, "{a} vs {c}, step {d}");
             }
             let sum: i32 = r.qs[b * QK..(b + 1) * QK].iter().map(|v| *v as i32).sum();
+            assert_eq!(r.sums[b], sum);
             assert_eq!(r.s[b], d * sum as f32);
         }
     }
 
     #[test]
+    fn blocks_of_256_share_one_scale_and_keep_sums_per_32() {
+        let x: Vec<f32> = (0..512).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.01).collect();
+        let mut q = Q8Rows::new();
+        q.quantize(&x, 512, 256);
+        assert_eq!(q.rows(), 1);
+        let r = q.row(0);
+        assert_eq!((r.d.len(), r.sums.len()), (2, 16));
+        let back = r.dequantize();
+        for (b, (xb, yb)) in x.chunks(256).zip(back.chunks(256)).enumerate() {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert_eq!(r.d[b], amax / 127.0);
+            for (a, c) in xb.iter().zip(yb) {
+                assert!((a - c).abs() <= r.d[b] / 2.0 + 1e-7);
+            }
+        }
+        for (k, s) in r.sums.iter().enumerate() {
+            let sum: i32 = r.qs[k * QK..(k + 1) * QK].iter().map(|v| *v as i32).sum();
+            assert_eq!(*s, sum);
+        }
+        // Two rows of 256: each its own scale.
+        q.quantize(&x, 256, 256);
+        assert_eq!(q.rows(), 2);
+        assert_eq!(q.row(1).d.len(), 1);
+        assert_eq!(q.row(1).sums.len(), 8);
+    }
+
+    #[test]
     fn zero_block_has_zero_scale() {
         let mut q = Q8Rows::new();
-        q.quantize(&[0.0; 64], 32);
+        q.quantize(&[0.0; 64], 32, QK);
         assert_eq!(q.rows(), 2);
         assert_eq!(q.row(1).d, &[0.0]);
         assert!(q.qs.iter().all(|v| *v == 0));

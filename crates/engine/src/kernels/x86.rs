@@ -58,34 +58,19 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
     _mm256_and_si256(set, _mm256_set1_epi8(0x10))
 }
 
-/// Unsigned codes (< 128) times signed activations, pairs summed, each pair times its 16-bit
-/// multiplier in `mul` and summed in groups of four, as f32 (exact: the sums stay far inside i32).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn udot_by(q: __m256i, y: __m256i, mul: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(q, y);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, mul))
-}
-
-/// Signed codes (-127..=127) times signed activations, as [`udot_by`].
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn sdot_by(w: __m256i, y: __m256i, mul: __m256i) -> __m256 {
-    udot_by(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w), mul)
-}
-
-/// [`udot_by`] with every multiplier 1.
+/// Unsigned codes (< 128) times signed activations, summed in groups of four, as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn udot(q: __m256i, y: __m256i) -> __m256 {
-    udot_by(q, y, _mm256_set1_epi16(1))
+    let pairs = _mm256_maddubs_epi16(q, y);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
 }
 
-/// [`sdot_by`] with every multiplier 1.
+/// Signed codes times signed activations (activations in -127..=127), as [`udot`].
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn sdot(w: __m256i, y: __m256i) -> __m256 {
-    sdot_by(w, y, _mm256_set1_epi16(1))
+    udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w))
 }
 
 #[inline]
@@ -185,46 +170,41 @@ row_kernel!(
 );
 
 
-/// One sub-block of 32 decoded weights (`q`, with per-pair multipliers `mul`) against activation
-/// block `b` of every token: `acc[t] += dw · d_x · Σ mul·q·y`, `off[t] += ow · s_x`. The same
-/// operations in the same order for every token, whatever `N` is.
+/// Ends a k-quant block for every token: `acc[t] += (d · d_x) · isum[t]` (the block's exact
+/// integer sums, lane by lane) and, with mins, `off[t] += (-dmin · d_x) · Σ_j m_j Σq_j`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sub_block<const N: usize, const SIGNED: bool>(
-    q: __m256i,
-    mul: __m256i,
-    b: usize,
-    dw: f32,
-    ow: f32,
+unsafe fn close_k_block<const N: usize, const MINS: bool>(
+    sb: usize,
+    d: f32,
+    dmin: f32,
+    m: &[u8; 8],
+    isum: &[__m256i; N],
     xs: &[Q8Row<'_>; N],
     acc: &mut [__m256; N],
     off: &mut [f32; N],
 ) {
     for t in 0..N {
         let x = &xs[t];
-        let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
-        let p = if SIGNED {
-            sdot_by(q, y, mul)
-        } else {
-            udot_by(q, y, mul)
-        };
-        let scale = _mm256_set1_ps(dw * *x.d.get_unchecked(b));
-        acc[t] = _mm256_fmadd_ps(scale, p, acc[t]);
-        off[t] += ow * *x.s.get_unchecked(b);
+        let dx = *x.d.get_unchecked(sb);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        if MINS {
+            let sums = x.sums.get_unchecked(sb * 8..sb * 8 + 8);
+            let mut msum = 0i32;
+            for j in 0..8 {
+                msum += m[j] as i32 * sums[j];
+            }
+            off[t] += -dmin * dx * msum as f32;
+        }
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn finish<const N: usize>(
-    acc0: [__m256; N],
-    acc1: [__m256; N],
-    off: [f32; N],
-    out: &mut [f32; N],
-) {
+unsafe fn finish<const N: usize>(acc: [__m256; N], off: [f32; N], out: &mut [f32; N]) {
     for t in 0..N {
-        out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + off[t];
+        out[t] = hsum(acc[t]) + off[t];
     }
 }
 
@@ -254,7 +234,10 @@ unsafe fn and_bytes(v: __m256i, mask: i8) -> __m256i {
     _mm256_and_si256(v, _mm256_set1_epi8(mask))
 }
 
-/// Q4_K (`HIGH` false) or Q5_K (`HIGH` true) rows: `nsb` blocks of 256.
+/// Q4_K (`HIGH` false) or Q5_K (`HIGH` true) rows against activations quantized in blocks of
+/// 256: each block's products are summed as integers (codes times activations, times the
+/// sub-block scale) and scaled once. The same operations in the same order for every token,
+/// whatever `N` is.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn row_q45_k<const N: usize, const HIGH: bool>(
@@ -265,8 +248,7 @@ unsafe fn row_q45_k<const N: usize, const HIGH: bool>(
 ) {
     let bytes = if HIGH { 176 } else { 144 };
     let codes = if HIGH { 48 } else { 16 };
-    let mut acc0 = [_mm256_setzero_ps(); N];
-    let mut acc1 = [_mm256_setzero_ps(); N];
+    let mut acc = [_mm256_setzero_ps(); N];
     let mut off = [0f32; N];
     let low4 = _mm256_set1_epi8(0x0f);
     let one = _mm256_set1_epi8(1);
@@ -279,6 +261,7 @@ unsafe fn row_q45_k<const N: usize, const HIGH: bool>(
         } else {
             _mm256_setzero_si256()
         };
+        let mut isum = [_mm256_setzero_si256(); N];
         for p in 0..4 {
             let v = _mm256_loadu_si256(blk.add(codes + 32 * p) as *const __m256i);
             let mut lo = _mm256_and_si256(v, low4);
@@ -287,34 +270,26 @@ unsafe fn row_q45_k<const N: usize, const HIGH: bool>(
                 lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * p as i32, one));
                 hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * p as i32 + 1, one));
             }
-            let b = sb * 8 + 2 * p;
-            let (j0, j1) = (2 * p, 2 * p + 1);
-            sub_block::<N, false>(
-                lo,
-                _mm256_set1_epi16(sc[j0] as i16),
-                b,
-                d,
-                -dmin * m[j0] as f32,
-                xs,
-                &mut acc0,
-                &mut off,
+            let (mlo, mhi) = (
+                _mm256_set1_epi16(sc[2 * p] as i16),
+                _mm256_set1_epi16(sc[2 * p + 1] as i16),
             );
-            sub_block::<N, false>(
-                hi,
-                _mm256_set1_epi16(sc[j1] as i16),
-                b + 1,
-                d,
-                -dmin * m[j1] as f32,
-                xs,
-                &mut acc1,
-                &mut off,
-            );
+            for t in 0..N {
+                let y = xs[t].qs.as_ptr().add(sb * 256 + 64 * p);
+                let y0 = _mm256_loadu_si256(y as *const __m256i);
+                let y1 = _mm256_loadu_si256(y.add(32) as *const __m256i);
+                let a = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), mlo);
+                let b = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), mhi);
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(a, b));
+            }
         }
+        close_k_block::<N, true>(sb, d, dmin, &m, &isum, xs, &mut acc, &mut off);
     }
-    finish(acc0, acc1, off, out);
+    finish(acc, off, out);
 }
 
-/// Q6_K rows: `nsb` blocks of 256.
+/// Q6_K rows against activations quantized in blocks of 256, as [`row_q45_k`] (codes made signed
+/// by subtracting 32; two scales per sub-block of 32).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn row_q6_k<const N: usize>(
@@ -323,8 +298,7 @@ unsafe fn row_q6_k<const N: usize>(
     xs: &[Q8Row<'_>; N],
     out: &mut [f32; N],
 ) {
-    let mut acc0 = [_mm256_setzero_ps(); N];
-    let mut acc1 = [_mm256_setzero_ps(); N];
+    let mut acc = [_mm256_setzero_ps(); N];
     let mut off = [0f32; N];
     let low4 = _mm256_set1_epi8(0x0f);
     let m32 = _mm256_set1_epi8(32);
@@ -332,6 +306,7 @@ unsafe fn row_q6_k<const N: usize>(
         let blk = row.add(sb * 210);
         let d = half(blk.add(208));
         let scales = blk.add(192) as *const i8;
+        let mut isum = [_mm256_setzero_si256(); N];
         for n in 0..2 {
             let ql0 = _mm256_loadu_si256(blk.add(64 * n) as *const __m256i);
             let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32) as *const __m256i);
@@ -361,24 +336,40 @@ unsafe fn row_q6_k<const N: usize>(
                     _mm_set1_epi16(*scales.add(at) as i16),
                 );
                 let w = _mm256_sub_epi8(qk, m32);
-                let b = sb * 8 + 4 * n + k;
-                let acc = if k % 2 == 0 { &mut acc0 } else { &mut acc1 };
-                sub_block::<N, true>(w, mul, b, d, 0.0, xs, acc, &mut off);
+                let aw = _mm256_sign_epi8(w, w);
+                for t in 0..N {
+                    let y = _mm256_loadu_si256(
+                        xs[t].qs.as_ptr().add(sb * 256 + 128 * n + 32 * k) as *const __m256i,
+                    );
+                    let p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(y, w));
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, mul));
+                }
             }
         }
+        close_k_block::<N, false>(sb, d, 0.0, &[0; 8], &isum, xs, &mut acc, &mut off);
     }
-    finish(acc0, acc1, off, out);
+    finish(acc, off, out);
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q4_k<const N: usize>(row: *const u8, nb: usize, xs: &[Q8Row<'_>; N], out: &mut [f32; N]) {
+unsafe fn row_q4_k<const N: usize>(
+    row: *const u8,
+    nb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [f32; N],
+) {
     row_q45_k::<N, false>(row, nb, xs, out)
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q5_k<const N: usize>(row: *const u8, nb: usize, xs: &[Q8Row<'_>; N], out: &mut [f32; N]) {
+unsafe fn row_q5_k<const N: usize>(
+    row: *const u8,
+    nb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [f32; N],
+) {
     row_q45_k::<N, true>(row, nb, xs, out)
 }
 
@@ -401,29 +392,34 @@ pub unsafe fn dot_rows(
     out: *mut f32,
     n: usize,
 ) {
-    // Blocks of the row's type; the activations have one block per 32 values.
+    // Blocks of the row's type; the activations were quantized in blocks of the same size.
     let nb = row_bytes / ty.block_bytes();
-    assert!(xs.blocks == nb * (ty.block_values() / QK) && rows.end * row_bytes <= data.len());
+    assert!(
+        xs.blocks == nb * (ty.block_values() / QK)
+            && xs.block == ty.block_values()
+            && rows.end * row_bytes <= data.len()
+    );
     let m = xs.rows();
+    // The tokens' rows, looked up once per call rather than once per weight row.
+    let groups: Vec<[Q8Row<'_>; GROUP]> = (0..m / GROUP)
+        .map(|g| std::array::from_fn(|i| xs.row(g * GROUP + i)))
+        .collect();
+    let singles: Vec<[Q8Row<'_>; 1]> = (m / GROUP * GROUP..m).map(|t| [xs.row(t)]).collect();
     macro_rules! each_row {
         ($kernel:ident) => {
             for r in rows {
                 let row = data.as_ptr().add(r * row_bytes);
-                let mut t = 0;
-                while t + GROUP <= m {
-                    let group: [Q8Row<'_>; GROUP] = std::array::from_fn(|i| xs.row(t + i));
+                for (g, group) in groups.iter().enumerate() {
                     let mut o = [0f32; GROUP];
-                    $kernel::<GROUP>(row, nb, &group, &mut o);
+                    $kernel::<GROUP>(row, nb, group, &mut o);
                     for (i, v) in o.iter().enumerate() {
-                        *out.add((t + i) * n + r) = *v;
+                        *out.add((g * GROUP + i) * n + r) = *v;
                     }
-                    t += GROUP;
                 }
-                while t < m {
+                for (k, one) in singles.iter().enumerate() {
                     let mut o = [0f32; 1];
-                    $kernel::<1>(row, nb, &[xs.row(t)], &mut o);
-                    *out.add(t * n + r) = o[0];
-                    t += 1;
+                    $kernel::<1>(row, nb, one, &mut o);
+                    *out.add((m / GROUP * GROUP + k) * n + r) = o[0];
                 }
             }
         };
