@@ -58,21 +58,6 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
     _mm256_and_si256(set, _mm256_set1_epi8(0x10))
 }
 
-/// Unsigned codes (< 128) times signed activations, summed in groups of four, as f32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn udot(q: __m256i, y: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(q, y);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-}
-
-/// Signed codes times signed activations (activations in -127..=127), as [`udot`].
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn sdot(w: __m256i, y: __m256i) -> __m256 {
-    udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w))
-}
-
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -82,93 +67,182 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Defines one row kernel over `N` tokens at once: each weight block is decoded once (`$decode`
-/// turns the block at `$blk` into codes, weight scale and the weight of the block's `s` term) and
-/// multiplied with every token's activations by `$dot`. Every token goes through the same
-/// operations in the same order whatever `N` is, so a token's result is bit-for-bit the same
-/// alone or in a group (the prefix cache relies on it).
-macro_rules! row_kernel {
-    ($name:ident, $bs:expr, |$blk:ident| $decode:block, $dot:ident) => {
+/// Sums each of eight vectors of 8 i32 into lane `r` of the result (`r` = the vector's index).
+/// Exact: integer additions.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn reduce8(p: &[__m256i; 8]) -> __m256i {
+    let s01 = _mm256_hadd_epi32(p[0], p[1]);
+    let s23 = _mm256_hadd_epi32(p[2], p[3]);
+    let s45 = _mm256_hadd_epi32(p[4], p[5]);
+    let s67 = _mm256_hadd_epi32(p[6], p[7]);
+    let s0123 = _mm256_hadd_epi32(s01, s23);
+    let s4567 = _mm256_hadd_epi32(s45, s67);
+    let lo = _mm256_permute2x128_si256::<0x20>(s0123, s4567);
+    let hi = _mm256_permute2x128_si256::<0x31>(s0123, s4567);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Eight weight rows of a type with blocks of 32, decoded block by block into the form the
+/// product reads: for block `b`, the eight rows' codes (`q[b * 8 + r]`), scales (`d`) and offset
+/// weights (`o`: Q4_0 `-8·d`, Q4_1 `m`, Q5_0 `-16·d`, Q8_0 none) side by side. Each row is read
+/// from start to end in one pass (the order the memory prefetchers follow), once per call
+/// however many tokens there are.
+#[derive(Default)]
+struct Tile8 {
+    q: Vec<__m256i>,
+    d: Vec<f32>,
+    o: Vec<f32>,
+}
+
+thread_local! {
+    /// Each compute thread's tile, reused from call to call.
+    static TILE: std::cell::RefCell<Tile8> = std::cell::RefCell::new(Tile8::default());
+}
+
+impl Tile8 {
+    fn reserve(&mut self, nb: usize) {
+        let zero = unsafe { _mm256_setzero_si256() };
+        if self.q.len() < nb * 8 {
+            self.q.resize(nb * 8, zero);
+            self.d.resize(nb * 8, 0.0);
+            self.o.resize(nb * 8, 0.0);
+        }
+    }
+}
+
+/// Decodes row `r` of a tile: `nb` blocks of `$bs` bytes from `row`.
+macro_rules! decode_rows8 {
+    ($name:ident, $bs:expr, |$blk:ident| ($codes:expr, $d:expr, $o:expr)) => {
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $name<const N: usize>(
-            row: *const u8,
-            nb: usize,
-            xs: &[Q8Row<'_>; N],
-            out: &mut [f32; N],
-        ) {
-            let mut acc0 = [_mm256_setzero_ps(); N];
-            let mut acc1 = [_mm256_setzero_ps(); N];
-            let mut off = [0f32; N];
-            macro_rules! step {
-                ($b:expr, $acc:ident) => {{
-                    let b = $b;
-                    let $blk = row.add(b * $bs);
-                    let (q, dw, ow): (__m256i, f32, f32) = $decode;
-                    for t in 0..N {
-                        let x = &xs[t];
-                        let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
-                        let p = $dot(q, y);
-                        let scale = _mm256_set1_ps(dw * *x.d.get_unchecked(b));
-                        $acc[t] = _mm256_fmadd_ps(scale, p, $acc[t]);
-                        off[t] += ow * *x.s.get_unchecked(b);
-                    }
-                }};
-            }
-            let mut b = 0;
-            while b + 2 <= nb {
-                step!(b, acc0);
-                step!(b + 1, acc1);
-                b += 2;
-            }
-            if b < nb {
-                step!(b, acc0);
-            }
-            for t in 0..N {
-                out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + off[t];
+        unsafe fn $name(tile: &mut Tile8, r: usize, row: *const u8, nb: usize) {
+            for b in 0..nb {
+                let $blk = row.add(b * $bs);
+                _mm_prefetch::<_MM_HINT_T0>($blk.add(4096) as *const i8);
+                *tile.q.get_unchecked_mut(b * 8 + r) = $codes;
+                let (d, o): (f32, f32) = ($d, $o);
+                *tile.d.get_unchecked_mut(b * 8 + r) = d;
+                *tile.o.get_unchecked_mut(b * 8 + r) = o;
             }
         }
     };
 }
 
-row_kernel!(
-    row_q4_0,
-    18,
-    |blk| {
-        let d = half(blk);
-        (nibbles(blk.add(2)), d, -8.0 * d)
-    },
-    udot
-);
+decode_rows8!(decode8_q4_0, 18, |blk| (nibbles(blk.add(2)), half(blk), -8.0 * half(blk)));
+decode_rows8!(decode8_q4_1, 20, |blk| (nibbles(blk.add(4)), half(blk), half(blk.add(2))));
+decode_rows8!(decode8_q5_0, 22, |blk| (
+    _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2))),
+    half(blk),
+    -16.0 * half(blk)
+));
 
-row_kernel!(
-    row_q4_1,
-    20,
-    |blk| { (nibbles(blk.add(4)), half(blk), half(blk.add(2))) },
-    udot
-);
+/// The f16 at byte `at` of each of eight blocks, as f32, built in a register (writing the
+/// values to memory and reading them back as one vector would stall on store forwarding).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn halves8(blocks: &[*const u8; 8], at: usize) -> __m256 {
+    let h = |r: usize| (blocks[r].add(at) as *const u16).read_unaligned() as i32;
+    let mut v = _mm_cvtsi32_si128(h(0));
+    v = _mm_insert_epi16::<1>(v, h(1));
+    v = _mm_insert_epi16::<2>(v, h(2));
+    v = _mm_insert_epi16::<3>(v, h(3));
+    v = _mm_insert_epi16::<4>(v, h(4));
+    v = _mm_insert_epi16::<5>(v, h(5));
+    v = _mm_insert_epi16::<6>(v, h(6));
+    v = _mm_insert_epi16::<7>(v, h(7));
+    _mm256_cvtph_ps(v)
+}
 
-row_kernel!(
-    row_q5_0,
-    22,
-    |blk| {
-        let d = half(blk);
-        let q = _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2)));
-        (q, d, -16.0 * d)
-    },
-    udot
-);
+/// [`tile8_product`] for Q8_0 read straight from the eight rows (its codes need no decoding, so
+/// copying them into a tile first would only cost time): the same operations in the same order
+/// per lane, so the same bits. `next` is where the following tile starts, prefetched as this one
+/// is read.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_rows8<const N: usize>(
+    rows: &[*const u8; 8],
+    next: *const u8,
+    nb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [[f32; 8]; N],
+) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let ones = _mm256_set1_epi16(1);
+    for b in 0..nb {
+        let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * 34));
+        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 64) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 128) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 192) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 256) as *const i8);
+        let dw = halves8(&blocks, 0);
+        for t in 0..N {
+            let x = &xs[t];
+            let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+            let mut p = [_mm256_setzero_si256(); 8];
+            for r in 0..8 {
+                let w = _mm256_loadu_si256(blocks[r].add(2) as *const __m256i);
+                let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
+                p[r] = _mm256_madd_epi16(pairs, ones);
+            }
+            let sum = _mm256_cvtepi32_ps(reduce8(&p));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+            acc[t] = _mm256_fmadd_ps(scale, sum, acc[t]);
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    for t in 0..N {
+        _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], zero));
+    }
+}
 
-row_kernel!(
-    row_q8_0,
-    34,
-    |blk| {
-        let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-        (w, half(blk), 0.0)
-    },
-    sdot
-);
-
+/// The eight decoded rows of `tile` against `N` tokens: lane `r` of each vector belongs to row
+/// `r`. Per block and token, each row's integer dot product is summed exactly into its lane,
+/// then `acc += (d_w · d_x) · sum` and (with `OFFSET`) `off += o_w · s_x` for the eight rows at
+/// once; the result is `acc + off`. `SIGNED`: the codes are signed (Q8_0). A row's result goes
+/// through the same operations whichever lane or group of tokens it is in, so a token's result
+/// is bit-for-bit the same alone or in a group (the prefix cache relies on it).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile8_product<const N: usize, const SIGNED: bool, const OFFSET: bool>(
+    tile: &Tile8,
+    nb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [[f32; 8]; N],
+) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut off = [_mm256_setzero_ps(); N];
+    let ones = _mm256_set1_epi16(1);
+    for b in 0..nb {
+        let dw = _mm256_loadu_ps(tile.d.as_ptr().add(b * 8));
+        let ow = _mm256_loadu_ps(tile.o.as_ptr().add(b * 8));
+        let q = tile.q.as_ptr().add(b * 8);
+        for t in 0..N {
+            let x = &xs[t];
+            let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+            let mut p = [_mm256_setzero_si256(); 8];
+            for r in 0..8 {
+                let w = *q.add(r);
+                let pairs = if SIGNED {
+                    _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w))
+                } else {
+                    _mm256_maddubs_epi16(w, y)
+                };
+                p[r] = _mm256_madd_epi16(pairs, ones);
+            }
+            let sum = _mm256_cvtepi32_ps(reduce8(&p));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+            acc[t] = _mm256_fmadd_ps(scale, sum, acc[t]);
+            if OFFSET {
+                off[t] = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off[t]);
+            }
+        }
+    }
+    for t in 0..N {
+        _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
+    }
+}
 
 /// Ends a k-quant block for every token: `acc[t] += (d · d_x) · isum[t]` (the block's exact
 /// integer sums, lane by lane) and, with mins, `off[t] += (-dmin · d_x) · Σ_j m_j Σq_j`.
@@ -424,11 +498,74 @@ pub unsafe fn dot_rows(
             }
         };
     }
+    // Eight rows at a time (the last ones padded by repeating the last row, whose extra
+    // results are dropped): decoded once, then multiplied with each group of tokens and each
+    // single token.
+    macro_rules! each_8_rows {
+        ($decode:ident, $signed:expr, $offset:expr) => {
+            TILE.with(|tile| {
+                let mut tile = tile.borrow_mut();
+                tile.reserve(nb);
+                let mut r0 = rows.start;
+                while r0 < rows.end {
+                    let valid = (rows.end - r0).min(8);
+                    for r in 0..8 {
+                        let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
+                        $decode(&mut tile, r, row, nb);
+                    }
+                    for (g, group) in groups.iter().enumerate() {
+                        let mut o = [[0f32; 8]; GROUP];
+                        tile8_product::<GROUP, $signed, $offset>(&tile, nb, group, &mut o);
+                        for (i, orow) in o.iter().enumerate() {
+                            for (k, v) in orow[..valid].iter().enumerate() {
+                                *out.add((g * GROUP + i) * n + r0 + k) = *v;
+                            }
+                        }
+                    }
+                    for (j, one) in singles.iter().enumerate() {
+                        let mut o = [[0f32; 8]; 1];
+                        tile8_product::<1, $signed, $offset>(&tile, nb, one, &mut o);
+                        for (k, v) in o[0][..valid].iter().enumerate() {
+                            *out.add((m / GROUP * GROUP + j) * n + r0 + k) = *v;
+                        }
+                    }
+                    r0 += 8;
+                }
+            })
+        };
+    }
     match ty {
-        BlockType::Q4_0 => each_row!(row_q4_0),
-        BlockType::Q4_1 => each_row!(row_q4_1),
-        BlockType::Q5_0 => each_row!(row_q5_0),
-        BlockType::Q8_0 => each_row!(row_q8_0),
+        BlockType::Q4_0 => each_8_rows!(decode8_q4_0, false, true),
+        BlockType::Q4_1 => each_8_rows!(decode8_q4_1, false, true),
+        BlockType::Q5_0 => each_8_rows!(decode8_q5_0, false, true),
+        BlockType::Q8_0 => {
+            let mut r0 = rows.start;
+            let end = data.as_ptr().add(rows.end * row_bytes);
+            while r0 < rows.end {
+                let valid = (rows.end - r0).min(8);
+                let ptrs: [*const u8; 8] =
+                    std::array::from_fn(|i| data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes));
+                // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults).
+                let next = data.as_ptr().add((r0 + 8) * row_bytes).min(end);
+                for (g, group) in groups.iter().enumerate() {
+                    let mut o = [[0f32; 8]; GROUP];
+                    q8_0_rows8::<GROUP>(&ptrs, next, nb, group, &mut o);
+                    for (i, orow) in o.iter().enumerate() {
+                        for (k, v) in orow[..valid].iter().enumerate() {
+                            *out.add((g * GROUP + i) * n + r0 + k) = *v;
+                        }
+                    }
+                }
+                for (j, one) in singles.iter().enumerate() {
+                    let mut o = [[0f32; 8]; 1];
+                    q8_0_rows8::<1>(&ptrs, next, nb, one, &mut o);
+                    for (k, v) in o[0][..valid].iter().enumerate() {
+                        *out.add((m / GROUP * GROUP + j) * n + r0 + k) = *v;
+                    }
+                }
+                r0 += 8;
+            }
+        }
         BlockType::Q4_K => each_row!(row_q4_k),
         BlockType::Q5_K => each_row!(row_q5_k),
         BlockType::Q6_K => each_row!(row_q6_k),
