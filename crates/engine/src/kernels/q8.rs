@@ -63,18 +63,12 @@ impl Q8Rows {
             .zip(self.qs.chunks_exact_mut(block))
             .enumerate()
         {
-            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let amax = amax(xb);
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
             let mut total = 0i32;
             for (k, (q32, x32)) in qb.chunks_exact_mut(QK).zip(xb.chunks_exact(QK)).enumerate() {
-                let mut sum = 0i32;
-                for (q, v) in q32.iter_mut().zip(x32) {
-                    // |v · id| <= 127 up to rounding; the clamp keeps a NaN-free input in range.
-                    let r = (v * id).round().clamp(-127.0, 127.0) as i8;
-                    *q = r;
-                    sum += r as i32;
-                }
+                let sum = quantize_32(x32, id, q32);
                 self.sums[b * (block / QK) + k] = sum;
                 total += sum;
             }
@@ -99,6 +93,50 @@ impl Q8Rows {
             sums: &self.sums[i * n32..(i + 1) * n32],
         }
     }
+}
+
+/// Whether this CPU runs the AVX2 forms below (detected once).
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WIDE.get_or_init(super::x86::available)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The largest magnitude in `x` (0 for an empty or all-zero block).
+fn amax(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: AVX2 is available.
+        return unsafe { super::x86::amax(x) };
+    }
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// Quantizes 32 values with the inverse step `id` into `q`; returns the sum of the codes. Codes
+/// are `v · id` rounded to the nearest integer, ties to even, clamped to -127..=127 (the AVX2
+/// form gives the same codes).
+fn quantize_32(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: AVX2 is available; both slices hold 32 values (the callers' chunks).
+        return unsafe { super::x86::quantize_32(x, id, q) };
+    }
+    quantize_32_portable(x, id, q)
+}
+
+fn quantize_32_portable(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
+    let mut sum = 0i32;
+    for (q, v) in q.iter_mut().zip(x) {
+        // |v · id| <= 127 up to rounding; the clamp keeps a NaN-free input in range.
+        let r = (v * id).round_ties_even().clamp(-127.0, 127.0) as i8;
+        *q = r;
+        sum += r as i32;
+    }
+    sum
 }
 
 impl Q8Row<'_> {
@@ -168,6 +206,28 @@ mod tests {
         assert_eq!(q.rows(), 2);
         assert_eq!(q.row(1).d.len(), 1);
         assert_eq!(q.row(1).sums.len(), 8);
+    }
+
+    #[test]
+    fn the_avx2_form_gives_the_same_codes() {
+        if !wide() {
+            return;
+        }
+        // Ties (x.5 after scaling), values past the range, zeros and ordinary values.
+        let mut x: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37).collect();
+        x[3] = 0.5;
+        x[4] = -2.5;
+        x[5] = 3.5;
+        for id in [1.0f32, 0.75, 2.0, 0.0] {
+            for chunk in x.chunks(32) {
+                let (mut a, mut b) = ([0i8; 32], [0i8; 32]);
+                let sa = quantize_32_portable(chunk, id, &mut a);
+                let sb = unsafe { crate::kernels::x86::quantize_32(chunk, id, &mut b) };
+                assert_eq!((a, sa), (b, sb), "id {id}");
+            }
+        }
+        let y: Vec<f32> = x.iter().map(|v| -v * 1.5).collect();
+        assert_eq!(amax(&y), y.iter().fold(0f32, |m, v| m.max(v.abs())));
     }
 
     #[test]

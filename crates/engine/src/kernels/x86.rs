@@ -58,6 +58,51 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
     _mm256_and_si256(set, _mm256_set1_epi8(0x10))
 }
 
+/// The largest magnitude in `x`.
+///
+/// # Safety
+/// AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn amax(x: &[f32]) -> f32 {
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut m = _mm256_setzero_ps();
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(c.as_ptr()), abs));
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+    let m = lanes.iter().fold(0f32, |a, b| a.max(*b));
+    rest.iter().fold(m, |a, v| a.max(v.abs()))
+}
+
+/// 32 values times `id`, rounded to the nearest integer (ties to even), clamped to -127..=127,
+/// into `q`; returns the sum of the codes.
+///
+/// # Safety
+/// AVX2, FMA and F16C ([`available`]); `x` and `q` hold at least 32 values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_32(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
+    assert!(x.len() >= 32 && q.len() >= 32);
+    let s = _mm256_set1_ps(id);
+    let (lo, hi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
+    let code = |i: usize| {
+        let v = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(8 * i)), s);
+        // Round to nearest even (the default rounding mode), then clamp.
+        _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(v), lo), hi)
+    };
+    let (a, b, c, d) = (code(0), code(1), code(2), code(3));
+    let sum = _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d));
+    let packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, ordered);
+    let s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256::<1>(sum));
+    let s2 = _mm_add_epi32(s4, _mm_shuffle_epi32::<0b01_00_11_10>(s4));
+    let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b10_11_00_01>(s2));
+    _mm_cvtsi128_si32(s1)
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn hsum(v: __m256) -> f32 {
