@@ -347,6 +347,14 @@ class Hearth:
         out["engine"] = "hearth"
         return out
 
+    def bandwidth(self, threads: int) -> float:
+        """Bytes per second this machine reads with `threads` threads (`hearth bandwidth`)."""
+        out = run_json([self.binary, "bandwidth", "--threads", str(threads), "--json"], self.timeout)
+        bw = out.get("read_bytes_per_second")
+        if not isinstance(bw, (int, float)) or bw <= 0:
+            raise RunError(f"`hearth bandwidth` printed no read_bytes_per_second: {json.dumps(out)[:300]}")
+        return float(bw)
+
     def generate(self, model: str, prompt: str, max_tokens: int, threads: int) -> dict:
         cmd = [self.binary, "generate", "--model", model, "--prompt", prompt, "--raw", "--greedy",
                "--max-tokens", str(max_tokens), "--threads", str(threads), "--json"]
@@ -529,6 +537,7 @@ def measure_speed(hearth: Hearth | None, ref: Reference, model: str, n: int, m: 
     for side, samples in (("hearth", ours_samples), ("ref", ref_samples)):
         for key in ("prefill_tok_s", "decode_tok_s", "ttft_ms", "load_ms", "peak_rss_mb"):
             out[f"{side}_{key}"] = median_of(samples, key)
+    out["decode_bytes_per_token"] = median_of(ours_samples, "decode_bytes_per_token")
     for key in ("prefill_tok_s", "decode_tok_s"):
         o, r = out[f"hearth_{key}"], out[f"ref_{key}"]
         out[f"ratio_{key}"] = (o / r) if (o is not None and r) else None
@@ -552,6 +561,29 @@ def _gap(row: dict) -> str:
 def _short(text: str, width: int = 60) -> str:
     text = text.replace("\n", "⏎").replace("|", "\\|")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def bound_rows(report: dict) -> list[str]:
+    """Decode speed against the memory bound: read bandwidth ÷ bytes of weights read per token."""
+    bandwidth = report["meta"].get("bandwidth") or {}
+    out = []
+    for r in report["rows"]:
+        s = r["speed"]
+        bw, per = bandwidth.get(str(r["threads"])), s.get("decode_bytes_per_token")
+        if not bw or not per:
+            continue
+        bound = bw / per
+        pct = lambda v: "—" if v is None else f"{100 * v / bound:.0f}%"
+        out.append(f"| {r['model_name']} | {r['quant']} | {r['threads']} | {bw / 1e9:.1f} | {per / 1e6:.1f} | "
+                   f"{bound:.1f} | {_f(s.get('hearth_decode_tok_s'))} ({pct(s.get('hearth_decode_tok_s'))}) | "
+                   f"{_f(s.get('ref_decode_tok_s'))} ({pct(s.get('ref_decode_tok_s'))}) |")
+    if not out:
+        return []
+    return ["", "Decoding against the memory bound (every weight is read once per token: bandwidth ÷ bytes read "
+            "per token; the bandwidth is `hearth bandwidth`, a multi-threaded read of a buffer far larger than "
+            "the caches):", "",
+            "| model | quant | threads | read GB/s | MB read per token | bound tok/s | hearth decode (of bound) | "
+            "llama.cpp decode (of bound) |", "|---|---|---:|---:|---:|---:|---:|---:|"] + out
 
 
 def render_markdown(report: dict) -> str:
@@ -602,12 +634,15 @@ def render_markdown(report: dict) -> str:
                 diffs = ", ".join("=" if x["identical"] else str(x["first_diff"]) for x in p["rows"])
                 tok_eq = f"{p['tokenization_equal']}/{p['prompts']}"
                 ident = f"{p['identical']}/{p['prompts']}"
+            elif r.get("parity_skipped"):
+                diffs, tok_eq, ident = "not run", "—", "—"
             else:
                 diffs, tok_eq, ident = "error", "—", "—"
             lines.append(
                 f"| {r['model_name']} | {r['quant']} | {r['threads']} | {_f(s['hearth_prefill_tok_s'])} | "
                 f"{_f(s['ref_prefill_tok_s'])} | {_f(s['ratio_prefill_tok_s'], 2)} | {_f(s['hearth_decode_tok_s'])} | "
                 f"{_f(s['ref_decode_tok_s'])} | {_f(s['ratio_decode_tok_s'], 2)} | {tok_eq} | {ident} | {diffs} |")
+        lines += bound_rows(report)
         lines += [
             "",
             "Ratios are Hearth ÷ llama.cpp (above 1: Hearth is faster). First difference: the index of the first "
@@ -778,11 +813,20 @@ def main(argv: list[str]) -> int:
     }
 
     failed = False
+    if hearth is not None and not args.no_speed:
+        report["meta"]["bandwidth"] = {}
+        for t in threads:
+            try:
+                report["meta"]["bandwidth"][str(t)] = hearth.bandwidth(t)
+                log(f"read bandwidth with {t} thread(s): {report['meta']['bandwidth'][str(t)] / 1e9:.1f} GB/s")
+            except RunError as e:
+                log(f"read bandwidth with {t} thread(s): {e}")
     for model in models:
         for t in threads:
             name = Path(model).name
             log(f"== {name}, {t} thread(s)")
-            row = {"model": model, "model_name": name, "threads": t, "quant": "?", "errors": []}
+            row = {"model": model, "model_name": name, "threads": t, "quant": "?", "errors": [],
+                   "parity_skipped": args.no_parity}
             empty = {k: None for side in ("hearth", "ref") for k in (
                 f"{side}_prefill_tok_s", f"{side}_decode_tok_s", f"{side}_ttft_ms", f"{side}_load_ms",
                 f"{side}_peak_rss_mb")}

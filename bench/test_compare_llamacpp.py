@@ -104,6 +104,21 @@ class Markdown(unittest.TestCase):
         md = c.render_markdown(self.report(False, contended=True))
         self.assertIn("1 of 2 runs never ran alone", md)
 
+    def test_decode_against_the_memory_bound(self):
+        report = self.report(False)
+        report["meta"]["bandwidth"] = {"2": 20e9}
+        report["rows"][0]["speed"]["decode_bytes_per_token"] = 100e6
+        md = c.render_markdown(report)
+        # Bound: 20 GB/s ÷ 100 MB = 200 tok/s; 50 and 40 tok/s are 25% and 20% of it.
+        self.assertIn("| m.gguf | Q4_1 | 2 | 20.0 | 100.0 | 200.0 | 50.0 (25%) | 40.0 (20%) |", md)
+
+    def test_skipped_parity_is_not_an_error(self):
+        report = self.report(False)
+        del report["rows"][0]["parity"]
+        report["rows"][0]["parity_skipped"] = True
+        md = c.render_markdown(report)
+        self.assertIn("| not run |", md)
+
     def test_reference_only_table(self):
         md = c.render_markdown(self.report(True))
         self.assertIn("| m.gguf | Q4_1 | 2 | 200.0 | 40.0 |", md)

@@ -216,6 +216,47 @@ pub fn measure_bandwidth(threads: usize, total_memory: u64) -> Bandwidth {
     }
 }
 
+/// Measures how fast `threads` threads read memory (bytes per second): each sums its own slice
+/// of a buffer much larger than the caches, which it wrote first (so the pages sit near the
+/// core that reads them); the best of a few rounds counts. Reading is what decoding a token
+/// does with the weights, so this divided by the bytes read per token bounds decoding speed.
+pub fn measure_read_bandwidth(threads: usize, total_memory: u64) -> f64 {
+    let threads = threads.max(1);
+    let total = (1u64 << 30).min(total_memory / 8).max(64 << 20) as usize;
+    let per = total / threads / 8;
+    let mut best = f64::MAX;
+    let mut parts: Vec<Vec<u64>> = vec![Vec::new(); threads];
+    std::thread::scope(|s| {
+        for (i, p) in parts.iter_mut().enumerate() {
+            s.spawn(move || *p = vec![i as u64 + 1; per]);
+        }
+    });
+    for _ in 0..5 {
+        let t = Instant::now();
+        let sums: Vec<u64> = std::thread::scope(|s| {
+            let hs: Vec<_> = parts
+                .iter()
+                .map(|p| {
+                    s.spawn(move || {
+                        // Eight running sums: the loop is bound by memory, not by additions.
+                        let mut acc = [0u64; 8];
+                        for c in p.chunks_exact(8) {
+                            for k in 0..8 {
+                                acc[k] = acc[k].wrapping_add(c[k]);
+                            }
+                        }
+                        acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+        });
+        std::hint::black_box(sums);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (per * 8 * threads) as f64 / best.max(1e-9)
+}
+
 /// Whether a model fits in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -39,6 +39,9 @@ enum Command {
     Bench(BenchArgs),
     /// Show what a model file is: architecture, quantization, size, context.
     Info(ModelArgs),
+    /// Measure how fast this computer reads memory with a number of threads (the bound on
+    /// decoding speed is this divided by the bytes of weights read per token).
+    Bandwidth(BandwidthArgs),
     #[command(flatten)]
     Models(models::ModelsCommand),
     /// Translate a file or standard input (-) into another language.
@@ -151,6 +154,16 @@ struct GenerateArgs {
 }
 
 #[derive(Args)]
+struct BandwidthArgs {
+    /// Threads reading at once.
+    #[arg(long, short = 't', default_value_t = 1)]
+    threads: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -192,6 +205,7 @@ fn main() {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
         Command::Info(a) => info(a),
+        Command::Bandwidth(a) => bandwidth(a),
         Command::Models(c) => models::run(c),
         Command::Translate(a) => translate::run(a),
         Command::Summarize(a) => summarize::summarize(a),
@@ -206,6 +220,23 @@ fn main() {
 fn info(a: ModelArgs) -> Result<()> {
     let m = LoadedModel::load(&model_path(&a.model)?, a.threads)?;
     println!("{}", serde_json::to_string_pretty(m.info())?);
+    Ok(())
+}
+
+fn bandwidth(a: BandwidthArgs) -> Result<()> {
+    if a.threads == 0 || a.threads > 1024 {
+        bail!("--threads must be between 1 and 1024");
+    }
+    let hw = hearth_catalog::hardware::Hardware::detect();
+    let bytes = hearth_catalog::hardware::measure_read_bandwidth(a.threads, hw.total_memory);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"threads": a.threads, "read_bytes_per_second": bytes})
+        );
+    } else {
+        println!("{:.1} GB/s read with {} thread(s)", bytes / 1e9, a.threads);
+    }
     Ok(())
 }
 
@@ -441,6 +472,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         "decode_tok_s": if decode_s > 0.0 { a.gen_tokens as f64 / decode_s } else { 0.0 },
         "ttft_ms": ttft_ms,
         "peak_rss_mb": peak_rss_mb(),
+        "decode_bytes_per_token": info.decode_bytes,
     });
     if a.json {
         println!("{v}");

@@ -364,6 +364,29 @@ impl ModelFile {
     }
 }
 
+impl ModelFile {
+    /// Bytes of weights one decoded token reads: every tensor, except that of the token
+    /// embedding table only one row is read when the file has a separate output matrix. Memory
+    /// bandwidth divided by this bounds decoding speed.
+    pub fn decode_bytes_per_token(&self) -> u64 {
+        let infos = &self.content.tensor_infos;
+        let bytes = |t: &candle_core::quantized::gguf_file::TensorInfo| {
+            let n = element_count(t.shape.dims());
+            let bs = t.ggml_dtype.block_size() as u64;
+            n / bs.max(1) * t.ggml_dtype.type_size() as u64
+        };
+        let all: u64 = infos.values().map(bytes).fold(0u64, u64::saturating_add);
+        match (infos.get("token_embd.weight"), infos.contains_key("output.weight")) {
+            (Some(embd), true) => {
+                let rows = embd.shape.dims().first().copied().unwrap_or(1) as u64;
+                let table = bytes(embd);
+                all - table + table / rows.max(1)
+            }
+            _ => all,
+        }
+    }
+}
+
 /// Elements in a tensor of these dimensions; saturates instead of overflowing on damaged headers.
 fn element_count(dims: &[usize]) -> u64 {
     dims.iter()

@@ -42,6 +42,8 @@ pub struct ModelInfo {
     pub quant: String,
     pub parameters: u64,
     pub file_size: u64,
+    /// Bytes of weights each decoded token reads ([`crate::gguf::ModelFile::decode_bytes_per_token`]).
+    pub decode_bytes: u64,
     pub context_len: usize,
     pub vocab_size: usize,
     pub layers: usize,
@@ -231,6 +233,7 @@ impl LoadedModel {
             quant: file.quant_label(),
             parameters: file.parameter_count(),
             file_size: file.file_size,
+            decode_bytes: file.decode_bytes_per_token(),
             context_len: cfg.context_len,
             vocab_size: cfg.vocab_size,
             layers: cfg.n_layer,
