@@ -5,8 +5,8 @@
 //! `cargo run --release -p hearth-engine --example kernel_bench -- MODEL.gguf [THREADS] [REPS] [TOKENS]`
 //!
 //! Prints, per tensor kind (attn_q, ffn_up, output, ...) and in total, the median time of one
-//! pass over all matrices of that kind with candle, with Hearth's best kernels and with Hearth's
-//! scalar kernels, and the ratios.
+//! pass over all matrices of that kind with candle and with Hearth's kernels on every instruction
+//! set this CPU supports, and candle's time divided by each.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,16 +56,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x = Tensor::randn(0f32, 1.0, (1, tokens, own.cols()), &Device::Cpu)?;
         mats.push((kind, QMatMul::from_arc(q)?, own, x));
     }
-    let best = Isa::best();
+    // Columns: candle, then every instruction set this CPU supports.
+    let isas = Isa::supported();
+    let cols = 1 + isas.len();
     // Warm up: page in the weights and start the pool.
     for (_, c, o, x) in &mats {
         c.forward(x)?;
-        o.forward_with(best, x)?;
+        o.forward_with(Isa::best(), x)?;
     }
-    let mut times: BTreeMap<String, [Vec<f64>; 3]> = BTreeMap::new();
-    let mut totals: [Vec<f64>; 3] = Default::default();
+    let mut times: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+    let mut totals: Vec<Vec<f64>> = vec![Vec::new(); cols];
     for rep in 0..reps {
-        let mut order = [0usize, 1, 2];
+        let mut order: Vec<usize> = (0..cols).collect();
         if rep % 2 == 1 {
             order.reverse();
         }
@@ -76,35 +78,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let y = match which {
                     0 => c.forward(x)?,
-                    1 => o.forward_with(best, x)?,
-                    _ => o.forward_with(Isa::Scalar, x)?,
+                    k => o.forward_with(isas[k - 1], x)?,
                 };
                 std::hint::black_box(y);
                 *per_kind.entry(kind).or_default() += t.elapsed().as_secs_f64();
             }
             totals[which].push(t_all.elapsed().as_secs_f64());
             for (k, v) in per_kind {
-                times.entry(k.to_string()).or_default()[which].push(v);
+                times.entry(k.to_string()).or_insert_with(|| vec![Vec::new(); cols])[which].push(v);
             }
         }
     }
     println!(
-        "{path}: {threads} thread(s), {tokens} token(s) per call, {reps} alternated reps, best = {best:?}; median ms per call"
+        "{path}: {threads} thread(s), {tokens} token(s) per call, {reps} alternated reps; median ms per call, and candle's time divided by each"
     );
-    println!(
-        "{:<22} {:>9} {:>9} {:>9} {:>12} {:>12}",
-        "kind", "candle", "hearth", "scalar", "candle/hearth", "candle/scalar"
-    );
-    let row = |k: &str, t: &mut [Vec<f64>; 3]| {
-        let (c, o, s) = (median(&mut t[0]), median(&mut t[1]), median(&mut t[2]));
-        println!(
-            "{k:<22} {:>9.3} {:>9.3} {:>9.3} {:>12.2} {:>12.2}",
-            c * 1e3,
-            o * 1e3,
-            s * 1e3,
-            c / o,
-            c / s
-        );
+    let mut head = format!("{:<22} {:>9}", "kind", "candle");
+    for i in &isas {
+        head.push_str(&format!(" {:>10}", format!("{i:?}")));
+    }
+    for i in &isas {
+        head.push_str(&format!(" {:>10}", format!("÷{i:?}")));
+    }
+    println!("{head}");
+    let row = |k: &str, t: &mut Vec<Vec<f64>>| {
+        let med: Vec<f64> = t.iter_mut().map(|v| median(v)).collect();
+        let mut line = format!("{k:<22} {:>9.3}", med[0] * 1e3);
+        for m in &med[1..] {
+            line.push_str(&format!(" {:>10.3}", m * 1e3));
+        }
+        for m in &med[1..] {
+            line.push_str(&format!(" {:>10.2}", med[0] / m));
+        }
+        println!("{line}");
     };
     for (k, t) in times.iter_mut() {
         row(k, t);

@@ -221,7 +221,10 @@ impl CustomOp3 for Attend {
             window: self.window.size,
             out: Out(out.as_mut_ptr()),
         };
-        let wide = crate::kernels::selected() == Some(crate::kernels::Isa::Avx2);
+        let wide = matches!(
+            crate::kernels::selected(),
+            Some(crate::kernels::Isa::Avx2 | crate::kernels::Isa::Avx512Vnni)
+        );
         crate::pool::global().run_chunked(nh * t, |items| {
             #[cfg(target_arch = "x86_64")]
             if wide {

@@ -99,6 +99,7 @@ fn check(m: &QMatrix, step: usize) {
         .map(|&r| (r, m.dequantize_row(r).unwrap()))
         .collect();
     let mut scalar_out = Vec::new();
+    let mut avx2_out = Vec::new();
     for isa in Isa::supported() {
         let mut many = vec![0f32; rows * tokens];
         m.matmul(isa, &x, &mut many).unwrap();
@@ -127,6 +128,17 @@ fn check(m: &QMatrix, step: usize) {
                     m.block_type()
                 );
             }
+        }
+        if isa == Isa::Avx2 {
+            avx2_out = many.clone();
+        }
+        if isa == Isa::Avx512Vnni {
+            // Prompts take other instructions there, with the same arithmetic per row.
+            assert_eq!(
+                many, avx2_out,
+                "{:?}: AVX-512 and AVX2 give different bits",
+                m.block_type()
+            );
         }
         if isa == Isa::Scalar {
             scalar_out = many;
@@ -184,6 +196,14 @@ fn isa_detection_includes_scalar_and_the_best() {
         is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c")
+    );
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        Isa::Avx512Vnni.is_supported(),
+        Isa::Avx2.is_supported()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
     );
 }
 

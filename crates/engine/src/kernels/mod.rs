@@ -7,13 +7,14 @@
 //! k-quants Q4_K, Q5_K, Q6_K ([`BlockType`]); a k-quant block of 256 values is read as eight
 //! sub-blocks of 32 against eight activation blocks.
 //!
-//! The instruction set is chosen at run time ([`Isa::best`]): AVX2+FMA+F16C where the CPU has
-//! them, else the portable scalar path, which every build has and which the SIMD paths are tested
-//! against.
+//! The instruction set is chosen at run time ([`Isa::best`]): AVX-512 with VNNI (for prompts)
+//! where the CPU has it, else AVX2+FMA+F16C, else the portable scalar path, which every build has
+//! and which the SIMD paths are tested against.
 //!
 //! The model uses these kernels wherever they cover a weight's type, with the best instruction
 //! set the CPU has. The environment variable `HEARTH_KERNELS` overrides that for diagnosis:
-//! `scalar` forces the portable path, `candle` uses candle's kernels everywhere. It is read once
+//! `scalar` forces the portable path, `avx2` AVX2 without AVX-512, `candle` uses candle's kernels
+//! everywhere. It is read once
 //! per process; [`crate::model::Transformer::set_kernels`] overrides it per model.
 //!
 //! Each output row is computed by the same code whatever the number of tokens in the call, so a
@@ -22,6 +23,8 @@
 
 pub mod q8;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -103,6 +106,10 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// x86-64 with AVX2 and AVX-512 (F, BW, VNNI): prompts (four tokens or more) go through
+    /// 16-row tiles and 8-bit dot-product instructions; single tokens as with [`Isa::Avx2`].
+    /// Gives the same bits as [`Isa::Avx2`].
+    Avx512Vnni,
 }
 
 impl Isa {
@@ -112,8 +119,10 @@ impl Isa {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => x86::available(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => x86::available() && avx512::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 => false,
+            Isa::Avx2 | Isa::Avx512Vnni => false,
         }
     }
 
@@ -121,7 +130,9 @@ impl Isa {
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
-            if Isa::Avx2.is_supported() {
+            if Isa::Avx512Vnni.is_supported() {
+                Isa::Avx512Vnni
+            } else if Isa::Avx2.is_supported() {
                 Isa::Avx2
             } else {
                 Isa::Scalar
@@ -131,7 +142,7 @@ impl Isa {
 
     /// Every instruction set the running CPU supports, the scalar one first.
     pub fn supported() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2]
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni]
             .into_iter()
             .filter(|i| i.is_supported())
             .collect()
@@ -144,6 +155,7 @@ pub fn selected() -> Option<Isa> {
     static SELECTED: OnceLock<Option<Isa>> = OnceLock::new();
     *SELECTED.get_or_init(|| match std::env::var("HEARTH_KERNELS").as_deref() {
         Ok("scalar") => Some(Isa::Scalar),
+        Ok("avx2") if Isa::Avx2.is_supported() => Some(Isa::Avx2),
         Ok("candle") => None,
         _ => Some(Isa::best()),
     })
@@ -278,7 +290,10 @@ impl QMatrix {
                 // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes (checked in
                 // `new`), `xs` has `cols / 32` blocks per row, `out` has `tokens × n` elements,
                 // and the pool hands out disjoint row ranges.
-                Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
+                Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, false) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above; AVX-512 support was checked with the instruction set.
+                Isa::Avx512Vnni => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, true) },
                 // SAFETY: as above.
                 _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
             });

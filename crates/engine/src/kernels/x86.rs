@@ -242,6 +242,33 @@ unsafe fn q8_0_rows8<const N: usize>(
     }
 }
 
+/// Block `b` of a row of a type with blocks of 32: its codes (as the AVX2 tiles store them), its
+/// scale and its offset weight (see [`Tile8`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn decode_block(ty: BlockType, row: *const u8, b: usize) -> (__m256i, f32, f32) {
+    match ty {
+        BlockType::Q4_0 => {
+            let blk = row.add(b * 18);
+            (nibbles(blk.add(2)), half(blk), -8.0 * half(blk))
+        }
+        BlockType::Q4_1 => {
+            let blk = row.add(b * 20);
+            (nibbles(blk.add(4)), half(blk), half(blk.add(2)))
+        }
+        BlockType::Q5_0 => {
+            let blk = row.add(b * 22);
+            let q = _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2)));
+            (q, half(blk), -16.0 * half(blk))
+        }
+        BlockType::Q8_0 => {
+            let blk = row.add(b * 34);
+            (_mm256_loadu_si256(blk.add(2) as *const __m256i), half(blk), 0.0)
+        }
+        _ => (_mm256_setzero_si256(), 0.0, 0.0),
+    }
+}
+
 /// The eight decoded rows of `tile` against `N` tokens: lane `r` of each vector belongs to row
 /// `r`. Per block and token, each row's integer dot product is summed exactly into its lane,
 /// then `acc += (d_w · d_x) · sum` and (with `OFFSET`) `off += o_w · s_x` for the eight rows at
@@ -496,9 +523,11 @@ unsafe fn row_q5_k<const N: usize>(
 const GROUP: usize = 4;
 
 /// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`.
+/// `avx512`: the CPU also has [`super::avx512::available`]; prompts of a type with blocks of 32
+/// then go through [`super::avx512::dot_rows`] (the same bits).
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C ([`available`]). `data` holds whole rows of `row_bytes`
+/// The CPU must have AVX2, FMA and F16C ([`available`]), and AVX-512 when `avx512` is set. `data` holds whole rows of `row_bytes`
 /// (a multiple of the block size) covering `rows`, `xs` has `row_bytes / block_bytes` blocks per
 /// row, and `out` is valid for writes at every index above.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -510,7 +539,11 @@ pub unsafe fn dot_rows(
     xs: &Q8Rows,
     out: *mut f32,
     n: usize,
+    avx512: bool,
 ) {
+    if avx512 && ty.block_values() == QK && xs.rows() >= GROUP {
+        return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n);
+    }
     // Blocks of the row's type; the activations were quantized in blocks of the same size.
     let nb = row_bytes / ty.block_bytes();
     assert!(
