@@ -75,6 +75,11 @@ pub struct GenerationParams {
     pub prefix_cache: bool,
     /// Keep generating past end-of-turn tokens (benchmarks).
     pub ignore_eos: bool,
+    /// With greedy decoding: guess the next tokens by finding the last few tokens earlier in the
+    /// prompt or the output and taking what followed them there, and check the guesses in one
+    /// model step. The output is exactly what decoding token by token gives; summaries,
+    /// translations and answers from a document, which copy from their input, come out faster.
+    pub speculative: bool,
 }
 
 impl Default for GenerationParams {
@@ -85,6 +90,7 @@ impl Default for GenerationParams {
             stop: Vec::new(),
             prefix_cache: true,
             ignore_eos: false,
+            speculative: true,
         }
     }
 }
@@ -124,6 +130,10 @@ pub struct Stats {
     pub decode_ms: f64,
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+    /// Tokens guessed for speculative decoding and checked by the model.
+    pub drafted_tokens: usize,
+    /// Of those, the ones the model confirmed (each saved a model step).
+    pub accepted_tokens: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -461,6 +471,8 @@ impl LoadedModel {
             active_ms: 0.0,
             prefill_ms: None,
             ttft_ms: None,
+            drafted: 0,
+            accepted: 0,
         })
     }
 
@@ -558,6 +570,11 @@ impl LoadedModel {
         if st.ttft_ms.is_none() {
             st.ttft_ms = Some(elapsed(&st));
         }
+        // Speculative decoding (greedy only: a guess is kept only where it is the model's own
+        // choice, so the output is unchanged). `verified`: tokens after `next` that a model step
+        // already chose; all but the last have their keys and values in the cache.
+        let speculate = params.speculative && params.sampling.temperature == 0.0;
+        let mut verified: std::collections::VecDeque<u32> = Default::default();
         loop {
             if !params.ignore_eos && specials.end_of_turn.contains(&next) {
                 stop = StopReason::EndOfTurn;
@@ -580,7 +597,8 @@ impl LoadedModel {
                 stop = StopReason::MaxTokens;
                 break;
             }
-            if self.transformer.cache_len() + 1 >= ctx {
+            // Every token but `next` is in the cache (confirmed guesses may run ahead of it).
+            if history.len() >= ctx {
                 stop = StopReason::ContextFull;
                 break;
             }
@@ -588,19 +606,56 @@ impl LoadedModel {
                 stop = StopReason::Cancelled;
                 break;
             }
-            let l = loop {
+            if let Some(t) = verified.pop_front() {
+                // Its predecessor (`next`) was a confirmed guess: already in the cache.
+                next = t;
+                continue;
+            }
+            let room = ctx.saturating_sub(self.transformer.cache_len() + 1);
+            let left = params.max_tokens.saturating_sub(st.generated.len());
+            let guess: Vec<u32> = if speculate {
+                draft(&history, DRAFT_TOKENS.min(room).min(left)).to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut step = Vec::with_capacity(1 + guess.len());
+            step.push(next);
+            step.extend_from_slice(&guess);
+            let all = loop {
                 if yield_now() {
                     st.active_ms = elapsed(&st);
                     return Ok(Outcome::Suspended(Suspended(st)));
                 }
-                match self.transformer.forward_interruptible(&[next], &stop_step)? {
+                match self
+                    .transformer
+                    .forward_outputs(&step, step.len(), &stop_step)?
+                {
                     Some(l) => break l,
                     None => self.clear_give_way(),
                 }
             };
+            let start = self.transformer.cache_len() - step.len();
+            // The model's choice after each token of the step, as long as it confirms the guess.
+            let mut seen = history.clone();
+            let mut chosen = Vec::with_capacity(step.len());
+            for (i, mut row) in all.to_vec2::<f32>()?.into_iter().enumerate() {
+                let t = st.sampler.sample(&mut row, &seen)?;
+                chosen.push(t);
+                match guess.get(i) {
+                    Some(&g) if g == t => seen.push(g),
+                    _ => break,
+                }
+            }
+            let kept = chosen.len() - 1;
+            st.drafted += guess.len();
+            st.accepted += kept;
+            // Keys and values of `next` and of the confirmed guesses stay; the rest go.
+            self.transformer.truncate(start + 1 + kept);
             self.cached.push(next);
-            logits = l.to_vec1::<f32>()?;
-            next = st.sampler.sample(&mut logits, &history)?;
+            self.cached.extend_from_slice(&guess[..kept]);
+            let mut chosen = chosen.into_iter();
+            next = chosen.next().ok_or_else(|| EngineError::Compute("no logits".into()))?;
+            verified.extend(chosen);
         }
         if stop != StopReason::StopString {
             let (mut tail, mut hit) = (String::new(), false);
@@ -639,6 +694,32 @@ impl LoadedModel {
             None => Err(EngineError::InvalidSetting("no tokens to run".into())),
         }
     }
+}
+
+/// Most tokens guessed ahead in one step of speculative decoding.
+const DRAFT_TOKENS: usize = 8;
+
+/// A guess at the tokens that follow `history`: the tokens that followed the latest earlier
+/// occurrence of its last three (or, failing that, two) tokens, at most `max` of them. Empty when
+/// nothing repeats.
+fn draft(history: &[u32], max: usize) -> &[u32] {
+    if max == 0 {
+        return &[];
+    }
+    for n in [3usize, 2] {
+        if history.len() <= n {
+            continue;
+        }
+        let tail = &history[history.len() - n..];
+        if let Some(at) = (0..history.len() - n)
+            .rev()
+            .find(|&i| &history[i..i + n] == tail)
+        {
+            let from = at + n;
+            return &history[from..(from + max).min(history.len())];
+        }
+    }
+    &[]
 }
 
 /// What [`LoadedModel::generate_preemptible`] and [`LoadedModel::resume`] come back with.
@@ -684,6 +765,8 @@ struct State {
     active_ms: f64,
     prefill_ms: Option<f64>,
     ttft_ms: Option<f64>,
+    drafted: usize,
+    accepted: usize,
 }
 
 impl State {
@@ -701,6 +784,8 @@ impl State {
         Stats {
             prefill_tok_s: rate(self.info.prefill_tokens, prefill_ms),
             decode_tok_s: rate(decoded, decode_ms),
+            drafted_tokens: self.drafted,
+            accepted_tokens: self.accepted,
             prompt: self.info,
             prompt_token_ids: self.prompt,
             tokens: self.generated,

@@ -424,9 +424,27 @@ impl Transformer {
         tokens: &[u32],
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Tensor>> {
+        Ok(match self.forward_outputs(tokens, 1, stop)? {
+            Some(l) => Some(l.flatten_all()?),
+            None => None,
+        })
+    }
+
+    /// Runs `tokens` at the end of the cache and returns the logits of the last `outputs` of
+    /// them (`[outputs, vocab]`), each exactly what running that token alone after the ones
+    /// before it would give (the kernels and attention do not depend on how tokens are batched).
+    /// `stop` as in [`Transformer::forward_interruptible`].
+    pub fn forward_outputs(
+        &mut self,
+        tokens: &[u32],
+        outputs: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Tensor>> {
         let t = tokens.len();
-        if t == 0 {
-            return Err(EngineError::Compute("no tokens to run".into()));
+        if t == 0 || outputs == 0 || outputs > t {
+            return Err(EngineError::Compute(format!(
+                "cannot return {outputs} outputs for {t} tokens"
+            )));
         }
         let start = self.cache_len();
         if start + t > self.cfg.context_len {
@@ -476,11 +494,11 @@ impl Transformer {
             }
             Err(e) => return Err(e),
         };
-        let last = x.narrow(1, t - 1, 1)?;
+        let last = x.narrow(1, t - outputs, outputs)?;
         let last =
             candle_nn::ops::rms_norm(&last.contiguous()?, &self.out_norm, self.cfg.rms_eps as f32)?;
         let logits = self.output.forward(&last, self.kernels)?;
-        Ok(Some(logits.flatten_all()?))
+        Ok(Some(logits.squeeze(0)?))
     }
 
     fn layer_forward(

@@ -219,7 +219,8 @@ fn suspend_and_resume_on_the_model_reproduce_the_uninterrupted_output() {
         let mut step = 0;
         let mut yield_now = || {
             step += 1;
-            matches!(step, 2 | 6 | 14)
+            // Every third step: mid-prefill and between tokens (with or without guesses).
+            step % 3 == 2
         };
         let mut collect = |ev: Event| {
             if let Event::Text { text: t } = ev {
