@@ -3,7 +3,7 @@
 // $HEARTH_APP_BIN (default: the release build in $CARGO_TARGET_DIR or target-app). Each run
 // gets fresh data and config folders, so nothing from the user's own Hearth is touched.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -83,14 +83,30 @@ export async function startDriver(home, port = PORT) {
   });
   const exited = new Promise((resolve) => driver.once('exit', resolve));
   driver.exited = exited;
+  driver.home = home;
   await waitForPort(port, 15_000);
   return driver;
 }
 
 export async function stopDriver(driver) {
-  if (!driver || driver.exitCode !== null) return;
-  driver.kill('SIGTERM');
-  await Promise.race([driver.exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (driver && driver.exitCode === null) {
+    driver.kill('SIGTERM');
+    await Promise.race([driver.exited, new Promise((r) => setTimeout(r, 5000))]);
+  }
+  // An app whose WebDriver session never came up (a start that timed out) is not closed by the
+  // driver and would keep the test run waiting for it: end the apps this run started (those
+  // with this run's data folder), never any other Hearth on the machine.
+  const home = driver?.home;
+  if (!home) return;
+  const pids = spawnSync('pgrep', ['-f', appBinary()], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  for (const pid of pids) {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (env.includes(`HEARTH_DATA_DIR=${home.data}`)) process.kill(Number(pid), 'SIGTERM');
+    } catch {
+      // Gone already, or not ours to read.
+    }
+  }
 }
 
 /** A WebDriver session: starts the app and waits for its first screen. */
