@@ -192,12 +192,17 @@ pub struct DocumentText {
 }
 
 #[tauri::command]
-pub async fn translate_document_read(path: String) -> Res<DocumentText> {
-    off_ui(move || read_document_text(Path::new(&path))).await
+pub async fn translate_document_read(state: State<'_>, path: String) -> Res<DocumentText> {
+    blocking(&state, move |a| {
+        let limits = a.settings()?.documents.to_limits();
+        read_document_text(Path::new(&path), &limits)
+    })
+    .await
 }
 
-/// Markdown and text files as they are; other documents through `hearth_documents`.
-fn read_document_text(path: &Path) -> Res<DocumentText> {
+/// Markdown and text files as they are; other documents through `hearth_documents`, within
+/// the user's document limits.
+fn read_document_text(path: &Path, limits: &hearth_documents::Limits) -> Res<DocumentText> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -239,7 +244,7 @@ fn read_document_text(path: &Path) -> Res<DocumentText> {
         };
         return Ok(DocumentText { name, text, format });
     }
-    let extracted = hearth_documents::extract_file(path, &hearth_documents::Limits::default())
+    let extracted = hearth_documents::extract_file(path, limits)
         .map_err(|e| {
             AppError::new(
                 &format!("documents.{}", e.code()),
@@ -263,14 +268,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let md = dir.join("notes.md");
         std::fs::write(&md, "\u{feff}# Title\n\n```\ncode\n```\n").unwrap();
-        let d = read_document_text(&md).unwrap();
+        let d = read_document_text(&md, &hearth_documents::Limits::default()).unwrap();
         assert_eq!(d.name, "notes.md");
         assert_eq!(d.text, "# Title\n\n```\ncode\n```\n");
         assert_eq!(d.format, TextFormat::Markdown);
         let txt = dir.join("a.txt");
         std::fs::write(&txt, "Hello.").unwrap();
-        assert_eq!(read_document_text(&txt).unwrap().format, TextFormat::Plain);
-        let missing = read_document_text(&dir.join("none.md")).unwrap_err();
+        assert_eq!(read_document_text(&txt, &hearth_documents::Limits::default()).unwrap().format, TextFormat::Plain);
+        let missing = read_document_text(&dir.join("none.md"), &hearth_documents::Limits::default()).unwrap_err();
         assert_eq!(missing.code, "translate.document_unreadable");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -286,7 +291,7 @@ mod tests {
             "<html><head><title>T</title></head><body><p>First paragraph.</p><p>Second one.</p></body></html>",
         )
         .unwrap();
-        let d = read_document_text(&html).unwrap();
+        let d = read_document_text(&html, &hearth_documents::Limits::default()).unwrap();
         assert!(d.text.contains("First paragraph."), "{}", d.text);
         assert!(d.text.contains("Second one."), "{}", d.text);
         assert_eq!(d.format, TextFormat::Plain);

@@ -36,17 +36,18 @@ pub struct DocumentOptions {
     pub model: Option<String>,
     /// Largest chunk in tokens (default [`DEFAULT_CHUNK_TOKENS`]).
     pub chunk_tokens: Option<u32>,
-    /// Largest file accepted, in bytes (default 200 MB).
+    /// Largest file accepted, in bytes (default: the `documents.max_file_mb` setting, 200 MB).
     pub max_file_bytes: Option<u64>,
-    /// Most PDF pages accepted (default 2000).
+    /// Most PDF pages accepted (default: the `documents.max_pages` setting, 2000).
     pub max_pages: Option<u32>,
-    /// Most bytes decompression may produce (default 512 MB).
+    /// Most bytes decompression may produce (default: the `documents.max_decompressed_mb`
+    /// setting, 512 MB).
     pub max_decompressed_bytes: Option<u64>,
 }
 
 impl DocumentOptions {
-    fn limits(&self) -> Limits {
-        let d = Limits::default();
+    /// These options' limits, each one not given taken from `d` (the user's settings).
+    fn limits(&self, d: &Limits) -> Limits {
         Limits {
             max_file_bytes: self.max_file_bytes.unwrap_or(d.max_file_bytes),
             max_pages: self.max_pages.unwrap_or(d.max_pages),
@@ -164,6 +165,24 @@ pub(crate) fn tokenizer_for(path: &Path) -> Result<Arc<GgufTokenizer>> {
     Ok(t)
 }
 
+/// The context window a model file declares, read from its header (None when it cannot be read:
+/// the summary then checks the chunks against the model it runs with).
+fn context_of(path: &Path) -> Option<usize> {
+    hearth_engine::gguf::ModelFile::open(path)
+        .and_then(|f| f.config())
+        .map(|c| c.context_len)
+        .ok()
+}
+
+/// Tokens per chunk: what was asked for (default [`DEFAULT_CHUNK_TOKENS`]), but never more than
+/// a model with `context` tokens can summarize with its instructions and answer
+/// ([`crate::summarize::chunk_budget`]), and at least 16.
+fn chunk_limit(requested: Option<u32>, context: Option<usize>) -> usize {
+    let asked = requested.unwrap_or(DEFAULT_CHUNK_TOKENS) as usize;
+    let fits = context.map_or(asked, crate::summarize::chunk_budget);
+    asked.min(fits).max(16)
+}
+
 /// A token counter for `tok`, or an estimate (a token per three bytes, rounded up) without one.
 pub(crate) fn counter(tok: Option<Arc<GgufTokenizer>>) -> impl Fn(&str) -> usize {
     move |s: &str| match &tok {
@@ -229,7 +248,7 @@ impl Assistant {
                 source,
             })
         };
-        let limits = options.limits();
+        let limits = options.limits(&self.settings()?.documents.to_limits());
         // A file over the limit is refused before it is hashed or read.
         let size = std::fs::metadata(path).map_err(io)?.len();
         if size > limits.max_file_bytes {
@@ -252,13 +271,13 @@ impl Assistant {
         }
         let extracted =
             hearth_documents::extract_file(path, &limits).map_err(|e| extract_error(&e))?;
-        let tok = match self.resolve_model(options.model.as_deref()) {
-            Ok((_, model_path)) => Some(tokenizer_for(&model_path)?),
-            Err(e) if e.code == "models.none" => None,
+        let (tok, context) = match self.resolve_model(options.model.as_deref()) {
+            Ok((_, model_path)) => (Some(tokenizer_for(&model_path)?), context_of(&model_path)),
+            Err(e) if e.code == "models.none" => (None, None),
             Err(e) => return Err(e),
         };
         let count = counter(tok);
-        let max = options.chunk_tokens.unwrap_or(DEFAULT_CHUNK_TOKENS).max(16) as usize;
+        let max = chunk_limit(options.chunk_tokens, context);
         let chunks = hearth_documents::chunk(&extracted, &count, max);
         let name = path
             .file_name()
@@ -336,5 +355,27 @@ impl Assistant {
     pub fn delete_document(&self, id: i64) -> Result<()> {
         self.document(id)?;
         Ok(self.store().delete_document(DocumentId(id))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_fit_the_context_with_room_for_instructions_and_answer() {
+        // Plenty of room: what was asked for, or the default.
+        assert_eq!(chunk_limit(None, Some(8192)), DEFAULT_CHUNK_TOKENS as usize);
+        assert_eq!(chunk_limit(Some(512), Some(8192)), 512);
+        // A small window: the window less the instructions and the longest partial summary.
+        assert_eq!(
+            chunk_limit(None, Some(1024)),
+            crate::summarize::chunk_budget(1024)
+        );
+        assert_eq!(crate::summarize::chunk_budget(1024), 1024 - 160 - 192);
+        // No model known: what was asked for; never below 16.
+        assert_eq!(chunk_limit(Some(300), None), 300);
+        assert_eq!(chunk_limit(Some(4), None), 16);
+        assert_eq!(chunk_limit(None, Some(100)), 16);
     }
 }

@@ -62,6 +62,54 @@ impl SamplingSettings {
     }
 }
 
+/// Limits on the documents the user adds: a file over them is refused with a message that names
+/// the limit, before it is read past what the limit allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DocumentLimitSettings {
+    /// Largest file, in MB (1 MB = 2^20 bytes).
+    pub max_file_mb: u32,
+    /// Most pages of a PDF.
+    pub max_pages: u32,
+    /// Most bytes that decompressing one document (ZIP entries, PDF streams) may produce, in MB.
+    pub max_decompressed_mb: u32,
+}
+
+impl Default for DocumentLimitSettings {
+    fn default() -> Self {
+        let d = hearth_documents::Limits::default();
+        Self {
+            max_file_mb: (d.max_file_bytes >> 20) as u32,
+            max_pages: d.max_pages,
+            max_decompressed_mb: (d.max_decompressed_bytes >> 20) as u32,
+        }
+    }
+}
+
+impl DocumentLimitSettings {
+    pub fn to_limits(&self) -> hearth_documents::Limits {
+        hearth_documents::Limits {
+            max_file_bytes: (self.max_file_mb as u64) << 20,
+            max_pages: self.max_pages,
+            max_decompressed_bytes: (self.max_decompressed_mb as u64) << 20,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(AppError::new("settings.invalid", m));
+        if !(1..=16_384).contains(&self.max_file_mb) {
+            return bad("The largest document must be between 1 MB and 16,384 MB.");
+        }
+        if !(1..=100_000).contains(&self.max_pages) {
+            return bad("The page limit must be between 1 and 100,000 pages.");
+        }
+        if !(1..=65_536).contains(&self.max_decompressed_mb) {
+            return bad("The decompression limit must be between 1 MB and 65,536 MB.");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
@@ -76,6 +124,8 @@ pub struct Settings {
     /// Where models are downloaded from (a mirror); None: the default hub. Stored as the
     /// `models.hub_endpoint` setting, which the command line reads too.
     pub download_endpoint: Option<String>,
+    /// Limits on added documents.
+    pub documents: DocumentLimitSettings,
     /// The data folder in use (read only here: it is chosen before the database opens).
     pub data_dir: String,
 }
@@ -89,6 +139,7 @@ impl Default for Settings {
             system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
             sampling: SamplingSettings::default(),
             download_endpoint: None,
+            documents: DocumentLimitSettings::default(),
             data_dir: String::new(),
         }
     }
@@ -111,6 +162,7 @@ impl Settings {
                 return bad("The download endpoint must be an http:// or https:// address.");
             }
         }
+        self.documents.validate()?;
         self.sampling.validate()
     }
 
@@ -150,6 +202,17 @@ impl Settings {
                 seed: int("sampling.seed").map(|v| v as u64),
             },
             download_endpoint: text(crate::downloads::HUB_ENDPOINT_KEY),
+            documents: DocumentLimitSettings {
+                max_file_mb: int("documents.max_file_mb")
+                    .and_then(|v| u32::try_from(v).ok())
+                    .unwrap_or(d.documents.max_file_mb),
+                max_pages: int("documents.max_pages")
+                    .and_then(|v| u32::try_from(v).ok())
+                    .unwrap_or(d.documents.max_pages),
+                max_decompressed_mb: int("documents.max_decompressed_mb")
+                    .and_then(|v| u32::try_from(v).ok())
+                    .unwrap_or(d.documents.max_decompressed_mb),
+            },
             data_dir: String::new(),
         };
         // Values that no longer validate (edited by hand, older versions) fall back to defaults.
@@ -192,6 +255,18 @@ impl Settings {
             (
                 "sampling.max_tokens",
                 SettingValue::Int(sm.max_tokens as i64),
+            ),
+            (
+                "documents.max_file_mb",
+                SettingValue::Int(self.documents.max_file_mb as i64),
+            ),
+            (
+                "documents.max_pages",
+                SettingValue::Int(self.documents.max_pages as i64),
+            ),
+            (
+                "documents.max_decompressed_mb",
+                SettingValue::Int(self.documents.max_decompressed_mb as i64),
             ),
         ];
         for (k, v) in &values {

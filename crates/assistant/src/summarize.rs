@@ -52,6 +52,12 @@ const POLL: Duration = Duration::from_millis(40);
 /// Tokens of instructions around the text in each request (a generous bound).
 const PROMPT_OVERHEAD: usize = 160;
 
+/// The largest chunk a model with a context of `context` tokens can summarize at any length:
+/// the context minus the instructions and the longest partial summary.
+pub(crate) fn chunk_budget(context: usize) -> usize {
+    context.saturating_sub(PROMPT_OVERHEAD + SummaryLength::Long.part_tokens() as usize)
+}
+
 /// Most tokens of partial summaries one reduce request reads, whatever the context: long
 /// prompts are slow on a small CPU and small models lose the thread in them.
 const MAX_REDUCE_INPUT: usize = 3072;

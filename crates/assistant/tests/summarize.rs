@@ -601,3 +601,123 @@ fn bad_documents_get_typed_errors_and_leave_the_list_alone() {
         .unwrap_err();
     assert_eq!(err.code, "documents.not_found");
 }
+
+/// The limits on added documents are the user's settings: lowered, they refuse files the
+/// defaults accept (with the limit named), they survive a restart, and out-of-range values are
+/// refused without changing anything.
+#[test]
+fn document_limits_come_from_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let defaults = a.settings().unwrap().documents;
+    assert_eq!(
+        (defaults.max_file_mb, defaults.max_pages, defaults.max_decompressed_mb),
+        (200, 2000, 512)
+    );
+    let big = dir.path().join("notes.txt");
+    std::fs::write(&big, "The kettle boils at noon. ".repeat(60_000)).unwrap();
+    let no_model = DocumentOptions::default();
+
+    let mut s = a.settings().unwrap();
+    s.documents.max_file_mb = 1;
+    s.documents.max_pages = 10;
+    a.update_settings(s).unwrap();
+    let e = a.add_document(&big, &no_model).unwrap_err();
+    assert_eq!(e.code, "documents.too_large", "{}", e.message);
+    assert!(e.message.contains("1.0 MB limit"), "{}", e.message);
+    let e = a
+        .add_document(&fixture("documents/bash.pdf"), &no_model)
+        .unwrap_err();
+    assert_eq!(e.code, "documents.too_many_pages", "{}", e.message);
+    assert!(a.documents().unwrap().is_empty());
+
+    // An explicit option still wins over the setting.
+    let wide = DocumentOptions {
+        max_file_bytes: Some(8 << 20),
+        ..Default::default()
+    };
+    assert!(a.add_document(&big, &wide).is_ok());
+
+    // Out of range: refused, the stored limits unchanged.
+    let mut s = a.settings().unwrap();
+    s.documents.max_pages = 0;
+    assert_eq!(a.update_settings(s).unwrap_err().code, "settings.invalid");
+    drop(a);
+    let a = open(dir.path());
+    let kept = a.settings().unwrap().documents;
+    assert_eq!((kept.max_file_mb, kept.max_pages), (1, 10));
+}
+
+fn qwen() -> String {
+    test_models()
+        .join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+        .display()
+        .to_string()
+}
+
+/// Share of a text's letters that are CJK ideographs (the rest: Latin and other scripts).
+fn cjk_share(text: &str) -> f64 {
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+    let cjk = letters
+        .iter()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(*c))
+        .count();
+    cjk as f64 / letters.len().max(1) as f64
+}
+
+/// An English document summarized in Chinese, and a Chinese one in English, with the
+/// multilingual Qwen2.5 test model: the summary is written in the language asked for.
+#[test]
+fn summaries_cross_languages_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let en = dir.path().join("river.md");
+    std::fs::write(
+        &en,
+        "# The river town\n\nThe river runs past the old mill and under the stone bridge. \
+         Every morning the bakers open their shops before dawn, and the smell of bread fills \
+         the market square.\n\nIn spring the water rises. The miller closes the sluice gates \
+         and the town council checks the dikes along the eastern bank.\n\nIn summer tourists \
+         come for the boat races, which have been held every July since 1890.\n",
+    )
+    .unwrap();
+    let zh = dir.path().join("chaguan.md");
+    std::fs::write(
+        &zh,
+        "# 老茶馆\n\n老茶馆开在河边，已经有一百多年的历史。每天清晨，老人们来这里喝茶、下棋、\
+         聊天。\n\n茶馆的主人姓王，他每天五点起床烧水。他说，好茶要用山泉水泡，水温不能太高。\
+         \n\n到了周末，茶馆里会有说书人讲故事，年轻人也常常来听。\n",
+    )
+    .unwrap();
+    let options = DocumentOptions {
+        model: Some(qwen()),
+        ..Default::default()
+    };
+    for (path, lang) in [(&en, "zh"), (&zh, "en")] {
+        let doc = a.add_document(path, &options).unwrap().document.id;
+        let (sink, rx) = collector();
+        a.summarize(
+            SummarizeRequest {
+                document_id: doc,
+                length: SummaryLength::Short,
+                language: Some(lang.into()),
+                model: Some(qwen()),
+                max_part_tokens: Some(96),
+                max_summary_tokens: Some(96),
+                ..Default::default()
+            },
+            sink,
+        )
+        .unwrap();
+        let (_, status, summary) = finish(&rx);
+        assert_eq!(status, "done");
+        assert_eq!(summary.language, lang);
+        let share = cjk_share(&summary.text);
+        if lang == "zh" {
+            assert!(share > 0.6, "asked for Chinese: {:?}", summary.text);
+        } else {
+            assert!(share < 0.1, "asked for English: {:?}", summary.text);
+        }
+        assert!(!summary.key_points.is_empty());
+    }
+}

@@ -94,6 +94,7 @@ export function defaultSettings(): Settings {
     systemPrompt: DEFAULT_SYSTEM_PROMPT,
     sampling: { ...DEFAULT_SAMPLING },
     downloadEndpoint: null,
+    documents: { maxFileMb: 200, maxPages: 2000, maxDecompressedMb: 512 },
     dataDir: '/home/user/.local/share/hearth',
   };
 }
@@ -442,6 +443,16 @@ export function createMockBackend(options: MockOptions = {}): MockBackend {
       record('updateSettings', [next]);
       if (next.downloadEndpoint && !/^https?:\/\//.test(next.downloadEndpoint)) {
         throw fail('settings.invalid', 'The download endpoint must be an http:// or https:// address.');
+      }
+      const d = next.documents;
+      if (!(d.maxFileMb >= 1 && d.maxFileMb <= 16384)) {
+        throw fail('settings.invalid', 'The largest document must be between 1 MB and 16,384 MB.');
+      }
+      if (!(d.maxPages >= 1 && d.maxPages <= 100000)) {
+        throw fail('settings.invalid', 'The page limit must be between 1 and 100,000 pages.');
+      }
+      if (!(d.maxDecompressedMb >= 1 && d.maxDecompressedMb <= 65536)) {
+        throw fail('settings.invalid', 'The decompression limit must be between 1 MB and 65,536 MB.');
       }
       settings = { ...structuredClone(next), dataDir: settings.dataDir };
       return later(structuredClone(settings));

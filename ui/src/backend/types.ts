@@ -74,6 +74,16 @@ export interface SamplingSettings {
 export type ThemeChoice = 'system' | 'light' | 'dark';
 export type Language = 'en' | 'zh-CN';
 
+/** Limits on the documents the user adds (Settings → Documents). */
+export interface DocumentLimits {
+  /** Largest file, in MB. */
+  maxFileMb: number;
+  /** Most pages of a PDF. */
+  maxPages: number;
+  /** Most data decompressing one document may produce, in MB. */
+  maxDecompressedMb: number;
+}
+
 export interface Settings {
   threads: number;
   theme: ThemeChoice;
@@ -81,6 +91,7 @@ export interface Settings {
   systemPrompt: string;
   sampling: SamplingSettings;
   downloadEndpoint: string | null;
+  documents: DocumentLimits;
   /** The data folder in use (read only). */
   dataDir: string;
 }

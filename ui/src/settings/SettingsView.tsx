@@ -1,15 +1,56 @@
 /**
  * The Settings view: data folder (chosen for the next start), compute threads, download
- * endpoint, theme and language. Each control saves when changed; theme and language apply at once.
+ * endpoint, document limits, theme and language. Each control saves when changed; theme and
+ * language apply at once.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { useApp } from '../app/context';
-import type { Language, ThemeChoice } from '../backend/types';
+import type { DocumentLimits, Language, ThemeChoice } from '../backend/types';
 import { toAppError } from '../backend/types';
 import { Icon } from '../icons';
-import { LANGUAGES, useI18n } from '../i18n';
+import { LANGUAGES, type MessageKey, useI18n } from '../i18n';
 
 const THEMES: ThemeChoice[] = ['system', 'light', 'dark'];
+
+/** The document limits, each with its label key and allowed range. */
+const LIMITS: { key: keyof DocumentLimits; label: MessageKey; max: number }[] = [
+  { key: 'maxFileMb', label: 'settings.maxFileMb', max: 16384 },
+  { key: 'maxPages', label: 'settings.maxPages', max: 100000 },
+  { key: 'maxDecompressedMb', label: 'settings.maxDecompressedMb', max: 65536 },
+];
+
+/** One whole-number limit: saved when the field is left or Enter is pressed. */
+function LimitField(props: {
+  id: string;
+  label: string;
+  value: number;
+  max: number;
+  onSave: (n: number) => void;
+}) {
+  const [text, setText] = useState(String(props.value));
+  useEffect(() => setText(String(props.value)), [props.value]);
+  return (
+    <div class="field">
+      <label class="field-label" for={props.id}>
+        {props.label}
+      </label>
+      <input
+        id={props.id}
+        aria-describedby="documents-hint"
+        type="number"
+        min={1}
+        max={props.max}
+        step={1}
+        value={text}
+        onInput={(e) => setText((e.target as HTMLInputElement).value)}
+        onChange={() => {
+          const n = Math.floor(Number(text));
+          if (Number.isFinite(n) && n !== props.value) props.onSave(n);
+        }}
+      />
+    </div>
+  );
+}
 
 export function SettingsView() {
   const { t } = useI18n();
@@ -154,6 +195,23 @@ export function SettingsView() {
             {t('settings.endpointHint')}
           </span>
         </div>
+      </section>
+
+      <section class="card">
+        <h2>{t('settings.documents')}</h2>
+        <p class="field-hint" id="documents-hint">
+          {t('settings.documentsHint')}
+        </p>
+        {LIMITS.map((l) => (
+          <LimitField
+            key={l.key}
+            id={`limit-${l.key}`}
+            label={t(l.label)}
+            value={settings.documents[l.key]}
+            max={l.max}
+            onSave={(n) => void save({ documents: { ...settings.documents, [l.key]: n } })}
+          />
+        ))}
       </section>
 
       <p class="version">{t('settings.version', { version: info.version })}</p>

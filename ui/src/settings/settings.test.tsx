@@ -46,6 +46,22 @@ describe('settings', () => {
     await waitFor(async () => expect((await backend.settings()).downloadEndpoint).toBe('https://mirror.example'));
   });
 
+  it('saves the document limits and refuses one out of range', async () => {
+    const { backend } = await renderApp();
+    fireEvent.click(screen.getByRole('button', { name: 'Settings' }));
+    const size = screen.getByRole('spinbutton', { name: 'Largest document (MB)' });
+    expect((size as HTMLInputElement).value).toBe('200');
+    fireEvent.input(size, { target: { value: '50' } });
+    fireEvent.change(size);
+    await waitFor(async () => expect((await backend.settings()).documents.maxFileMb).toBe(50));
+    const pages = screen.getByRole('spinbutton', { name: 'Most pages of a PDF' });
+    fireEvent.input(pages, { target: { value: '0' } });
+    fireEvent.change(pages);
+    const alert = await screen.findByRole('alert');
+    expect(alert.dataset.code).toBe('settings.invalid');
+    expect((await backend.settings()).documents).toEqual({ maxFileMb: 50, maxPages: 2000, maxDecompressedMb: 512 });
+  });
+
   it('chooses a data folder for the next start', async () => {
     const { backend } = await renderApp({ picks: ['/mnt/usb/hearth'] });
     fireEvent.click(screen.getByRole('button', { name: 'Settings' }));
