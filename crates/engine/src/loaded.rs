@@ -573,7 +573,8 @@ impl LoadedModel {
         // Speculative decoding (greedy only: a guess is kept only where it is the model's own
         // choice, so the output is unchanged). `verified`: tokens after `next` that a model step
         // already chose; all but the last have their keys and values in the cache.
-        let speculate = params.speculative && params.sampling.temperature == 0.0;
+        let speculate =
+            params.speculative && params.sampling.temperature == 0.0 && speculation_allowed();
         let mut verified: std::collections::VecDeque<u32> = Default::default();
         loop {
             if !params.ignore_eos && specials.end_of_turn.contains(&next) {
@@ -694,6 +695,13 @@ impl LoadedModel {
             None => Err(EngineError::InvalidSetting("no tokens to run".into())),
         }
     }
+}
+
+/// Whether speculative decoding may run: `HEARTH_SPECULATIVE=off` turns it off in the whole
+/// process, for diagnosis and for measuring what it brings (read once).
+fn speculation_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("HEARTH_SPECULATIVE").as_deref() != Ok("off"))
 }
 
 /// Most tokens guessed ahead in one step of speculative decoding.
