@@ -280,6 +280,8 @@ fn generate(a: GenerateArgs) -> Result<()> {
             "ttft_ms": stats.ttft_ms,
             "prefill_tok_s": stats.prefill_tok_s,
             "decode_tok_s": stats.decode_tok_s,
+            "drafted_tokens": stats.drafted_tokens,
+            "accepted_tokens": stats.accepted_tokens,
         });
         println!("{v}");
     } else {
