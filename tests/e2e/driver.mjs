@@ -84,7 +84,10 @@ export async function startDriver(home, port = PORT) {
   const exited = new Promise((resolve) => driver.once('exit', resolve));
   driver.exited = exited;
   driver.home = home;
+  // tauri-driver listens at once, but forwards sessions to WebKitWebDriver, which it starts
+  // alongside: a session asked for before that one listens fails with a connection error.
   await waitForPort(port, 15_000);
+  await waitForPort(port + 1, 15_000);
   return driver;
 }
 
@@ -113,13 +116,22 @@ export async function stopDriver(driver) {
 export async function openApp(port = PORT) {
   const binary = appBinary();
   if (!existsSync(binary)) throw new Error(`The app is not built: ${binary} is missing (run scripts/test-app).`);
-  const browser = await remote({
+  const options = {
     hostname: '127.0.0.1',
     port,
     logLevel: 'warn',
     connectionRetryCount: 0,
     capabilities: { 'tauri:options': { application: binary } },
-  });
+  };
+  let browser;
+  try {
+    browser = await remote(options);
+  } catch (err) {
+    // A request that never reached WebKitWebDriver started no app: ask once more.
+    if (!/UND_ERR_SOCKET|ECONNREFUSED|ECONNRESET/.test(String(err?.message ?? err))) throw err;
+    await new Promise((r) => setTimeout(r, 1000));
+    browser = await remote(options);
+  }
   await browser.$('.app, .fatal').waitForExist({ timeout: 30_000 });
   return browser;
 }
