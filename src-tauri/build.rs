@@ -56,6 +56,8 @@ const COMMANDS: &[&str] = &[
     "document_summaries",
     "passage_get",
     "document_ask",
+    "retrieval_status",
+    "search_model_pull",
 ];
 
 fn main() {

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use hearth_assistant::{
     AddedDocument, AppError, AskEvent, AskRequest, AskStarted, Assistant, DocumentInfo,
-    DocumentOptions, DocumentSummary, Passage, SummarizeEvent, SummarizeRequest, SummaryStarted,
+    DocumentOptions, DocumentSummary, Passage, RetrievalStatus, SummarizeEvent, SummarizeRequest,
+    SummaryStarted,
 };
 use tauri::ipc::Channel;
 use tauri::AppHandle;
@@ -135,6 +136,13 @@ pub async fn document_summaries(state: State<'_>, document_id: i64) -> Res<Vec<D
 #[tauri::command]
 pub async fn passage_get(state: State<'_>, chunk_id: i64) -> Res<Passage> {
     blocking(&state, move |a| a.passage(chunk_id)).await
+}
+
+/// How a document's passages are found for questions (words, or words and meaning), and
+/// whether the search model is installed.
+#[tauri::command]
+pub async fn retrieval_status(state: State<'_>, document_id: i64) -> Res<RetrievalStatus> {
+    blocking(&state, move |a| a.retrieval_status(document_id)).await
 }
 
 /// A question about one document; the answer streams through `on_event`.

@@ -79,6 +79,22 @@ pub async fn model_pull(
     .await
 }
 
+/// Downloads the search model (the embedding model that finds document passages by meaning);
+/// events as for [`model_pull`], ending with `installed`. Cancel with `model_pull_cancel`.
+#[tauri::command]
+pub async fn search_model_pull(
+    app: tauri::State<'_, Arc<AppState>>,
+    state: tauri::State<'_, DownloadsState>,
+    on_event: Channel<DownloadEvent>,
+) -> Res<PullStarted> {
+    blocking((app, state), move |d| {
+        d.pull_embedding_model(Box::new(move |e| {
+            let _ = on_event.send(e);
+        }))
+    })
+    .await
+}
+
 #[tauri::command]
 pub fn model_pull_pause(
     app: tauri::State<'_, Arc<AppState>>,

@@ -103,6 +103,7 @@ pub fn run() {
             download_commands::catalog_for_machine,
             download_commands::model_recommendation,
             download_commands::model_pull,
+            download_commands::search_model_pull,
             download_commands::model_pull_pause,
             download_commands::model_pull_cancel,
             translate_commands::translate_languages,
@@ -131,6 +132,7 @@ pub fn run() {
             document_commands::document_summaries,
             document_commands::passage_get,
             document_commands::document_ask,
+            document_commands::retrieval_status,
         ])
         .build(tauri::generate_context!());
     match app {

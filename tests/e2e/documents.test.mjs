@@ -14,14 +14,17 @@
 // clear `documents.*` message, the list stays empty; bash.pdf dropped, listed with its 87
 // pages; a short summary of page 1 shows progress (stage, step i of n), is cancelled with Esc,
 // then resumed to the end; key points carry page citations that open the passage with its
-// page; a question lists the passages it rests on, one opens with its page. Screenshots in
-// light, dark and Chinese go to test-output/screenshots/<label>/.
+// page; a question lists the passages it rests on, one opens with its page; the search model
+// (the real all-MiniLM-L6-v2 files, served by the stand-in hub of tests/e2e/hub-server.mjs) is
+// downloaded from the notice above the question box and the document is then indexed by
+// meaning. Screenshots in light, dark and Chinese go to test-output/screenshots/<label>/.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { appBinary, freshHome, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
+import { startHub } from './hub-server.mjs';
 
 const label = process.env.HEARTH_E2E_LABEL ?? 'build';
 const shots = join(root, 'test-output', 'screenshots', label);
@@ -35,7 +38,14 @@ const scratch = mkdtempSync(join(tmpdir(), 'hearth-e2e-docs-'));
 const fake = join(scratch, 'not-really.pdf');
 writeFileSync(fake, 'This is a plain text note that was renamed to .pdf; it has no PDF structure at all.\n');
 
+const minilm = join(modelsDir, 'all-minilm-l6-v2');
 const home = freshHome();
+// The app's Hugging Face cache lives in the fresh folder; nothing else may choose the hub.
+process.env.HF_HOME = join(home.base, 'hf');
+delete process.env.HF_ENDPOINT;
+delete process.env.HF_HUB_OFFLINE;
+delete process.env.HF_HUB_CACHE;
+let hub;
 let driver;
 let browser;
 
@@ -78,6 +88,10 @@ async function dropFiles(paths) {
 }
 
 before(async () => {
+  hub = await startHub({
+    repo: 'sentence-transformers/all-MiniLM-L6-v2',
+    files: ['model.safetensors', 'config.json', 'tokenizer.json'].map((file) => ({ file, path: join(minilm, file) })),
+  });
   driver = await startDriver(home);
   browser = await openApp();
 });
@@ -85,6 +99,7 @@ before(async () => {
 after(async () => {
   if (browser) await browser.deleteSession().catch(() => {});
   await stopDriver(driver);
+  if (hub) await hub.close();
 });
 
 describe(`Documents view (${appBinary()})`, () => {
@@ -194,7 +209,63 @@ describe(`Documents view (${appBinary()})`, () => {
     // The answer is still being written: it is stopped here to keep the test short.
     if ((await text('[data-action="cancel-answer"]')) !== null) {
       await (await browser.$('[data-action="cancel-answer"]')).click();
+      const t0 = Date.now();
+      await until('the answer stopped', async () => (await text('[data-action="ask"]')) !== null, 30_000);
+      console.log(`answer stopped ${Date.now() - t0} ms after Cancel`);
     }
+  });
+
+  it('the search model is downloaded from the question box, then the document is indexed by meaning', async () => {
+    await view('settings');
+    await (await browser.$('#endpoint-input')).setValue(hub.url);
+    await browser.keys('Tab');
+    await until('the saved endpoint', async () =>
+      (await browser.execute(() => document.querySelector('.banners')?.textContent ?? '')).includes('Settings saved.'),
+    );
+    await view('documents');
+    const notice = await browser.$('[data-testid="search-model"]');
+    await notice.waitForDisplayed({ timeout: 10_000 });
+    assert.match(await text('[data-testid="search-model"]'), /search model/i);
+    // Slowed down, so the progress can be seen (about 9 s for the 90 MB).
+    hub.setRate(10_000_000);
+    await (await browser.$('[data-action="get-search-model"]')).click();
+    await until('the download progress', async () =>
+      browser.execute(() => {
+        const bar = document.querySelector('[data-testid="search-model"] [role="progressbar"]');
+        return bar !== null && Number(bar.getAttribute('aria-valuenow')) > 0;
+      }),
+    );
+    await shot('37-documents-search-model-download');
+    hub.setRate(null);
+    await until('the search model installed', async () => (await text('[data-testid="search-model"]')) === null, 120_000);
+    const live = await browser.execute(() => document.getElementById('live-region').textContent);
+    assert.match(live, /search model is installed/);
+    assert.ok(existsSync(join(home.data, 'models', 'all-minilm-l6-v2', 'model.safetensors')), 'not in the models folder');
+    const requested = new Set(hub.log.map((l) => l.path.split('/').pop()));
+    for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) assert.ok(requested.has(f), `${f} not downloaded`);
+    // Indexed in the background: the notice counts passages until all have vectors.
+    let seen = null;
+    await until(
+      'every passage indexed by meaning',
+      async () => {
+        const s = await text('[data-testid="search-status"]');
+        if (s) seen = s;
+        return s === null;
+      },
+      300_000,
+    );
+    if (seen) assert.match(seen, /Indexed by meaning: \d+ of \d+ passages/, seen);
+    // What the backend itself says: words and meaning, every passage with a vector.
+    const status = await browser.executeAsync((done) => {
+      const invoke = window.__TAURI_INTERNALS__.invoke;
+      invoke('documents_list')
+        .then((docs) => invoke('retrieval_status', { documentId: docs[0].id }))
+        .then(done, (e) => done({ error: String(e?.message ?? JSON.stringify(e)) }));
+    });
+    assert.equal(status.method, 'hybrid', JSON.stringify(status));
+    assert.equal(status.modelInstalled, true);
+    assert.ok(status.totalChunks > 0 && status.embeddedChunks === status.totalChunks, JSON.stringify(status));
+    console.log(`search model installed; indexing seen: ${seen}`);
   });
 
   it('shows the view in the dark theme and in Chinese', async () => {

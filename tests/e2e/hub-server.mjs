@@ -1,20 +1,24 @@
-// A small stand-in for the Hugging Face hub on 127.0.0.1, for the end-to-end download test: it
-// serves one repository with one file, as the hub's download protocol does (the file list with
-// its LFS SHA-256 and size, then the file itself, resumable with Range). Transfer can be slowed
+// A small stand-in for the Hugging Face hub on 127.0.0.1, for the end-to-end download tests: it
+// serves one repository, as the hub's download protocol does (the file list with each file's
+// LFS SHA-256 and size, then the files themselves, resumable with Range). Transfer can be slowed
 // so a test can watch the progress bar and pause.
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 /**
- * Serves `path` as `file` of the repository `repo` at revision `main`.
- * Returns { url, log, setRate(bytesPerSecond | null), close() }.
+ * Serves the repository `repo` at revision `main` with `files` ([{ file, path }]: the name in
+ * the repository and the file on disk), or the single `path` as `file`.
+ * Returns { url, log, sha256, size (of the first file), setRate(bytesPerSecond | null), close() }.
  */
-export async function startHub({ repo, file, path }) {
-  const size = statSync(path).size;
-  const sha256 = createHash('sha256').update(readFileSync(path)).digest('hex');
-  const pointer = `version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`;
-  const blobId = createHash('sha1').update(`blob ${pointer.length}\0${pointer}`).digest('hex');
+export async function startHub({ repo, file, path, files }) {
+  const served = (files ?? [{ file, path }]).map((f) => {
+    const size = statSync(f.path).size;
+    const sha256 = createHash('sha256').update(readFileSync(f.path)).digest('hex');
+    const pointer = `version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`;
+    const blobId = createHash('sha1').update(`blob ${pointer.length}\0${pointer}`).digest('hex');
+    return { ...f, size, sha256, blobId };
+  });
   const commit = createHash('sha1').update(`${repo}@main`).digest('hex');
   const log = [];
   let rate = null;
@@ -24,14 +28,19 @@ export async function startHub({ repo, file, path }) {
     log.push({ method: req.method, path: url.pathname, range: req.headers.range ?? null });
     if (url.pathname === `/api/models/${repo}/revision/main`) {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ id: repo, sha: commit, siblings: [{ rfilename: file, size, blobId, lfs: { sha256, size } }] }));
+      const siblings = served.map((f) => ({ rfilename: f.file, size: f.size, blobId: f.blobId, lfs: { sha256: f.sha256, size: f.size } }));
+      res.end(JSON.stringify({ id: repo, sha: commit, siblings }));
       return;
     }
-    if (url.pathname !== `/${repo}/resolve/${commit}/${file}` && url.pathname !== `/${repo}/resolve/main/${file}`) {
+    const wanted = served.find(
+      (f) => url.pathname === `/${repo}/resolve/${commit}/${f.file}` || url.pathname === `/${repo}/resolve/main/${f.file}`,
+    );
+    if (!wanted) {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       res.end('Entry not found');
       return;
     }
+    const { size, sha256, path } = wanted;
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = m ? Number(m[1]) : 0;
     if (start >= size) {
@@ -76,8 +85,8 @@ export async function startHub({ repo, file, path }) {
   return {
     url: `http://127.0.0.1:${port}`,
     log,
-    sha256,
-    size,
+    sha256: served[0].sha256,
+    size: served[0].size,
     setRate(r) {
       rate = r;
     },

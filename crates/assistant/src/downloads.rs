@@ -360,7 +360,24 @@ pub enum DownloadEvent {
     Cancelled { job_id: u64 },
     #[serde(rename_all = "camelCase")]
     Failed { job_id: u64, error: AppError },
+    /// A model that is not a chat model (the embedding model for document search) is in place.
+    #[serde(rename_all = "camelCase")]
+    Installed {
+        job_id: u64,
+        installed_id: String,
+        folder: String,
+    },
 }
+
+/// The sentence-embedding model that finds document passages by meaning (all-MiniLM-L6-v2).
+pub const EMBEDDING_REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";
+/// Its revision on the hub.
+pub const EMBEDDING_REVISION: &str = "main";
+/// The files it needs, weights first.
+pub const EMBEDDING_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
+/// SHA-256 of its weights, checked after the download whatever the server says.
+pub const EMBEDDING_WEIGHTS_SHA256: &str =
+    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 
 /// Where download events go (a UI channel, a test's collector).
 pub type DownloadSink = Box<dyn Fn(DownloadEvent) + Send + Sync>;
@@ -822,6 +839,144 @@ impl Downloads {
             discard_job_partials(&hub, &j.repo, &j.revision, j.file.as_deref());
         }
         Ok(())
+    }
+
+    /// Downloads the embedding model for document search ([`EMBEDDING_REPO`]) into
+    /// `<data folder>/models/all-minilm-l6-v2`, where questions about documents find it. Returns
+    /// at once; events as for [`Self::pull`], ending with `installed` (or `cancelled`,
+    /// `failed`). The weights are checked against [`EMBEDDING_WEIGHTS_SHA256`] and the model is
+    /// loaded once before it is put in place, so a bad download never replaces a good model.
+    /// Cancel with [`Self::cancel`]. Documents already added are then indexed by meaning in the
+    /// background.
+    pub fn pull_embedding_model(&self, sink: DownloadSink) -> Result<PullStarted> {
+        let id = crate::embed::EMBEDDING_MODEL_ID.to_string();
+        let flag = Arc::new(AtomicBool::new(false));
+        let job_id = {
+            let mut jobs = lock(&self.inner.jobs);
+            if jobs.values().any(|j| j.running && j.repo == EMBEDDING_REPO) {
+                return Err(DownloadError::Busy("The search model".into()).into());
+            }
+            jobs.retain(|_, j| j.repo != EMBEDDING_REPO);
+            let job_id = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
+            jobs.insert(
+                job_id,
+                Job {
+                    repo: EMBEDDING_REPO.into(),
+                    revision: EMBEDDING_REVISION.into(),
+                    file: None,
+                    flag: flag.clone(),
+                    stop: Stop::None,
+                    running: true,
+                },
+            );
+            job_id
+        };
+        let this = self.clone();
+        let installed_id = id.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pull-embedding-model".into())
+            .spawn(move || {
+                sink(DownloadEvent::Started {
+                    job_id,
+                    catalog_id: installed_id.clone(),
+                    quant: "F32".into(),
+                    installed_id: installed_id.clone(),
+                    quantize_here: false,
+                });
+                let hub = Hub::new(this.hub_config());
+                let result = this.fetch_embedding_model(&hub, job_id, &flag, &sink);
+                let stop = lock(&this.inner.jobs)
+                    .remove(&job_id)
+                    .map(|j| j.stop)
+                    .unwrap_or(Stop::None);
+                match result {
+                    Ok(folder) => {
+                        sink(DownloadEvent::Installed {
+                            job_id,
+                            installed_id,
+                            folder: folder.display().to_string(),
+                        });
+                        if let Ok(docs) = this.inner.assistant.documents() {
+                            for d in docs {
+                                this.inner.assistant.embed_in_background(d.id);
+                            }
+                        }
+                    }
+                    Err(e) if e.code == "download.cancelled" || stop != Stop::None => {
+                        discard_job_partials(&hub, EMBEDDING_REPO, EMBEDDING_REVISION, None);
+                        sink(DownloadEvent::Cancelled { job_id });
+                    }
+                    Err(error) => sink(DownloadEvent::Failed { job_id, error }),
+                }
+            });
+        if let Err(e) = spawned {
+            lock(&self.inner.jobs).remove(&job_id);
+            return Err(DownloadError::Io(format!("cannot start the download: {e}")).into());
+        }
+        Ok(PullStarted {
+            job_id,
+            installed_id: id,
+            quant: "F32".into(),
+        })
+    }
+
+    fn fetch_embedding_model(
+        &self,
+        hub: &Hub,
+        job_id: u64,
+        flag: &AtomicBool,
+        sink: &DownloadSink,
+    ) -> Result<PathBuf> {
+        let mut last = Instant::now() - PROGRESS_EVERY;
+        let files = hub
+            .download_files(
+                EMBEDDING_REPO,
+                EMBEDDING_REVISION,
+                &EMBEDDING_FILES,
+                &mut |p| {
+                    if p.done || last.elapsed() >= PROGRESS_EVERY {
+                        last = Instant::now();
+                        sink(progress(job_id, p));
+                    }
+                },
+                flag,
+            )
+            .map_err(DownloadError::from)?;
+        let weights = &files[0].path;
+        let sha = hearth_documents::sha256_file(weights)
+            .map_err(|e| DownloadError::Io(format!("cannot read {}: {e}", weights.display())))?;
+        if sha != EMBEDDING_WEIGHTS_SHA256 {
+            let _ = std::fs::remove_file(&files[0].blob);
+            return Err(DownloadError::Checksum(format!(
+                "{EMBEDDING_REPO}/model.safetensors has SHA-256 {sha}, expected {EMBEDDING_WEIGHTS_SHA256}"
+            ))
+            .into());
+        }
+        // Put together beside the final folder, checked, then moved into place in one step.
+        let models = self.models_dir();
+        let dest = models.join(crate::embed::EMBEDDING_MODEL_ID);
+        let staging = models.join(format!(".{}.partial", crate::embed::EMBEDDING_MODEL_ID));
+        let io = |e: std::io::Error| -> AppError {
+            if e.raw_os_error() == Some(28) {
+                DownloadError::DiskFull(e.to_string()).into()
+            } else {
+                DownloadError::Io(format!("cannot install the search model: {e}")).into()
+            }
+        };
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(io)?;
+        for (name, f) in EMBEDDING_FILES.iter().zip(&files) {
+            std::fs::copy(&f.path, staging.join(name)).map_err(io)?;
+        }
+        if let Err(e) = crate::embed::Embedder::load(&staging) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(DownloadError::InvalidModel(e.to_string()).into());
+        }
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(io)?;
+        }
+        std::fs::rename(&staging, &dest).map_err(io)?;
+        Ok(dest)
     }
 
     /// Ids of the pulls that are paused (a cancel of one deletes its partial file).

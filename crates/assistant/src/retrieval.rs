@@ -44,6 +44,8 @@ pub const RRF_K: f64 = 60.0;
 pub struct RetrievalStatus {
     /// `hybrid` (words and meaning) or `keywords` (BM25 alone).
     pub method: String,
+    /// The embedding model is installed (else it can be downloaded: the search model).
+    pub model_installed: bool,
     /// Chunks of the document with vectors.
     pub embedded_chunks: u32,
     pub total_chunks: u32,
@@ -213,6 +215,7 @@ impl Assistant {
         };
         Ok(RetrievalStatus {
             method: method.into(),
+            model_installed: have_model,
             embedded_chunks: cov.embedded,
             total_chunks: cov.total,
             note,

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use hearth_assistant::downloads::{
-    recommend, DownloadsConfig, RecommendationReason, HUB_ENDPOINT_KEY,
+    recommend, DownloadsConfig, RecommendationReason, EMBEDDING_REPO, HUB_ENDPOINT_KEY,
 };
 use hearth_assistant::{
     Assistant, AssistantConfig, DownloadEvent, Downloads, PullRequest, Settings,
@@ -535,5 +535,117 @@ fn the_settings_download_endpoint_is_the_hub_endpoint() {
     assert_eq!(
         back.download_endpoint.as_deref(),
         Some("http://mirror.example/")
+    );
+}
+
+/// The embedding model for document search, served by the local hub from the real
+/// all-MiniLM-L6-v2 files of the test models folder.
+fn minilm_server() -> HubServer {
+    let weights = support::test_model("all-minilm-l6-v2/model.safetensors");
+    let dir = weights.parent().unwrap().to_path_buf();
+    let small = |name: &str| ServedFile::small(name, &std::fs::read(dir.join(name)).unwrap());
+    HubServer::start(vec![Repo {
+        id: EMBEDDING_REPO.into(),
+        commit: "c9745ed1d9f207416be6d2e6f8de32d1f16199bf".into(),
+        files: vec![
+            ServedFile::lfs("model.safetensors", &dir.join("model.safetensors")),
+            small("config.json"),
+            small("tokenizer.json"),
+        ],
+        token: None,
+    }])
+}
+
+fn start_embedding(s: &Setup) -> (u64, Receiver<DownloadEvent>) {
+    let (tx, rx) = mpsc::channel();
+    let started = s
+        .downloads
+        .pull_embedding_model(Box::new(move |e| {
+            let _ = tx.send(e);
+        }))
+        .unwrap();
+    (started.job_id, rx)
+}
+
+fn is_embedding_final(e: &DownloadEvent) -> bool {
+    is_final(e) || matches!(e, DownloadEvent::Installed { .. })
+}
+
+/// The search model: downloaded with progress, checked, put in place where questions find it;
+/// a damaged download and a cancelled one leave nothing behind and keep a good model.
+#[test]
+fn the_search_model_is_downloaded_checked_and_installed() {
+    let server = minilm_server();
+    let s = setup(&server.url, false);
+    assert!(s.assistant.embedding_model_dir().is_none());
+
+    // Damaged on the way: refused, nothing installed.
+    server.set_faults(Faults {
+        corrupt_offset: Some(1_000_000),
+        ..Default::default()
+    });
+    let (_, rx) = start_embedding(&s);
+    let events = events_until(&rx, is_embedding_final);
+    match events.last().unwrap() {
+        DownloadEvent::Failed { error, .. } => assert_eq!(error.code, "download.checksum"),
+        e => panic!("expected a checksum failure, got {e:?}"),
+    }
+    assert!(s.assistant.embedding_model_dir().is_none());
+    server.set_faults(Faults::default());
+
+    // Cancelled while it trickles in: nothing installed, no partial file kept.
+    trickle(&server);
+    let (job, rx) = start_embedding(&s);
+    events_until(&rx, |e| matches!(e, DownloadEvent::Progress { downloaded, .. } if *downloaded > 0));
+    s.downloads.cancel(job).unwrap();
+    let events = events_until(&rx, is_embedding_final);
+    assert!(
+        matches!(events.last(), Some(DownloadEvent::Cancelled { .. })),
+        "{events:?}"
+    );
+    assert!(s.assistant.embedding_model_dir().is_none());
+    server.set_faults(Faults::default());
+
+    // Whole: progress, then installed where the assistant looks for it.
+    let (_, rx) = start_embedding(&s);
+    let events = events_until(&rx, is_embedding_final);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, DownloadEvent::Progress { total: Some(t), .. } if *t > 80_000_000)));
+    let DownloadEvent::Installed { folder, installed_id, .. } = events.last().unwrap() else {
+        panic!("expected the model installed, got {events:?}");
+    };
+    assert_eq!(installed_id, "all-minilm-l6-v2");
+    assert_eq!(
+        s.assistant.embedding_model_dir().as_deref(),
+        Some(Path::new(folder))
+    );
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        assert!(Path::new(folder).join(f).is_file(), "{f}");
+    }
+    let blobs = s
+        .hf_cache
+        .join("models--sentence-transformers--all-MiniLM-L6-v2")
+        .join("blobs");
+    let leftovers: Vec<_> = std::fs::read_dir(blobs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".incomplete"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A second, damaged download does not replace the good model.
+    server.set_faults(Faults {
+        corrupt_offset: Some(1_000_000),
+        ..Default::default()
+    });
+    std::fs::remove_dir_all(s.hf_cache.join("models--sentence-transformers--all-MiniLM-L6-v2"))
+        .unwrap();
+    let (_, rx) = start_embedding(&s);
+    let events = events_until(&rx, is_embedding_final);
+    assert!(matches!(events.last(), Some(DownloadEvent::Failed { .. })));
+    assert_eq!(
+        s.assistant.embedding_model_dir().as_deref(),
+        Some(Path::new(folder))
     );
 }

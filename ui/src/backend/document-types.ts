@@ -4,6 +4,7 @@
  * documents. Citations are mechanical: chunk ids with their pages (PDF) or section headings.
  */
 import type { AppError } from './types';
+import type { DownloadEvent, PullStarted } from './download-types';
 
 export interface DocumentInfo {
   id: number;
@@ -153,6 +154,18 @@ export type AskEvent =
   | { type: 'done'; jobId: number; answer: Answer }
   | { type: 'failed'; jobId: number; error: AppError };
 
+/** How a document's passages are found for questions. */
+export interface RetrievalStatus {
+  /** `hybrid`: by words and by meaning; `keywords`: by words only. */
+  method: 'hybrid' | 'keywords';
+  /** The search model (finds passages by meaning) is installed. */
+  modelInstalled: boolean;
+  embeddedChunks: number;
+  totalChunks: number;
+  /** English; the UI writes its own sentence from the fields above. */
+  note: string | null;
+}
+
 export interface DocumentsBackend {
   /** The system picker for documents to add; null when the user cancels. */
   pickDocuments(title: string): Promise<string[] | null>;
@@ -171,4 +184,9 @@ export interface DocumentsBackend {
   documentSummaries(documentId: number): Promise<DocumentSummary[]>;
   passage(chunkId: number): Promise<Passage>;
   askDocument(request: AskRequest, onEvent: (event: AskEvent) => void): Promise<AskStarted>;
+  retrievalStatus(documentId: number): Promise<RetrievalStatus>;
+  /** Downloads the search model; events end with `installed`, `cancelled` or `failed`. */
+  pullSearchModel(onEvent: (event: DownloadEvent) => void): Promise<PullStarted>;
+  /** Stops a search model download and deletes what it had downloaded. */
+  cancelSearchModel(jobId: number): Promise<void>;
 }

@@ -96,7 +96,9 @@ export type DownloadEvent =
   | { type: 'measured'; jobId: number; installedId: string; tokensPerSecond: number }
   | { type: 'paused'; jobId: number; downloaded: number; total: number | null }
   | { type: 'cancelled'; jobId: number }
-  | { type: 'failed'; jobId: number; error: AppError };
+  | { type: 'failed'; jobId: number; error: AppError }
+  /** A model that is not a chat model (the search model) is in place. */
+  | { type: 'installed'; jobId: number; installedId: string; folder: string };
 
 export interface DownloadBackend {
   /** The catalog judged for this computer (context: tokens to judge memory fit at; null: the setting). */

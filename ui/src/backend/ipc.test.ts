@@ -72,6 +72,8 @@ describe('ipc', () => {
     await b.documentSummaries(1);
     await b.passage(4);
     await b.askDocument({ documentId: 1, question: 'What?' }, noop);
+    await b.retrievalStatus(1);
+    await b.pullSearchModel(noop);
 
     const args = Object.fromEntries(seen.map(([c, p]) => [c, Object.keys(p).sort()]));
     expect(args).toEqual({
@@ -129,6 +131,8 @@ describe('ipc', () => {
       document_summaries: ['documentId'],
       passage_get: ['chunkId'],
       document_ask: ['onEvent', 'request'],
+      retrieval_status: ['documentId'],
+      search_model_pull: ['onEvent'],
     });
     // Every command ipc.ts declares is used, and nothing else is.
     expect(seen.map(([c]) => c).sort()).toEqual([...COMMANDS].sort());

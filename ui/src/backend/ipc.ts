@@ -46,6 +46,7 @@ import type {
   DocumentsBackend,
   DocumentSummary,
   Passage,
+  RetrievalStatus,
   SummarizeEvent,
   SummaryStarted,
 } from './document-types';
@@ -106,6 +107,8 @@ export const COMMANDS = [
   'document_summaries',
   'passage_get',
   'document_ask',
+  'retrieval_status',
+  'search_model_pull',
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];
@@ -180,6 +183,10 @@ const documentsBackend: DocumentsBackend = {
   passage: (chunkId) => call<Passage>('passage_get', { chunkId }),
   askDocument: (request, onEvent) =>
     call<AskStarted>('document_ask', { request, onEvent: stream<AskEvent>(onEvent) }),
+  retrievalStatus: (documentId) => call<RetrievalStatus>('retrieval_status', { documentId }),
+  pullSearchModel: (onEvent) => call<PullStarted>('search_model_pull', { onEvent: stream<DownloadEvent>(onEvent) }),
+  // The search model's download is one of the app's downloads: the same cancel.
+  cancelSearchModel: (jobId) => call('model_pull_cancel', { jobId }),
 };
 
 export const tauriBackend: Backend = {

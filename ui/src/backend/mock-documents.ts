@@ -9,6 +9,7 @@
  * (`ask.nothing_found` otherwise) and streams an answer citing `[1]`.
  */
 import type { AppError } from './types';
+import type { DownloadEvent } from './download-types';
 import type {
   AskEvent,
   Citation,
@@ -37,6 +38,10 @@ export interface MockDocumentsOptions {
   stepDelayMs?: number;
   /** Summaries left unfinished by "a previous run": the document paths (added at start). */
   interrupted?: string[];
+  /** The search model is installed from the start (default: not). */
+  searchModelInstalled?: boolean;
+  /** A search model download fails with this error halfway. */
+  searchModelFailure?: AppError;
 }
 
 interface StoredDocument {
@@ -70,6 +75,9 @@ export function createMockDocuments(
   let nextJob = 5000;
   const later = <T>(value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), 0));
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let searchModel = options.searchModelInstalled ?? false;
+  const searchJobs = new Map<number, { cancelled: boolean }>();
+  const SEARCH_MODEL_BYTES = 90_868_376;
 
   function add(path: string): { document: DocumentInfo; alreadyKnown: boolean } {
     const file = options.files?.[path];
@@ -280,6 +288,66 @@ export function createMockDocuments(
         if (p) return later({ ...p });
       }
       throw fail('store.not_found', `passage ${chunkId} not found`);
+    },
+    async retrievalStatus(documentId) {
+      record('retrievalStatus', [documentId]);
+      const d = get(documentId);
+      const total = d.passages.length;
+      return later({
+        method: searchModel ? ('hybrid' as const) : ('keywords' as const),
+        modelInstalled: searchModel,
+        embeddedChunks: searchModel ? total : 0,
+        totalChunks: total,
+        note: searchModel ? null : 'No embedding model is installed: passages are found by their words only.',
+      });
+    },
+    async pullSearchModel(onEvent: (e: DownloadEvent) => void) {
+      record('pullSearchModel', []);
+      if ([...searchJobs.values()].some((j) => !j.cancelled)) {
+        throw fail('download.busy', 'The search model is already being downloaded.');
+      }
+      const jobId = nextJob++;
+      const job = { cancelled: false };
+      searchJobs.set(jobId, job);
+      void (async () => {
+        await sleep(0);
+        onEvent({ type: 'started', jobId, catalogId: 'all-minilm-l6-v2', quant: 'F32', installedId: 'all-minilm-l6-v2', quantizeHere: false });
+        for (let step = 1; step <= 10; step++) {
+          await sleep(delay);
+          if (job.cancelled) {
+            searchJobs.delete(jobId);
+            onEvent({ type: 'cancelled', jobId });
+            return;
+          }
+          if (options.searchModelFailure && step === 5) {
+            searchJobs.delete(jobId);
+            onEvent({ type: 'failed', jobId, error: options.searchModelFailure });
+            return;
+          }
+          const downloaded = Math.round((SEARCH_MODEL_BYTES * step) / 10);
+          onEvent({
+            type: 'progress',
+            jobId,
+            file: 'model.safetensors',
+            downloaded,
+            total: SEARCH_MODEL_BYTES,
+            resumedFrom: 0,
+            bytesPerSecond: 9_000_000,
+            etaSeconds: (SEARCH_MODEL_BYTES - downloaded) / 9_000_000,
+            retrying: 0,
+          });
+        }
+        searchJobs.delete(jobId);
+        searchModel = true;
+        onEvent({ type: 'installed', jobId, installedId: 'all-minilm-l6-v2', folder: '/home/user/.local/share/hearth/models/all-minilm-l6-v2' });
+      })();
+      return later({ jobId, installedId: 'all-minilm-l6-v2', quant: 'F32' });
+    },
+    async cancelSearchModel(jobId) {
+      record('cancelSearchModel', [jobId]);
+      const j = searchJobs.get(jobId);
+      if (j) j.cancelled = true;
+      return later(undefined);
     },
     async askDocument(request, onEvent) {
       record('askDocument', [request]);

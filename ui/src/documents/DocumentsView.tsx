@@ -25,6 +25,7 @@ import { useI18n, type MessageKey } from '../i18n';
 import { TRANSLATE_LANGUAGES, useLanguageName } from '../translate/languages';
 import { CiteButtons, inTarget, passageWhere, PassagePanel, type CiteTarget, type OpenPassages } from './citations';
 import { DocumentList, type DocStatus } from './DocumentList';
+import { SearchModel } from './SearchModel';
 import './documents.css';
 
 /** Files the Documents view takes from a drop (models go to the Models view). */
@@ -531,6 +532,7 @@ export function DocumentsView() {
             {opened?.from.kind === 'cite' && <PassagePanel open={opened} onClose={closePassage} />}
             <section class="doc-card" aria-labelledby="doc-ask-title">
               <h2 id="doc-ask-title">{t('documents.ask')}</h2>
+              <SearchModel documentId={current.id} />
               <form
                 class="doc-ask"
                 onSubmit={(e) => {

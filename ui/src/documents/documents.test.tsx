@@ -243,4 +243,44 @@ describe('documents view', { timeout: 30_000 }, () => {
     expect(within(passage).getByRole('heading').textContent).toBe('出处：第 2 页');
     expect(within(passage).getByTestId('passage-where').textContent).toBe('第 2 页');
   });
+
+  it('offers the search model, downloads it with progress, and then finds passages by meaning too', async () => {
+    const { backend } = await openDocuments({ documents: { ...FILES, stepDelayMs: 20, picks: [['/docs/bashref.pdf']] } });
+    fireEvent.click(within(pane()).getByRole('button', { name: /Add documents/ }));
+    await waitFor(() => expect(rows()).toHaveLength(1));
+    const notice = await within(pane()).findByTestId('search-model');
+    expect(notice.textContent).toContain('Questions find passages by their words');
+
+    // Cancelled: the offer comes back, nothing installed.
+    fireEvent.click(within(notice).getByRole('button', { name: 'Download the search model' }));
+    const bar = await within(pane()).findByRole('progressbar', { name: 'Downloading the search model' });
+    await waitFor(() => expect(Number(bar.getAttribute('aria-valuenow'))).toBeGreaterThan(0));
+    fireEvent.click(within(pane()).getByRole('button', { name: /Cancel/, hidden: false }));
+    await waitFor(() => expect(within(pane()).getByRole('button', { name: 'Download the search model' })).toBeTruthy());
+    expect(backend.calls.filter(([n]) => n === 'cancelSearchModel')).toHaveLength(1);
+    expect((await backend.retrievalStatus(1)).modelInstalled).toBe(false);
+
+    // Downloaded: the offer goes away and it is announced.
+    fireEvent.click(within(pane()).getByRole('button', { name: 'Download the search model' }));
+    await waitFor(() => expect(within(pane()).queryByTestId('search-model')).toBeNull());
+    expect(liveRegion().textContent).toContain('The search model is installed');
+    expect((await backend.retrievalStatus(1)).method).toBe('hybrid');
+  });
+
+  it('says why the search model could not be downloaded, and offers it again', async () => {
+    await openDocuments({
+      documents: {
+        ...FILES,
+        stepDelayMs: 5,
+        picks: [['/docs/notes.md']],
+        searchModelFailure: { code: 'download.offline', message: 'Cannot reach the download server.' },
+      },
+    });
+    fireEvent.click(within(pane()).getByRole('button', { name: /Add documents/ }));
+    const notice = await within(pane()).findByTestId('search-model');
+    fireEvent.click(within(notice).getByRole('button', { name: 'Download the search model' }));
+    const alert = await screen.findByRole('alert');
+    expect(alert.dataset.code).toBe('download.offline');
+    await waitFor(() => expect(within(pane()).getByRole('button', { name: 'Download the search model' })).toBeTruthy());
+  });
 });
