@@ -244,13 +244,12 @@ fn read_document_text(path: &Path, limits: &hearth_documents::Limits) -> Res<Doc
         };
         return Ok(DocumentText { name, text, format });
     }
-    let extracted = hearth_documents::extract_file(path, limits)
-        .map_err(|e| {
-            AppError::new(
-                &format!("documents.{}", e.code()),
-                format!("{}: {e}", path.display()),
-            )
-        })?;
+    let extracted = hearth_documents::extract_file(path, limits).map_err(|e| {
+        AppError::new(
+            &format!("documents.{}", e.code()),
+            format!("{}: {e}", path.display()),
+        )
+    })?;
     Ok(DocumentText {
         name,
         text: extracted.text(),
@@ -274,8 +273,15 @@ mod tests {
         assert_eq!(d.format, TextFormat::Markdown);
         let txt = dir.join("a.txt");
         std::fs::write(&txt, "Hello.").unwrap();
-        assert_eq!(read_document_text(&txt, &hearth_documents::Limits::default()).unwrap().format, TextFormat::Plain);
-        let missing = read_document_text(&dir.join("none.md"), &hearth_documents::Limits::default()).unwrap_err();
+        assert_eq!(
+            read_document_text(&txt, &hearth_documents::Limits::default())
+                .unwrap()
+                .format,
+            TextFormat::Plain
+        );
+        let missing =
+            read_document_text(&dir.join("none.md"), &hearth_documents::Limits::default())
+                .unwrap_err();
         assert_eq!(missing.code, "translate.document_unreadable");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -121,7 +121,10 @@ fn main() {
         .expect("summarize");
     // Wait until the map stage is under way.
     loop {
-        match rx.recv_timeout(Duration::from_secs(600)).expect("summary events") {
+        match rx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("summary events")
+        {
             SummarizeEvent::Progress { done, .. } if done >= 1 => break,
             SummarizeEvent::Failed { error, .. } => panic!("summary failed: {error:?}"),
             SummarizeEvent::Done { .. } => panic!("the summary ended before the samples"),
@@ -136,7 +139,10 @@ fn main() {
     }
     let mut still_running = true;
     while let Ok(e) = rx.try_recv() {
-        if matches!(e, SummarizeEvent::Done { .. } | SummarizeEvent::Failed { .. }) {
+        if matches!(
+            e,
+            SummarizeEvent::Done { .. } | SummarizeEvent::Failed { .. }
+        ) {
             still_running = false;
         }
     }

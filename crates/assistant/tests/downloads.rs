@@ -596,7 +596,10 @@ fn the_search_model_is_downloaded_checked_and_installed() {
     // Cancelled while it trickles in: nothing installed, no partial file kept.
     trickle(&server);
     let (job, rx) = start_embedding(&s);
-    events_until(&rx, |e| matches!(e, DownloadEvent::Progress { downloaded, .. } if *downloaded > 0));
+    events_until(
+        &rx,
+        |e| matches!(e, DownloadEvent::Progress { downloaded, .. } if *downloaded > 0),
+    );
     s.downloads.cancel(job).unwrap();
     let events = events_until(&rx, is_embedding_final);
     assert!(
@@ -612,7 +615,12 @@ fn the_search_model_is_downloaded_checked_and_installed() {
     assert!(events
         .iter()
         .any(|e| matches!(e, DownloadEvent::Progress { total: Some(t), .. } if *t > 80_000_000)));
-    let DownloadEvent::Installed { folder, installed_id, .. } = events.last().unwrap() else {
+    let DownloadEvent::Installed {
+        folder,
+        installed_id,
+        ..
+    } = events.last().unwrap()
+    else {
         panic!("expected the model installed, got {events:?}");
     };
     assert_eq!(installed_id, "all-minilm-l6-v2");
@@ -639,8 +647,11 @@ fn the_search_model_is_downloaded_checked_and_installed() {
         corrupt_offset: Some(1_000_000),
         ..Default::default()
     });
-    std::fs::remove_dir_all(s.hf_cache.join("models--sentence-transformers--all-MiniLM-L6-v2"))
-        .unwrap();
+    std::fs::remove_dir_all(
+        s.hf_cache
+            .join("models--sentence-transformers--all-MiniLM-L6-v2"),
+    )
+    .unwrap();
     let (_, rx) = start_embedding(&s);
     let events = events_until(&rx, is_embedding_final);
     assert!(matches!(events.last(), Some(DownloadEvent::Failed { .. })));

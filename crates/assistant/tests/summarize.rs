@@ -175,7 +175,11 @@ fn long_pdf_is_summarized_with_every_chunk_covered_and_real_page_citations() {
         .flat_map(|p| p.page_start.unwrap()..=p.page_end.unwrap())
         .filter(|p| (PAGES[0]..=PAGES[1]).contains(p))
         .collect();
-    assert_eq!(pages_touched.len(), 30, "every page of the range is in a chunk");
+    assert_eq!(
+        pages_touched.len(),
+        30,
+        "every page of the range is in a chunk"
+    );
 
     let (sink, rx) = collector();
     let started = a.summarize(request(doc), sink).unwrap();
@@ -611,7 +615,11 @@ fn document_limits_come_from_the_settings() {
     let a = open(dir.path());
     let defaults = a.settings().unwrap().documents;
     assert_eq!(
-        (defaults.max_file_mb, defaults.max_pages, defaults.max_decompressed_mb),
+        (
+            defaults.max_file_mb,
+            defaults.max_pages,
+            defaults.max_decompressed_mb
+        ),
         (200, 2000, 512)
     );
     let big = dir.path().join("notes.txt");

@@ -80,7 +80,10 @@ fn a_markdown_file_and_standard_input_are_translated_with_a_glossary() {
         t.contains("```sh\ncp notes.txt backup/\n```"),
         "code is left as it is: {t:?}"
     );
-    assert!(t.contains("Sicherung"), "the glossary's term is used: {t:?}");
+    assert!(
+        t.contains("Sicherung"),
+        "the glossary's term is used: {t:?}"
+    );
     let prose = t.lines().nth(2).unwrap_or_default();
     assert!(!prose.trim().is_empty(), "{t:?}");
     assert_ne!(prose, "Copy the file to the backup folder every day.");

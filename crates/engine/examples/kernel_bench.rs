@@ -85,7 +85,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             totals[which].push(t_all.elapsed().as_secs_f64());
             for (k, v) in per_kind {
-                times.entry(k.to_string()).or_insert_with(|| vec![Vec::new(); cols])[which].push(v);
+                times
+                    .entry(k.to_string())
+                    .or_insert_with(|| vec![Vec::new(); cols])[which]
+                    .push(v);
             }
         }
     }

@@ -159,7 +159,8 @@ impl Run<'_> {
             }
             // SAFETY: item (h, i) owns out[i][h·hd .. (h+1)·hd]; items are disjoint and the
             // pool returns only after every worker is done.
-            let o = unsafe { std::slice::from_raw_parts_mut(self.out.0.add((i * nh + h) * hd), hd) };
+            let o =
+                unsafe { std::slice::from_raw_parts_mut(self.out.0.add((i * nh + h) * hd), hd) };
             let inv = 1.0 / sum;
             for (s, j) in scores.iter().zip(first..=pos) {
                 axpy(o, s * inv, self.v.row(kh, j));

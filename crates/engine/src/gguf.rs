@@ -376,7 +376,10 @@ impl ModelFile {
             n / bs.max(1) * t.ggml_dtype.type_size() as u64
         };
         let all: u64 = infos.values().map(bytes).fold(0u64, u64::saturating_add);
-        match (infos.get("token_embd.weight"), infos.contains_key("output.weight")) {
+        match (
+            infos.get("token_embd.weight"),
+            infos.contains_key("output.weight"),
+        ) {
             (Some(embd), true) => {
                 let rows = embd.shape.dims().first().copied().unwrap_or(1) as u64;
                 let table = bytes(embd);

@@ -655,7 +655,9 @@ impl LoadedModel {
             self.cached.push(next);
             self.cached.extend_from_slice(&guess[..kept]);
             let mut chosen = chosen.into_iter();
-            next = chosen.next().ok_or_else(|| EngineError::Compute("no logits".into()))?;
+            next = chosen
+                .next()
+                .ok_or_else(|| EngineError::Compute("no logits".into()))?;
             verified.extend(chosen);
         }
         if stop != StopReason::StopString {

@@ -135,7 +135,8 @@ fn check(m: &QMatrix, step: usize) {
         if isa == Isa::Avx512Vnni {
             // Prompts take other instructions there, with the same arithmetic per row.
             assert_eq!(
-                many, avx2_out,
+                many,
+                avx2_out,
                 "{:?}: AVX-512 and AVX2 give different bits",
                 m.block_type()
             );
@@ -314,7 +315,11 @@ fn k_quant_rows_dequantize_as_candle_does() {
             .unwrap();
         for r in 0..16 {
             let ours = m.dequantize_row(r).unwrap();
-            for (c, (a, b)) in ours.iter().zip(&theirs[r * 1024..(r + 1) * 1024]).enumerate() {
+            for (c, (a, b)) in ours
+                .iter()
+                .zip(&theirs[r * 1024..(r + 1) * 1024])
+                .enumerate()
+            {
                 assert!(
                     (a - b).abs() <= b.abs() * 1e-6 + 1e-9,
                     "{dtype:?} row {r} col {c}: {a} vs candle {b}"

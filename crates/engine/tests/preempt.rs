@@ -344,9 +344,7 @@ fn a_flagged_step_is_abandoned_and_the_scheduler_asked_again() {
         asked_again += 1;
         false
     };
-    let Outcome::Finished(stats) = m
-        .resume(s, &cancel, &mut yield_no, &mut |_| true)
-        .unwrap()
+    let Outcome::Finished(stats) = m.resume(s, &cancel, &mut yield_no, &mut |_| true).unwrap()
     else {
         panic!("nothing outranks it now");
     };

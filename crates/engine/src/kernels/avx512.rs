@@ -133,9 +133,7 @@ pub unsafe fn dot_rows(
     n: usize,
 ) {
     let nb = row_bytes / ty.block_bytes();
-    assert!(
-        ty.block_values() == QK && xs.blocks == nb && rows.end * row_bytes <= data.len()
-    );
+    assert!(ty.block_values() == QK && xs.blocks == nb && rows.end * row_bytes <= data.len());
     let m = xs.rows();
     let tokens: Vec<Q8Row<'_>> = (0..m).map(|t| xs.row(t)).collect();
     let (bias, offset) = match ty {

@@ -21,10 +21,10 @@
 //! token's result is bit-for-bit the same inside a prompt or alone (tested); with the attention
 //! in [`crate::attention`], that keeps the prefix cache exact.
 
-pub mod q8;
-pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+pub mod q8;
+pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -293,7 +293,9 @@ impl QMatrix {
                 Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, false) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above; AVX-512 support was checked with the instruction set.
-                Isa::Avx512Vnni => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, true) },
+                Isa::Avx512Vnni => unsafe {
+                    x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, true)
+                },
                 // SAFETY: as above.
                 _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
             });

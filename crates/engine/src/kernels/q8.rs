@@ -183,7 +183,9 @@ mod tests {
 
     #[test]
     fn blocks_of_256_share_one_scale_and_keep_sums_per_32() {
-        let x: Vec<f32> = (0..512).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.01).collect();
+        let x: Vec<f32> = (0..512)
+            .map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.01)
+            .collect();
         let mut q = Q8Rows::new();
         q.quantize(&x, 512, 256);
         assert_eq!(q.rows(), 1);
@@ -214,7 +216,9 @@ mod tests {
             return;
         }
         // Ties (x.5 after scaling), values past the range, zeros and ordinary values.
-        let mut x: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37).collect();
+        let mut x: Vec<f32> = (0..256)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37)
+            .collect();
         x[3] = 0.5;
         x[4] = -2.5;
         x[5] = 3.5;

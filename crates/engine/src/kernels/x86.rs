@@ -97,7 +97,10 @@ pub unsafe fn quantize_32(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
     let packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
     let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, ordered);
-    let s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256::<1>(sum));
+    let s4 = _mm_add_epi32(
+        _mm256_castsi256_si128(sum),
+        _mm256_extracti128_si256::<1>(sum),
+    );
     let s2 = _mm_add_epi32(s4, _mm_shuffle_epi32::<0b01_00_11_10>(s4));
     let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b10_11_00_01>(s2));
     _mm_cvtsi128_si32(s1)
@@ -174,8 +177,16 @@ macro_rules! decode_rows8 {
     };
 }
 
-decode_rows8!(decode8_q4_0, 18, |blk| (nibbles(blk.add(2)), half(blk), -8.0 * half(blk)));
-decode_rows8!(decode8_q4_1, 20, |blk| (nibbles(blk.add(4)), half(blk), half(blk.add(2))));
+decode_rows8!(decode8_q4_0, 18, |blk| (
+    nibbles(blk.add(2)),
+    half(blk),
+    -8.0 * half(blk)
+));
+decode_rows8!(decode8_q4_1, 20, |blk| (
+    nibbles(blk.add(4)),
+    half(blk),
+    half(blk.add(2))
+));
 decode_rows8!(decode8_q5_0, 22, |blk| (
     _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2))),
     half(blk),
@@ -263,7 +274,11 @@ pub(crate) unsafe fn decode_block(ty: BlockType, row: *const u8, b: usize) -> (_
         }
         BlockType::Q8_0 => {
             let blk = row.add(b * 34);
-            (_mm256_loadu_si256(blk.add(2) as *const __m256i), half(blk), 0.0)
+            (
+                _mm256_loadu_si256(blk.add(2) as *const __m256i),
+                half(blk),
+                0.0,
+            )
         }
         _ => (_mm256_setzero_si256(), 0.0, 0.0),
     }
@@ -485,7 +500,7 @@ unsafe fn row_q6_k<const N: usize>(
                 let aw = _mm256_sign_epi8(w, w);
                 for t in 0..N {
                     let y = _mm256_loadu_si256(
-                        xs[t].qs.as_ptr().add(sb * 256 + 128 * n + 32 * k) as *const __m256i,
+                        xs[t].qs.as_ptr().add(sb * 256 + 128 * n + 32 * k) as *const __m256i
                     );
                     let p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(y, w));
                     isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, mul));
