@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
@@ -81,11 +83,16 @@ impl Config {
     }
 }
 
-/// An open GGUF file: metadata parsed, tensors read on demand.
+/// An open GGUF file: metadata parsed, tensors read on demand (from a memory map of the file
+/// where the system allows one, else with reads). Tensors may be read from several threads.
 pub struct ModelFile {
     pub path: PathBuf,
     pub content: Content,
-    reader: BufReader<File>,
+    reader: Mutex<BufReader<File>>,
+    /// The whole file mapped read-only: a tensor is copied once, straight from the page cache,
+    /// into the memory the model keeps (no read buffer in between). Dropped with the
+    /// `ModelFile`, once the model is loaded.
+    map: Option<memmap2::Mmap>,
     pub file_size: u64,
 }
 
@@ -118,10 +125,19 @@ impl ModelFile {
                 },
             }
         })?;
+        // SAFETY: the map is only read, and only while the model loads; the file is the user's
+        // model, which nothing else is expected to shorten meanwhile (a file cut short under a
+        // map is the one case a read path would report instead of failing).
+        let map = unsafe { memmap2::MmapOptions::new().map(reader.get_ref()) }.ok();
+        #[cfg(unix)]
+        if let Some(m) = &map {
+            let _ = m.advise(memmap2::Advice::Sequential);
+        }
         Ok(Self {
             path: path.to_path_buf(),
             content,
-            reader,
+            reader: Mutex::new(reader),
+            map,
             file_size,
         })
     }
@@ -268,12 +284,24 @@ impl ModelFile {
         })
     }
 
+    /// Reads tensors with file reads from now on instead of through the memory map: the path
+    /// taken where the system cannot map the file (or a tensor is not aligned for it).
+    pub fn without_map(mut self) -> Self {
+        self.map = None;
+        self
+    }
+
+    /// Whether tensors are read through a memory map of the file.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
     pub fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)
     }
 
     /// Reads a tensor and checks its shape (`[rows, cols]` in the order candle uses).
-    pub fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<QTensor> {
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<QTensor> {
         let info = self
             .content
             .tensor_infos
@@ -309,8 +337,54 @@ impl ModelFile {
             }
         }
         let offset = self.content.tensor_data_offset;
-        info.read(&mut self.reader, offset, &Device::Cpu)
-            .map_err(|e| self.corrupt(format!("the tensor `{name}` cannot be read: {e}")))
+        let cannot = |e: candle_core::Error| {
+            self.corrupt(format!("the tensor `{name}` cannot be read: {e}"))
+        };
+        if let Some(map) = &self.map {
+            let elems = info.shape.elem_count();
+            let block = info.ggml_dtype.block_size();
+            if elems % block != 0 {
+                return Err(self.corrupt(format!(
+                    "the tensor `{name}` has {elems} values, not a whole number of blocks of {block}"
+                )));
+            }
+            let bytes = elems / block * info.ggml_dtype.type_size();
+            let start = usize::try_from(offset.saturating_add(info.offset)).unwrap_or(usize::MAX);
+            let end = start.saturating_add(bytes);
+            if end > map.len() {
+                return Err(self.corrupt(format!(
+                    "the tensor `{name}` needs bytes {start}..{end}, the file has {}",
+                    map.len()
+                )));
+            }
+            // The blocks are read in place as candle's block structs (alignment up to 4):
+            // GGUF aligns tensor data to 32 bytes; a file that does not is read the slow way.
+            if start % 8 == 0 {
+                let q = qtensor_from_ggml(
+                    info.ggml_dtype,
+                    &map[start..end],
+                    info.shape.dims().to_vec(),
+                    &Device::Cpu,
+                )
+                .map_err(cannot)?;
+                // The copy is made: the mapped pages need not count against this process any
+                // more (they stay in the page cache), so the peak is the model, not twice it.
+                #[cfg(unix)]
+                // SAFETY: the map is a read-only view of a file; dropping its pages only means a
+                // later read faults them in again from the file.
+                unsafe {
+                    let _ = map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        bytes,
+                    );
+                }
+                return Ok(q);
+            }
+        }
+        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        info.read(&mut *reader, offset, &Device::Cpu)
+            .map_err(cannot)
     }
 
     /// The quantization label people know the file by (`Q4_K_M`, `Q8_0`, ...).

@@ -214,15 +214,27 @@ impl LoadedModel {
             )));
         }
         let threads = compute_threads(threads);
-        let mut file = ModelFile::open(path)?;
+        let file = ModelFile::open(path)?;
         let cfg = file.config()?;
-        // Tensors first: a damaged file is reported as such before anything else is built.
-        let transformer = Transformer::load(&mut file)?;
-        let beside = path.parent().map(|d| d.join("tokenizer.json"));
-        let tokenizer = match beside {
-            Some(p) if p.is_file() => GgufTokenizer::load(path)?,
-            _ => GgufTokenizer::from_gguf(&file.content)?,
-        };
+        // The tokenizer (a vocabulary and merge table of up to 150,000 entries) is built on a
+        // second thread while the tensors are read.
+        let (transformer, tokenizer) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| {
+                let beside = path.parent().map(|d| d.join("tokenizer.json"));
+                match beside {
+                    Some(p) if p.is_file() => GgufTokenizer::load(path),
+                    _ => GgufTokenizer::from_gguf(&file.content),
+                }
+            });
+            let transformer = Transformer::load(&file);
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (transformer, tokenizer)
+        });
+        // Tensors first: a damaged file is reported as such before anything else.
+        let transformer = transformer?;
+        let tokenizer = tokenizer?;
         let template = file.get_str("tokenizer.chat_template").map(str::to_string);
         let bos = tokenizer.specials.bos_text.clone();
         let eos = tokenizer.specials.eos_text.clone();

@@ -198,12 +198,12 @@ pub struct Transformer {
     device: Device,
 }
 
-fn vector(file: &mut ModelFile, name: &str, len: usize) -> Result<Tensor> {
+fn vector(file: &ModelFile, name: &str, len: usize) -> Result<Tensor> {
     let q = file.tensor(name, &[len])?;
     Ok(q.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?)
 }
 
-fn optional_vector(file: &mut ModelFile, name: &str, len: usize) -> Result<Option<Tensor>> {
+fn optional_vector(file: &ModelFile, name: &str, len: usize) -> Result<Option<Tensor>> {
     if file.has_tensor(name) {
         Ok(Some(vector(file, name, len)?))
     } else {
@@ -211,19 +211,19 @@ fn optional_vector(file: &mut ModelFile, name: &str, len: usize) -> Result<Optio
     }
 }
 
-fn matrix(file: &mut ModelFile, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+fn matrix(file: &ModelFile, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
     let q = file.tensor(name, &[rows, cols])?;
     Matrix::new(Arc::new(q))
 }
 
-fn linear(file: &mut ModelFile, prefix: &str, rows: usize, cols: usize) -> Result<Linear> {
+fn linear(file: &ModelFile, prefix: &str, rows: usize, cols: usize) -> Result<Linear> {
     let w = matrix(file, &format!("{prefix}.weight"), rows, cols)?;
     let b = optional_vector(file, &format!("{prefix}.bias"), rows)?;
     Ok(Linear { w, b })
 }
 
 impl Transformer {
-    pub fn load(file: &mut ModelFile) -> Result<Self> {
+    pub fn load(file: &ModelFile) -> Result<Self> {
         let cfg = file.config()?;
         let (e, hd) = (cfg.n_embd, cfg.head_dim);
         let (nh, nkv, ff) = (cfg.n_head, cfg.n_head_kv, cfg.n_ff);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use hearth_engine::gguf::ModelFile;
 use hearth_engine::{EngineError, LoadedModel};
 
 fn dir() -> PathBuf {
@@ -15,13 +16,21 @@ fn dir() -> PathBuf {
 }
 
 fn smollm() -> PathBuf {
+    test_model("smollm2-135m-instruct-q4_1.gguf")
+}
+
+fn qwen() -> PathBuf {
+    test_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+}
+
+fn test_model(file: &str) -> PathBuf {
     let base = std::env::var_os("HEARTH_TEST_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
                 .join(".cache/hearth/test-models")
         });
-    let p = base.join("smollm2-135m-instruct-q4_1.gguf");
+    let p = base.join(file);
     assert!(
         p.is_file(),
         "test model {} is missing: run scripts/fetch-test-models",
@@ -76,6 +85,55 @@ fn truncated_files_are_reported_as_damaged() {
         match load_err(&p) {
             EngineError::CorruptModel { reason, .. } => assert!(!reason.is_empty()),
             other => panic!("{name}: expected CorruptModel, got {other:?}"),
+        }
+    }
+}
+
+/// Every tensor (Q4_1, Q4_K, Q5_0, Q6_K, Q8_0, F32 among them) comes out the same whether it
+/// is copied from the memory map of the file or read with file reads.
+#[test]
+fn tensors_read_through_the_map_and_with_reads_are_the_same() {
+    for p in [smollm(), qwen()] {
+        let mapped = ModelFile::open(&p).unwrap();
+        assert!(mapped.is_mapped(), "{} is not mapped", p.display());
+        let read = ModelFile::open(&p).unwrap().without_map();
+        assert!(!read.is_mapped());
+        let mut types = std::collections::BTreeSet::new();
+        for (name, info) in &mapped.content.tensor_infos {
+            let a = mapped.tensor(name, info.shape.dims()).unwrap();
+            let b = read.tensor(name, info.shape.dims()).unwrap();
+            assert_eq!(a.dtype(), b.dtype(), "{name}");
+            assert_eq!(a.shape(), b.shape(), "{name}");
+            assert!(a.data().unwrap() == b.data().unwrap(), "{name} differs");
+            types.insert(format!("{:?}", a.dtype()));
+        }
+        assert!(types.len() >= 2, "{types:?}");
+    }
+}
+
+/// A file cut short is damaged on the read path too (the map's bounds are checked above).
+#[test]
+fn truncated_files_are_damaged_without_the_map_too() {
+    let src = std::fs::read(smollm()).unwrap();
+    let p = dir().join("half-read.gguf");
+    std::fs::write(&p, &src[..src.len() / 2]).unwrap();
+    for file in [
+        ModelFile::open(&p).unwrap(),
+        ModelFile::open(&p).unwrap().without_map(),
+    ] {
+        let mapped = file.is_mapped();
+        let failed = file
+            .content
+            .tensor_infos
+            .iter()
+            .filter_map(|(name, info)| file.tensor(name, info.shape.dims()).err())
+            .collect::<Vec<_>>();
+        assert!(!failed.is_empty(), "mapped: {mapped}");
+        for e in failed {
+            assert!(
+                matches!(e, EngineError::CorruptModel { .. }),
+                "mapped: {mapped}: {e:?}"
+            );
         }
     }
 }

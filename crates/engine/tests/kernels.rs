@@ -39,7 +39,7 @@ fn qwen() -> PathBuf {
 }
 
 fn tensor(path: &Path, name: &str, shape: &[usize]) -> Arc<QTensor> {
-    let mut f = ModelFile::open(path).unwrap();
+    let f = ModelFile::open(path).unwrap();
     Arc::new(f.tensor(name, shape).unwrap())
 }
 
@@ -285,7 +285,7 @@ fn odd_shapes_for_every_type() {
 #[test]
 fn q4_k_and_q6_k_rows_of_qwen_match_the_reference() {
     let p = qwen();
-    let mut f = ModelFile::open(&p).unwrap();
+    let f = ModelFile::open(&p).unwrap();
     let mut seen = Vec::new();
     for il in [0, 1, 2, 3, 22, 23] {
         let t = Arc::new(
@@ -423,8 +423,8 @@ fn smollm2_greedy_output_is_unchanged_by_the_kernels() {
         let path = path.clone();
         let prompts = prompts.clone();
         std::thread::spawn(move || {
-            let mut file = ModelFile::open(&path).unwrap();
-            let mut t = Transformer::load(&mut file).unwrap();
+            let file = ModelFile::open(&path).unwrap();
+            let mut t = Transformer::load(&file).unwrap();
             t.set_kernels(None).unwrap();
             prompts
                 .iter()
@@ -440,8 +440,8 @@ fn smollm2_greedy_output_is_unchanged_by_the_kernels() {
     };
     std::env::remove_var("CANDLE_DEQUANTIZE_ALL");
 
-    let mut file = ModelFile::open(&path).unwrap();
-    let mut t = Transformer::load(&mut file).unwrap();
+    let file = ModelFile::open(&path).unwrap();
+    let mut t = Transformer::load(&file).unwrap();
     let mut settings = vec![None];
     settings.extend(Isa::supported().into_iter().map(Some));
     // Per setting: mean over prompts and steps of the largest logit change from the reference.
@@ -508,8 +508,8 @@ fn a_token_gives_the_same_logits_inside_a_prompt_or_alone() {
     let tokens: Vec<u32> = (0..12).map(|i| 100 + i * 37).collect();
     let gemma = model("gemma-3-270m-q4_k_m.gguf");
     for path in [smollm(), qwen(), gemma] {
-        let mut f = ModelFile::open(&path).unwrap();
-        let mut t = Transformer::load(&mut f).unwrap();
+        let f = ModelFile::open(&path).unwrap();
+        let mut t = Transformer::load(&f).unwrap();
         let settings: Vec<Option<Isa>> = if path == smollm() {
             let mut all: Vec<_> = Isa::supported().into_iter().map(Some).collect();
             all.push(None);
