@@ -136,10 +136,10 @@ impl CatalogEntry {
         (self.parameters as f64 * quant.bits_per_weight() / 8.0) as u64
     }
 
-    /// Bytes of key/value cache per token of context (the engine keeps it in f32).
+    /// Bytes of key/value cache per token of context (the engine keeps it in f16).
     pub fn kv_bytes_per_token(&self) -> u64 {
         let s = &self.shape;
-        2 * s.layers as u64 * s.kv_heads as u64 * s.head_dim as u64 * 4
+        2 * s.layers as u64 * s.kv_heads as u64 * s.head_dim as u64 * 2
     }
 
     /// Parameters of the token embedding matrix.
@@ -464,7 +464,7 @@ files = { Q8_0 = "tiny-q8_0.gguf" }
         let c = parse(SAMPLE).unwrap();
         let e = c.require("tiny-instruct").unwrap();
         assert_eq!(e.available_quants(), vec![Quant::Q8_0]);
-        assert_eq!(e.kv_bytes_per_token(), 2 * 30 * 3 * 64 * 4);
+        assert_eq!(e.kv_bytes_per_token(), 2 * 30 * 3 * 64 * 2);
         assert!(e.acquisition(Quant::Q4KM).is_none());
     }
 

@@ -365,7 +365,7 @@ impl ModelCost {
         Ok(Self {
             weight_bytes,
             bytes_read_per_token,
-            kv_bytes_per_token: 2 * layers * kv_heads * head_dim * 4,
+            kv_bytes_per_token: 2 * layers * kv_heads * head_dim * 2,
             vocab,
             layers,
         })

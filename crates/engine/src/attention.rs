@@ -10,8 +10,13 @@
 //! order of additions. That is what makes a follow-up turn that reuses the cache give exactly the
 //! logits that re-reading the whole conversation would (the matrix kernels have the same
 //! property, see [`crate::kernels`]). It also needs no mask tensor and no copy of the cache.
+//!
+//! Keys and values may be f32 or f16 (the model keeps its cache in f16: half the memory, and
+//! half the bytes each decoded token reads at long context). f16 rows are widened to f32 one row
+//! at a time, exactly, so the arithmetic is the same either way.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use half::f16;
 
 use crate::error::Result;
 
@@ -36,9 +41,25 @@ struct Attend {
     window: Window,
 }
 
+/// A tensor's elements: f32, or f16 (keys and values only).
+#[derive(Clone, Copy)]
+enum Data<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+impl Data<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Data::F32(d) => d.len(),
+            Data::F16(d) => d.len(),
+        }
+    }
+}
+
 /// Where one tensor's elements are: `[1, heads, len, hd]` with unit stride in `hd`.
 struct View<'a> {
-    data: &'a [f32],
+    data: Data<'a>,
     offset: usize,
     head_stride: usize,
     row_stride: usize,
@@ -50,8 +71,9 @@ struct View<'a> {
 impl<'a> View<'a> {
     fn new(name: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Self> {
         let data = match s {
-            CpuStorage::F32(v) => v.as_slice(),
-            _ => candle_core::bail!("attention: {name} must be f32"),
+            CpuStorage::F32(v) => Data::F32(v.as_slice()),
+            CpuStorage::F16(v) => Data::F16(v.as_slice()),
+            _ => candle_core::bail!("attention: {name} must be f32 or f16"),
         };
         let (dims, strides) = (l.dims(), l.stride());
         if dims.len() != 4 || dims[0] != 1 || strides[3] != 1 {
@@ -78,10 +100,51 @@ impl<'a> View<'a> {
         Ok(v)
     }
 
-    #[inline]
-    fn row(&self, h: usize, i: usize) -> &'a [f32] {
+    /// Row `i` of head `h` in f32: the row itself, or (f16) `buf` with the row widened into it
+    /// by `widen`.
+    #[inline(always)]
+    fn row<'b>(
+        &'b self,
+        h: usize,
+        i: usize,
+        buf: &'b mut [f32],
+        widen: impl Fn(&[f16], &mut [f32]),
+    ) -> &'b [f32] {
         let at = self.offset + h * self.head_stride + i * self.row_stride;
-        &self.data[at..at + self.hd]
+        match self.data {
+            Data::F32(d) => &d[at..at + self.hd],
+            Data::F16(d) => {
+                widen(&d[at..at + self.hd], &mut buf[..self.hd]);
+                &buf[..self.hd]
+            }
+        }
+    }
+}
+
+/// f16 to f32 (exact), portable: the `half` crate's slice conversion.
+#[inline(always)]
+fn widen_portable(src: &[f16], dst: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    src.convert_to_f32_slice(dst);
+}
+
+/// f16 to f32 (exact) with F16C, eight at a time.
+///
+/// # Safety
+/// The CPU must have F16C and AVX; `dst` at least as long as `src`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        i += 8;
+    }
+    for j in i..n {
+        dst[j] = src[j].to_f32();
     }
 }
 
@@ -131,11 +194,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// The items (head, query) in `items`: scores, softmax, weighted sum of values.
+    /// The items (head, query) in `items`: scores, softmax, weighted sum of values. `widen`
+    /// turns an f16 key or value row into f32 (exactly, whichever way it is done).
     #[inline(always)]
-    fn items(&self, items: std::ops::Range<usize>) {
+    fn items_with(&self, items: std::ops::Range<usize>, widen: impl Fn(&[f16], &mut [f32]) + Copy) {
         let (t, nh, hd) = (self.t, self.nh, self.q.hd);
         let mut scores: Vec<f32> = Vec::with_capacity(self.k.len);
+        let mut buf = vec![0f32; hd];
+        let mut qbuf = vec![0f32; hd];
         for item in items {
             let (h, i) = (item / t, item % t);
             let kh = h / self.rep;
@@ -144,11 +210,11 @@ impl Run<'_> {
                 Some(w) if w > 0 => (pos + 1).saturating_sub(w),
                 _ => 0,
             };
-            let qrow = self.q.row(h, i);
+            let qrow = self.q.row(h, i, &mut qbuf, widen);
             scores.clear();
             let mut max = f32::NEG_INFINITY;
             for j in first..=pos {
-                let s = dot(qrow, self.k.row(kh, j)) * self.scale;
+                let s = dot(qrow, self.k.row(kh, j, &mut buf, widen)) * self.scale;
                 max = max.max(s);
                 scores.push(s);
             }
@@ -163,21 +229,40 @@ impl Run<'_> {
                 unsafe { std::slice::from_raw_parts_mut(self.out.0.add((i * nh + h) * hd), hd) };
             let inv = 1.0 / sum;
             for (s, j) in scores.iter().zip(first..=pos) {
-                axpy(o, s * inv, self.v.row(kh, j));
+                axpy(o, s * inv, self.v.row(kh, j, &mut buf, widen));
             }
         }
     }
 
-    /// [`Run::items`] compiled for AVX2: the same operations in the same order (no fused
+    /// [`Run::items_with`], portable.
+    fn items(&self, items: std::ops::Range<usize>) {
+        self.items_with(items, widen_portable)
+    }
+
+    /// [`Run::items_with`] compiled for AVX2: the same operations in the same order (no fused
     /// multiply-adds are formed), in wider registers, so the results are the same bits.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA.
+    /// The CPU must have AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn items_avx2(&self, items: std::ops::Range<usize>) {
-        self.items(items)
+        // SAFETY: F16C is present (this function's contract).
+        self.items_with(items, |src, dst| unsafe { widen_f16c(src, dst) })
     }
+}
+
+/// Whether the AVX2 build of the inner loops runs here.
+fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        matches!(
+            crate::kernels::selected(),
+            Some(crate::kernels::Isa::Avx2 | crate::kernels::Isa::Avx512Vnni)
+        ) && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 impl CustomOp3 for Attend {
@@ -222,14 +307,11 @@ impl CustomOp3 for Attend {
             window: self.window.size,
             out: Out(out.as_mut_ptr()),
         };
-        let wide = matches!(
-            crate::kernels::selected(),
-            Some(crate::kernels::Isa::Avx2 | crate::kernels::Isa::Avx512Vnni)
-        );
+        let wide = wide();
         crate::pool::global().run_chunked(nh * t, |items| {
             #[cfg(target_arch = "x86_64")]
             if wide {
-                // SAFETY: `selected()` returns Avx2 only on a CPU that has AVX2 and FMA.
+                // SAFETY: `wide()` holds only on a CPU with AVX2, FMA and F16C.
                 unsafe { run.items_avx2(items) };
                 return;
             }
@@ -363,7 +445,10 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_build_gives_the_same_bits_as_the_portable_one() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        {
             return;
         }
         let (nh, t, hd, total) = (6, 5, 64, 37);
@@ -405,6 +490,57 @@ mod tests {
             }
             assert_eq!(outs[0], outs[1], "window {window:?}");
             assert!(outs[0].iter().any(|v| *v != 0.0));
+        }
+        // And with an f16 cache, whose rows each build widens its own way.
+        let (k16, v16) = (
+            k.to_dtype(candle_core::DType::F16).unwrap(),
+            v.to_dtype(candle_core::DType::F16).unwrap(),
+        );
+        let ((sk, lk), (sv, lv)) = (storage(&k16), storage(&v16));
+        let mut outs = Vec::new();
+        for wide in [false, true] {
+            let mut out = vec![0f32; t * nh * hd];
+            let run = Run {
+                q: View::new("q", &sq, &lq).unwrap(),
+                k: View::new("k", &sk, &lk).unwrap(),
+                v: View::new("v", &sv, &lv).unwrap(),
+                nh,
+                t,
+                rep: nh / 2,
+                start: total - t,
+                scale: 0.125,
+                window: None,
+                out: Out(out.as_mut_ptr()),
+            };
+            if wide {
+                unsafe { run.items_avx2(0..nh * t) };
+            } else {
+                run.items(0..nh * t);
+            }
+            outs.push(out);
+        }
+        assert_eq!(outs[0], outs[1], "f16 cache");
+    }
+
+    /// An f16 cache gives the same bits as an f32 cache holding the same (f16) values: the rows
+    /// are widened exactly and the arithmetic is the f32 one.
+    #[test]
+    fn an_f16_cache_is_read_exactly() {
+        use candle_core::DType;
+        let q = tensor(21, (1, 6, 3, 40));
+        let k16 = tensor(22, (1, 2, 19, 40)).to_dtype(DType::F16).unwrap();
+        let v16 = tensor(23, (1, 2, 19, 40)).to_dtype(DType::F16).unwrap();
+        let (k32, v32) = (
+            k16.to_dtype(DType::F32).unwrap(),
+            v16.to_dtype(DType::F32).unwrap(),
+        );
+        for w in [None, Some(5)] {
+            let a = attend(&q, &k16, &v16, 0.2, Window { size: w }).unwrap();
+            let b = attend(&q, &k32, &v32, 0.2, Window { size: w }).unwrap();
+            let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(a, b, "window {w:?}");
+            assert!(max_diff(&a, &reference(&q, &k32, &v32, 0.2, w)) < 1e-5);
         }
     }
 

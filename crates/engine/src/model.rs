@@ -79,7 +79,7 @@ enum Activation {
     GeluTanh,
 }
 
-/// Keys and values of one layer, `[1, n_kv_head, capacity, head_dim]`, valid up to `len`.
+/// Keys and values of one layer, `[1, n_kv_head, capacity, head_dim]` in f16, valid up to `len`.
 struct KvCache {
     k: Option<Tensor>,
     v: Option<Tensor>,
@@ -586,7 +586,9 @@ impl Transformer {
         }
         let q = self.apply_rope(&q, rope)?;
         let k = self.apply_rope(&k, rope)?.contiguous()?;
-        let (k_all, v_all) = kv.append(&k, &v.contiguous()?)?;
+        // The cache holds f16 (half the memory and half the bytes read per token at long
+        // context); every position, new or cached, is read back from it the same way.
+        let (k_all, v_all) = kv.append(&k.to_dtype(DType::F16)?, &v.to_dtype(DType::F16)?)?;
         let window = Window {
             size: if layer.sliding {
                 self.cfg.sliding_window
