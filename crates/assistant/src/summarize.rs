@@ -448,6 +448,12 @@ impl Work {
         self.language.english_name()
     }
 
+    /// The last line of every prompt: the output language once more, after the text and in
+    /// that language (small models follow best what they read last).
+    fn language_reminder(&self) -> &'static str {
+        self.language.summary_instruction()
+    }
+
     fn map_prompt(&self, chunk: &Chunk) -> Vec<Message> {
         let (n, _) = self.options.length.sentences();
         let lang = self.language_name();
@@ -459,12 +465,14 @@ impl Work {
         vec![
             Message::system(format!(
                 "You summarize documents faithfully. Use only facts stated in the text. Write in \
-                 {lang}."
+                 {lang}. {}",
+                self.language_reminder()
             )),
             Message::user(format!(
                 "Summarize this part of a document{place} in at most {n} sentences, in {lang}.\n\n\
-                 {}",
-                chunk.text
+                 {}\n\n{}",
+                chunk.text,
+                self.language_reminder()
             )),
         ]
     }
@@ -494,9 +502,13 @@ impl Work {
         vec![
             Message::system(format!(
                 "You summarize documents faithfully. Use only facts stated in the text. Write in \
-                 {lang}."
+                 {lang}. {}",
+                self.language_reminder()
             )),
-            Message::user(format!("{task}\n\n{joined}")),
+            Message::user(format!(
+                "{task}\n\n{joined}\n\n{}",
+                self.language_reminder()
+            )),
         ]
     }
 

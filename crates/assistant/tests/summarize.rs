@@ -663,14 +663,35 @@ fn qwen() -> String {
         .to_string()
 }
 
-/// Share of a text's letters that are CJK ideographs (the rest: Latin and other scripts).
+/// Share of a text's words that are Chinese: each CJK ideograph counts as a word, as does each
+/// run of other letters (an English word left in a Chinese sentence counts once, not once per
+/// letter).
 fn cjk_share(text: &str) -> f64 {
-    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
-    let cjk = letters
-        .iter()
-        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(*c))
-        .count();
-    cjk as f64 / letters.len().max(1) as f64
+    let is_cjk = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+    let (mut cjk, mut other, mut in_word) = (0usize, 0usize, false);
+    for c in text.chars() {
+        if is_cjk(c) {
+            cjk += 1;
+            in_word = false;
+        } else if c.is_alphabetic() {
+            if !in_word {
+                other += 1;
+            }
+            in_word = true;
+        } else {
+            in_word = false;
+        }
+    }
+    cjk as f64 / (cjk + other).max(1) as f64
+}
+
+#[test]
+fn chinese_share_counts_words() {
+    assert_eq!(cjk_share("The river town"), 0.0);
+    assert_eq!(cjk_share("老茶馆"), 1.0);
+    // Two ideographs and two English words.
+    assert_eq!(cjk_share("茶馆 river town"), 0.5);
+    assert_eq!(cjk_share("tea馆"), 0.5);
 }
 
 /// An English document summarized in Chinese, and a Chinese one in English, with the
@@ -721,6 +742,7 @@ fn summaries_cross_languages_both_ways() {
         assert_eq!(status, "done");
         assert_eq!(summary.language, lang);
         let share = cjk_share(&summary.text);
+        eprintln!("summary in {lang}: {}", summary.text);
         if lang == "zh" {
             assert!(share > 0.6, "asked for Chinese: {:?}", summary.text);
         } else {

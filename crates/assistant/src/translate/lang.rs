@@ -94,6 +94,23 @@ impl Language {
         }
     }
 
+    /// "Write the summary in this language.", said in the language itself: the last line of a
+    /// summary prompt (small models follow best what they read last, in the language asked for).
+    pub fn summary_instruction(self) -> &'static str {
+        match self {
+            Language::En => "Write the summary in English.",
+            Language::Zh => "请用简体中文写摘要。",
+            Language::Fr => "Rédigez le résumé en français.",
+            Language::De => "Schreiben Sie die Zusammenfassung auf Deutsch.",
+            Language::Es => "Escribe el resumen en español.",
+            Language::Ja => "要約は日本語で書いてください。",
+            Language::Ko => "요약은 한국어로 작성해 주세요.",
+            Language::Ru => "Напишите краткое содержание на русском языке.",
+            Language::It => "Scrivi il riassunto in italiano.",
+            Language::Pt => "Escreva o resumo em português.",
+        }
+    }
+
     /// Whether the language writes words without spaces between them.
     pub fn unspaced(self) -> bool {
         matches!(self, Language::Zh | Language::Ja)
