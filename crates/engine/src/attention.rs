@@ -101,20 +101,21 @@ impl<'a> View<'a> {
     }
 
     /// Row `i` of head `h` in f32: the row itself, or (f16) `buf` with the row widened into it
-    /// by `widen`.
+    /// (with F16C when `AVX`, which the caller must then have checked the CPU has).
     #[inline(always)]
-    fn row<'b>(
-        &'b self,
-        h: usize,
-        i: usize,
-        buf: &'b mut [f32],
-        widen: impl Fn(&[f16], &mut [f32]),
-    ) -> &'b [f32] {
+    fn row<'b, const AVX: bool>(&'b self, h: usize, i: usize, buf: &'b mut [f32]) -> &'b [f32] {
         let at = self.offset + h * self.head_stride + i * self.row_stride;
         match self.data {
             Data::F32(d) => &d[at..at + self.hd],
             Data::F16(d) => {
-                widen(&d[at..at + self.hd], &mut buf[..self.hd]);
+                let (src, dst) = (&d[at..at + self.hd], &mut buf[..self.hd]);
+                #[cfg(target_arch = "x86_64")]
+                if AVX {
+                    // SAFETY: `AVX` is set only where the CPU has AVX2, FMA and F16C.
+                    unsafe { widen_f16c(src, dst) };
+                    return &buf[..self.hd];
+                }
+                widen_portable(src, dst);
                 &buf[..self.hd]
             }
         }
@@ -133,7 +134,8 @@ fn widen_portable(src: &[f16], dst: &mut [f32]) {
 /// # Safety
 /// The CPU must have F16C and AVX; `dst` at least as long as `src`.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
 unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = src.len();
@@ -148,8 +150,15 @@ unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     }
 }
 
-/// Dot product with eight running sums added in a fixed order (vectorizes on any x86-64).
-#[inline]
+/// The eight running sums of [`dot`] and [`sum`] added up, always in this order.
+#[inline(always)]
+fn reduce8(a: &[f32; 8]) -> f32 {
+    ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+}
+
+/// Dot product with eight running sums: lane `l` adds up the products of elements `8c + l`, then
+/// [`reduce8`].
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -162,11 +171,86 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
         acc[l] += x * y;
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+    reduce8(&acc)
+}
+
+/// [`dot`] in AVX registers: the same products added in the same order, so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n, the length of both slices.
+        let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+        i += 8;
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds eight floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    for (l, j) in (i..n).enumerate() {
+        lanes[l] += a[j] * b[j];
+    }
+    reduce8(&lanes)
+}
+
+/// The largest element (eight running maxima; the result does not depend on the order).
+#[inline(always)]
+fn max(a: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..8 {
+            m[l] = if x[l] > m[l] { x[l] } else { m[l] };
+        }
+    }
+    for (l, x) in r.iter().enumerate() {
+        m[l] = if *x > m[l] { *x } else { m[l] };
+    }
+    m.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// Sum with eight running sums added in a fixed order.
+#[inline(always)]
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    for (l, x) in r.iter().enumerate() {
+        acc[l] += x;
+    }
+    reduce8(&acc)
+}
+
+/// `s = e^(s - max)` for every element (the C library's `expf`, correctly rounded or within an
+/// ulp of it).
+///
+/// A vectorized polynomial would be faster here, but it rounds a few results differently, and a
+/// rounding difference in one layer changes which way an 8-bit activation rounds a few layers
+/// later: greedy answers of small models would change where two tokens are near a tie.
+#[inline(always)]
+fn exp_shifted(s: &mut [f32], max: f32) {
+    for x in s.iter_mut() {
+        *x = (*x - max).exp();
+    }
 }
 
 /// `out += w · x`.
-#[inline]
+#[inline(always)]
 fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
     for (o, v) in out.iter_mut().zip(x) {
         *o += w * v;
@@ -179,7 +263,16 @@ struct Out(*mut f32);
 // reading.
 unsafe impl Sync for Out {}
 
+/// Query rows a tile holds at most (scores for each are kept while the tile runs).
+const TILE_ROWS: usize = 16;
+
 /// One call's inputs, shared by the workers.
+///
+/// The work is cut into tiles: some query heads that share one key/value head, times a block of
+/// consecutive queries. A tile reads (and widens, for an f16 cache) each key and value row once
+/// for all its queries. Each query row still runs exactly the arithmetic it would run alone (the
+/// same dot products, the same softmax, its values added in the same order), so the tiling never
+/// changes a result: it is chosen for speed only.
 struct Run<'a> {
     q: View<'a>,
     k: View<'a>,
@@ -190,53 +283,142 @@ struct Run<'a> {
     start: usize,
     scale: f32,
     window: Option<usize>,
+    /// Query heads per tile (of the `rep` sharing a key/value head).
+    tile_heads: usize,
+    /// Consecutive queries per tile.
+    tile_queries: usize,
     out: Out,
 }
 
+/// Scratch space a worker reuses from tile to tile.
+#[derive(Default)]
+struct Scratch {
+    q: Vec<f32>,
+    row: Vec<f32>,
+    scores: Vec<f32>,
+    first: Vec<usize>,
+    last: Vec<usize>,
+    inv: Vec<f32>,
+}
+
 impl Run<'_> {
-    /// The items (head, query) in `items`: scores, softmax, weighted sum of values. `widen`
-    /// turns an f16 key or value row into f32 (exactly, whichever way it is done).
+    /// Tile sizes for `threads` workers: up to [`TILE_ROWS`] rows, all the heads of a group
+    /// where possible, smaller tiles when there would be too few to keep every thread busy.
+    fn tiling(nkv: usize, rep: usize, t: usize, threads: usize) -> (usize, usize) {
+        let mut heads = rep.clamp(1, TILE_ROWS);
+        let mut queries = (TILE_ROWS / heads).clamp(1, t.max(1));
+        while nkv * rep.div_ceil(heads) * t.div_ceil(queries) < 2 * threads
+            && (queries > 1 || heads > 1)
+        {
+            if queries > 1 {
+                queries = queries.div_ceil(2);
+            } else {
+                heads = heads.div_ceil(2);
+            }
+        }
+        (heads, queries)
+    }
+
+    /// How many tiles the call has.
+    fn tiles(&self) -> usize {
+        self.k.heads * self.rep.div_ceil(self.tile_heads) * self.t.div_ceil(self.tile_queries)
+    }
+
+    /// The tiles in `tiles` (the last query blocks first: they see the most keys), with AVX
+    /// instructions when `AVX` (the caller has checked for AVX2, FMA and F16C) or portable code:
+    /// the same operations in the same order either way.
     #[inline(always)]
-    fn items_with(&self, items: std::ops::Range<usize>, widen: impl Fn(&[f16], &mut [f32]) + Copy) {
+    fn items_with<const AVX: bool>(&self, tiles: std::ops::Range<usize>) {
         let (t, nh, hd) = (self.t, self.nh, self.q.hd);
-        let mut scores: Vec<f32> = Vec::with_capacity(self.k.len);
-        let mut buf = vec![0f32; hd];
-        let mut qbuf = vec![0f32; hd];
-        for item in items {
-            let (h, i) = (item / t, item % t);
-            let kh = h / self.rep;
-            let pos = self.start + i;
-            let first = match self.window {
-                Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-                _ => 0,
-            };
-            let qrow = self.q.row(h, i, &mut qbuf, widen);
-            scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for j in first..=pos {
-                let s = dot(qrow, self.k.row(kh, j, &mut buf, widen)) * self.scale;
-                max = max.max(s);
-                scores.push(s);
+        let parts = self.rep.div_ceil(self.tile_heads);
+        let blocks = t.div_ceil(self.tile_queries);
+        let mut s = Scratch::default();
+        s.row.resize(hd, 0.0);
+        for tile in tiles {
+            let part = tile % parts;
+            let kh = (tile / parts) % self.k.heads;
+            let block = blocks - 1 - tile / (parts * self.k.heads);
+            let h0 = kh * self.rep + part * self.tile_heads;
+            let h1 = (h0 + self.tile_heads).min((kh + 1) * self.rep);
+            let i0 = block * self.tile_queries;
+            let i1 = (i0 + self.tile_queries).min(t);
+            let rows = (h1 - h0) * (i1 - i0);
+            // The rows: queries (made f32), and the keys each one sees.
+            s.q.resize(rows * hd, 0.0);
+            s.first.clear();
+            s.last.clear();
+            for h in h0..h1 {
+                for i in i0..i1 {
+                    let r = s.first.len();
+                    let row = self.q.row::<AVX>(h, i, &mut s.row);
+                    s.q[r * hd..(r + 1) * hd].copy_from_slice(row);
+                    let pos = self.start + i;
+                    s.first.push(match self.window {
+                        Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+                        _ => 0,
+                    });
+                    s.last.push(pos);
+                }
             }
-            let mut sum = 0f32;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
+            let lo = s.first.iter().copied().min().unwrap_or(0);
+            let hi = self.start + i1 - 1;
+            let span = hi + 1 - lo;
+            s.scores.resize(rows * span, 0.0);
+            // Scores: each key row once, against every row of the tile that sees it.
+            for j in lo..=hi {
+                let krow = self.k.row::<AVX>(kh, j, &mut s.row);
+                for r in 0..rows {
+                    if s.first[r] <= j && j <= s.last[r] {
+                        let qrow = &s.q[r * hd..(r + 1) * hd];
+                        #[cfg(target_arch = "x86_64")]
+                        let d = if AVX {
+                            // SAFETY: `AVX` is set only where the CPU has AVX.
+                            unsafe { dot_avx(qrow, krow) }
+                        } else {
+                            dot(qrow, krow)
+                        };
+                        #[cfg(not(target_arch = "x86_64"))]
+                        let d = dot(qrow, krow);
+                        s.scores[r * span + j - lo] = d * self.scale;
+                    }
+                }
             }
-            // SAFETY: item (h, i) owns out[i][h·hd .. (h+1)·hd]; items are disjoint and the
-            // pool returns only after every worker is done.
-            let o =
-                unsafe { std::slice::from_raw_parts_mut(self.out.0.add((i * nh + h) * hd), hd) };
-            let inv = 1.0 / sum;
-            for (s, j) in scores.iter().zip(first..=pos) {
-                axpy(o, s * inv, self.v.row(kh, j, &mut buf, widen));
+            // Softmax, row by row over the keys that row sees.
+            s.inv.clear();
+            for r in 0..rows {
+                let row = &mut s.scores[r * span + s.first[r] - lo..r * span + s.last[r] + 1 - lo];
+                let m = max(row);
+                exp_shifted(row, m);
+                s.inv.push(1.0 / sum(row));
+            }
+            // Weighted sum of values: each value row once, added to every row that sees it, in
+            // the order of positions.
+            for j in lo..=hi {
+                let vrow = self.v.row::<AVX>(kh, j, &mut s.row);
+                let mut r = 0;
+                for h in h0..h1 {
+                    for i in i0..i1 {
+                        if s.first[r] <= j && j <= s.last[r] {
+                            // SAFETY: row (h, i) owns out[i][h·hd .. (h+1)·hd]; tiles are
+                            // disjoint and the pool returns only after every worker is done.
+                            let o = unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    self.out.0.add((i * nh + h) * hd),
+                                    hd,
+                                )
+                            };
+                            axpy(o, s.scores[r * span + j - lo] * s.inv[r], vrow);
+                        }
+                        r += 1;
+                    }
+                }
             }
         }
     }
 
     /// [`Run::items_with`], portable.
-    fn items(&self, items: std::ops::Range<usize>) {
-        self.items_with(items, widen_portable)
+    fn items(&self, tiles: std::ops::Range<usize>) {
+        self.items_with::<false>(tiles)
     }
 
     /// [`Run::items_with`] compiled for AVX2: the same operations in the same order (no fused
@@ -246,9 +428,8 @@ impl Run<'_> {
     /// The CPU must have AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn items_avx2(&self, items: std::ops::Range<usize>) {
-        // SAFETY: F16C is present (this function's contract).
-        self.items_with(items, |src, dst| unsafe { widen_f16c(src, dst) })
+    unsafe fn items_avx2(&self, tiles: std::ops::Range<usize>) {
+        self.items_with::<true>(tiles)
     }
 }
 
@@ -295,6 +476,8 @@ impl CustomOp3 for Attend {
             candle_core::bail!("attention: {t} queries of width {hd} over {total} positions");
         }
         let mut out = vec![0f32; t * nh * hd];
+        let pool = crate::pool::global();
+        let (tile_heads, tile_queries) = Run::tiling(nkv, nh / nkv, t, pool.threads());
         let run = Run {
             q,
             k,
@@ -305,10 +488,12 @@ impl CustomOp3 for Attend {
             start: total - t,
             scale: self.scale,
             window: self.window.size,
+            tile_heads,
+            tile_queries,
             out: Out(out.as_mut_ptr()),
         };
         let wide = wide();
-        crate::pool::global().run_chunked(nh * t, |items| {
+        pool.run_chunked(run.tiles(), |items| {
             #[cfg(target_arch = "x86_64")]
             if wide {
                 // SAFETY: `wide()` holds only on a CPU with AVX2, FMA and F16C.
@@ -479,12 +664,14 @@ mod tests {
                     start: total - t,
                     scale: 0.125,
                     window,
+                    tile_heads: 2,
+                    tile_queries: 2,
                     out: Out(out.as_mut_ptr()),
                 };
                 if wide {
-                    unsafe { run.items_avx2(0..nh * t) };
+                    unsafe { run.items_avx2(0..run.tiles()) };
                 } else {
-                    run.items(0..nh * t);
+                    run.items(0..run.tiles());
                 }
                 outs.push(out);
             }
@@ -510,16 +697,93 @@ mod tests {
                 start: total - t,
                 scale: 0.125,
                 window: None,
+                tile_heads: 3,
+                tile_queries: 4,
                 out: Out(out.as_mut_ptr()),
             };
             if wide {
-                unsafe { run.items_avx2(0..nh * t) };
+                unsafe { run.items_avx2(0..run.tiles()) };
             } else {
-                run.items(0..nh * t);
+                run.items(0..run.tiles());
             }
             outs.push(out);
         }
         assert_eq!(outs[0], outs[1], "f16 cache");
+    }
+
+    /// However the work is cut into tiles (heads × queries), every query row gets the same bits.
+    #[test]
+    fn the_tiling_never_changes_a_result() {
+        let (nh, nkv, t, hd, total) = (6, 2, 7, 24, 30);
+        let q = tensor(31, (1, nh, t, hd));
+        let k = tensor(32, (1, nkv, total, hd))
+            .to_dtype(candle_core::DType::F16)
+            .unwrap();
+        let v = tensor(33, (1, nkv, total, hd));
+        let storage = |x: &Tensor| -> (CpuStorage, Layout) {
+            let (s, l) = x.storage_and_layout();
+            match &*s {
+                candle_core::Storage::Cpu(c) => (c.clone(), l.clone()),
+                _ => unreachable!("CPU tensors"),
+            }
+        };
+        let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k), storage(&v));
+        for window in [None, Some(4)] {
+            let mut first: Option<Vec<f32>> = None;
+            for (tile_heads, tile_queries) in [(1, 1), (3, 1), (1, 7), (2, 3), (3, 5), (3, 7)] {
+                let mut out = vec![0f32; t * nh * hd];
+                let run = Run {
+                    q: View::new("q", &sq, &lq).unwrap(),
+                    k: View::new("k", &sk, &lk).unwrap(),
+                    v: View::new("v", &sv, &lv).unwrap(),
+                    nh,
+                    t,
+                    rep: nh / nkv,
+                    start: total - t,
+                    scale: 0.2,
+                    window,
+                    tile_heads,
+                    tile_queries,
+                    out: Out(out.as_mut_ptr()),
+                };
+                // Tiles in any order, in several calls, as the pool's workers take them.
+                let n = run.tiles();
+                for r in (0..n).rev() {
+                    run.items(r..r + 1);
+                }
+                match &first {
+                    None => first = Some(out),
+                    Some(f) => assert_eq!(
+                        f, &out,
+                        "tiles of {tile_heads} heads × {tile_queries} queries, window {window:?}"
+                    ),
+                }
+            }
+            let kc = k.to_dtype(candle_core::DType::F32).unwrap();
+            let d = max_diff(
+                first.as_ref().unwrap(),
+                &reference(&q, &kc, &v, 0.2, window),
+            );
+            assert!(d < 1e-5, "off by {d}");
+        }
+    }
+
+    #[test]
+    fn tiles_cover_every_query_once_for_any_thread_count() {
+        for (nkv, rep, t) in [(2, 7, 1), (3, 3, 1), (2, 7, 64), (1, 1, 5), (5, 3, 17)] {
+            for threads in [1, 2, 3, 16] {
+                let (h, q) = Run::tiling(nkv, rep, t, threads);
+                assert!(h >= 1 && h <= rep && q >= 1 && q <= t.max(1));
+                assert!(h * q <= TILE_ROWS.max(rep));
+            }
+        }
+        // Decoding one token with 2 kv heads of 7 on one thread: one tile per kv head.
+        assert_eq!(Run::tiling(2, 7, 1, 1), (7, 1));
+        // A prompt: whole groups, several queries each.
+        assert_eq!(Run::tiling(2, 7, 64, 2), (7, 2));
+        // Many threads: heads are split so that every thread has work.
+        let (h, _) = Run::tiling(2, 7, 1, 16);
+        assert!(2 * 7usize.div_ceil(h) >= 8);
     }
 
     /// An f16 cache gives the same bits as an f32 cache holding the same (f16) values: the rows

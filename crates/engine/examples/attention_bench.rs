@@ -1,0 +1,64 @@
+//! Microbenchmark: the attention over an f16 key/value cache at long context, for the head
+//! shapes of SmolLM2-135M (9 query heads over 3 key/value heads) and Qwen2.5-0.5B (14 over 2),
+//! width 64.
+//!
+//! `cargo run --release -p hearth-engine --example attention_bench -- [THREADS] [DEPTH] [REPS]`
+//!
+//! Prints the median time of one layer's attention for a whole prompt of DEPTH tokens run in
+//! steps of 512 (as the engine runs a prompt), and for one decoded token after DEPTH tokens.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use hearth_engine::attention::{attend, Window};
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let depth: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2000);
+    let reps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    hearth_engine::compute_threads(threads);
+    let dev = Device::Cpu;
+    for (name, nh, nkv) in [("SmolLM2-135M", 9usize, 3usize), ("Qwen2.5-0.5B", 14, 2)] {
+        let hd = 64;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let k = Tensor::randn(0f32, 1.0, (1, nkv, depth + 1, hd), &dev)?.to_dtype(DType::F16)?;
+        let v = Tensor::randn(0f32, 1.0, (1, nkv, depth + 1, hd), &dev)?.to_dtype(DType::F16)?;
+        let q = Tensor::randn(0f32, 1.0, (1, nh, depth + 1, hd), &dev)?;
+        let mut prompt = Vec::new();
+        let mut decode = Vec::new();
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            let mut at = 0;
+            while at < depth {
+                let n = 256.min(depth - at);
+                let (kk, vv) = (k.narrow(2, 0, at + n)?, v.narrow(2, 0, at + n)?);
+                attend(&q.narrow(2, at, n)?, &kk, &vv, scale, Window { size: None })?;
+                at += n;
+            }
+            prompt.push(t0.elapsed().as_secs_f64() * 1e3);
+            let t0 = Instant::now();
+            for _ in 0..20 {
+                attend(
+                    &q.narrow(2, depth, 1)?,
+                    &k,
+                    &v,
+                    scale,
+                    Window { size: None },
+                )?;
+            }
+            decode.push(t0.elapsed().as_secs_f64() * 1e3 / 20.0);
+        }
+        println!(
+            "{name} ({nh} heads over {nkv}), {threads} thread(s): prompt of {depth} tokens {:.1} ms per layer, one token at depth {depth} {:.3} ms per layer",
+            median(&mut prompt),
+            median(&mut decode)
+        );
+    }
+    Ok(())
+}
