@@ -257,6 +257,76 @@ fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
     }
 }
 
+/// Four [`dot`]s of four consecutive `k.len()`-long rows of `q` with `k`, in AVX registers:
+/// the key row is loaded once for the four, and each sum runs lane by lane and is reduced as
+/// [`reduce8`] does, so every result has the bits `dot` gives.
+///
+/// # Safety
+/// The CPU must have AVX; `k.len()` a multiple of 8 and `q.len() == 4 * k.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn dot4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = k.len();
+    debug_assert!(n % 8 == 0 && q.len() == 4 * n);
+    let (pq, pk) = (q.as_ptr(), k.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and row u of q spans u·n .. (u+1)·n.
+        unsafe {
+            let y = _mm256_loadu_ps(pk.add(i));
+            for (u, a) in acc.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(pq.add(u * n + i));
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
+            }
+        }
+        i += 8;
+    }
+    // Lane l + lane l+4, then pairs, then the two pair sums: reduce8's order, four rows at once.
+    let half = acc.map(|a| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)));
+    let sums = _mm_hadd_ps(_mm_hadd_ps(half[0], half[1]), _mm_hadd_ps(half[2], half[3]));
+    let mut out = [0f32; 4];
+    // SAFETY: `out` holds four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+    out
+}
+
+/// `out += (w[j] · inv) · vals[j]` for each row `j` of `vals` in turn (the row of [`axpy`]
+/// calls the portable build makes, same products and additions), with the `8·N`-wide output
+/// row kept in registers throughout.
+///
+/// # Safety
+/// The CPU must have AVX; `out` must point at `8·N` writable floats no one else touches, and
+/// `vals` hold `w.len()` rows of `8·N`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn weighted_avx<const N: usize>(out: *mut f32, w: &[f32], inv: f32, vals: &[f32]) {
+    use std::arch::x86_64::*;
+    let hd = 8 * N;
+    debug_assert_eq!(vals.len(), w.len() * hd);
+    // SAFETY: the caller's contract: `out` holds 8·N floats, `vals` w.len() rows of 8·N.
+    unsafe {
+        let mut o = [_mm256_setzero_ps(); N];
+        for (c, o) in o.iter_mut().enumerate() {
+            *o = _mm256_loadu_ps(out.add(8 * c));
+        }
+        let pv = vals.as_ptr();
+        for (j, w) in w.iter().enumerate() {
+            let f = _mm256_set1_ps(w * inv);
+            for (c, o) in o.iter_mut().enumerate() {
+                let v = _mm256_loadu_ps(pv.add(j * hd + 8 * c));
+                *o = _mm256_add_ps(*o, _mm256_mul_ps(f, v));
+            }
+        }
+        for (c, o) in o.iter().enumerate() {
+            _mm256_storeu_ps(out.add(8 * c), *o);
+        }
+    }
+}
+
 /// The output pointer shared by the workers; each writes only its own (head, query) rows.
 struct Out(*mut f32);
 // SAFETY: workers write disjoint `hd`-long slices, and the caller waits for all of them before
@@ -299,6 +369,7 @@ struct Scratch {
     first: Vec<usize>,
     last: Vec<usize>,
     inv: Vec<f32>,
+    values: Vec<f32>,
 }
 
 impl Run<'_> {
@@ -365,9 +436,23 @@ impl Run<'_> {
             let span = hi + 1 - lo;
             s.scores.resize(rows * span, 0.0);
             // Scores: each key row once, against every row of the tile that sees it.
+            // With AVX and a width of whole vectors, four rows at a time share each load of
+            // the key row (their sums still run lane by lane in the portable order).
+            let fours = if AVX && hd % 8 == 0 { rows / 4 * 4 } else { 0 };
             for j in lo..=hi {
                 let krow = self.k.row::<AVX>(kh, j, &mut s.row);
-                for r in 0..rows {
+                #[cfg(target_arch = "x86_64")]
+                for r in (0..fours).step_by(4) {
+                    // SAFETY: `fours` is nonzero only when `AVX` (the CPU has AVX); the four
+                    // rows are inside `s.q`, and `hd` is a multiple of 8.
+                    let d = unsafe { dot4_avx(&s.q[r * hd..(r + 4) * hd], krow) };
+                    for (u, d) in d.into_iter().enumerate() {
+                        if s.first[r + u] <= j && j <= s.last[r + u] {
+                            s.scores[(r + u) * span + j - lo] = d * self.scale;
+                        }
+                    }
+                }
+                for r in fours..rows {
                     if s.first[r] <= j && j <= s.last[r] {
                         let qrow = &s.q[r * hd..(r + 1) * hd];
                         #[cfg(target_arch = "x86_64")]
@@ -393,6 +478,45 @@ impl Run<'_> {
             }
             // Weighted sum of values: each value row once, added to every row that sees it, in
             // the order of positions.
+            #[cfg(target_arch = "x86_64")]
+            if AVX && matches!(hd, 16 | 32 | 64) {
+                // A block of value rows widened once; each output row then stays in registers
+                // while its weights for the block are added, position after position.
+                const BLOCK: usize = 32;
+                s.values.resize(BLOCK * hd, 0.0);
+                let mut j0 = lo;
+                while j0 <= hi {
+                    let j1 = (j0 + BLOCK).min(hi + 1);
+                    for j in j0..j1 {
+                        let at = (j - j0) * hd;
+                        let vrow = self.v.row::<AVX>(kh, j, &mut s.row);
+                        s.values[at..at + hd].copy_from_slice(vrow);
+                    }
+                    let mut r = 0;
+                    for h in h0..h1 {
+                        for i in i0..i1 {
+                            let (a, b) = (s.first[r].max(j0), (s.last[r] + 1).min(j1));
+                            if a < b {
+                                let w = &s.scores[r * span + a - lo..r * span + b - lo];
+                                let vals = &s.values[(a - j0) * hd..(b - j0) * hd];
+                                // SAFETY: as below, row (h, i) is this tile's alone; `AVX`
+                                // means the CPU has AVX; `hd` is 16, 32 or 64.
+                                unsafe {
+                                    let o = self.out.0.add((i * nh + h) * hd);
+                                    match hd {
+                                        16 => weighted_avx::<2>(o, w, s.inv[r], vals),
+                                        32 => weighted_avx::<4>(o, w, s.inv[r], vals),
+                                        _ => weighted_avx::<8>(o, w, s.inv[r], vals),
+                                    }
+                                }
+                            }
+                            r += 1;
+                        }
+                    }
+                    j0 = j1;
+                }
+                continue;
+            }
             for j in lo..=hi {
                 let vrow = self.v.row::<AVX>(kh, j, &mut s.row);
                 let mut r = 0;
@@ -678,37 +802,55 @@ mod tests {
             assert_eq!(outs[0], outs[1], "window {window:?}");
             assert!(outs[0].iter().any(|v| *v != 0.0));
         }
-        // And with an f16 cache, whose rows each build widens its own way.
-        let (k16, v16) = (
-            k.to_dtype(candle_core::DType::F16).unwrap(),
-            v.to_dtype(candle_core::DType::F16).unwrap(),
-        );
-        let ((sk, lk), (sv, lv)) = (storage(&k16), storage(&v16));
-        let mut outs = Vec::new();
-        for wide in [false, true] {
-            let mut out = vec![0f32; t * nh * hd];
-            let run = Run {
-                q: View::new("q", &sq, &lq).unwrap(),
-                k: View::new("k", &sk, &lk).unwrap(),
-                v: View::new("v", &sv, &lv).unwrap(),
-                nh,
-                t,
-                rep: nh / 2,
-                start: total - t,
-                scale: 0.125,
-                window: None,
-                tile_heads: 3,
-                tile_queries: 4,
-                out: Out(out.as_mut_ptr()),
-            };
-            if wide {
-                unsafe { run.items_avx2(0..run.tiles()) };
-            } else {
-                run.items(0..run.tiles());
+        // And with an f16 cache, whose rows each build widens its own way, for widths the
+        // AVX build runs four rows at a time and keeps in registers (16, 32, 64), only four rows
+        // at a time (40, 128) or neither (36), tiles of 4, 9 and 12 rows, and more positions
+        // than one block of value rows.
+        for (hd, total, tile_heads, tile_queries, window) in [
+            (64, 37, 3, 4, None),
+            (64, 100, 3, 3, None),
+            (64, 100, 3, 4, Some(40)),
+            (32, 70, 2, 2, None),
+            (16, 70, 3, 3, Some(5)),
+            (40, 50, 3, 4, None),
+            (128, 45, 3, 3, None),
+            (36, 45, 2, 2, None),
+        ] {
+            let q = tensor(21, (1, nh, t, hd));
+            let k16 = tensor(22, (1, 2, total, hd))
+                .to_dtype(candle_core::DType::F16)
+                .unwrap();
+            let v16 = tensor(23, (1, 2, total, hd))
+                .to_dtype(candle_core::DType::F16)
+                .unwrap();
+            let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k16), storage(&v16));
+            let mut outs = Vec::new();
+            for wide in [false, true] {
+                let mut out = vec![0f32; t * nh * hd];
+                let run = Run {
+                    q: View::new("q", &sq, &lq).unwrap(),
+                    k: View::new("k", &sk, &lk).unwrap(),
+                    v: View::new("v", &sv, &lv).unwrap(),
+                    nh,
+                    t,
+                    rep: nh / 2,
+                    start: total - t,
+                    scale: 0.125,
+                    window,
+                    tile_heads,
+                    tile_queries,
+                    out: Out(out.as_mut_ptr()),
+                };
+                if wide {
+                    unsafe { run.items_avx2(0..run.tiles()) };
+                } else {
+                    run.items(0..run.tiles());
+                }
+                outs.push(out);
             }
-            outs.push(out);
+            assert_eq!(outs[0], outs[1], "f16 cache, width {hd}, {total} positions");
+            assert!(outs[0].iter().all(|v| v.is_finite()) && outs[0].iter().any(|v| *v != 0.0));
         }
-        assert_eq!(outs[0], outs[1], "f16 cache");
     }
 
     /// However the work is cut into tiles (heads × queries), every query row gets the same bits.
