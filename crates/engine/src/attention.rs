@@ -760,12 +760,7 @@ mod tests {
         {
             return;
         }
-        let (nh, t, hd, total) = (6, 5, 64, 37);
-        let (q, k, v) = (
-            tensor(11, (1, nh, t, hd)),
-            tensor(12, (1, 2, total, hd)),
-            tensor(13, (1, 2, total, hd)),
-        );
+        let (nh, t) = (6, 5);
         let storage = |x: &Tensor| -> (CpuStorage, Layout) {
             let (s, l) = x.storage_and_layout();
             match &*s {
@@ -773,57 +768,10 @@ mod tests {
                 _ => unreachable!("CPU tensors"),
             }
         };
-        let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k), storage(&v));
-        for window in [None, Some(9)] {
-            let mut outs = Vec::new();
-            for wide in [false, true] {
-                let mut out = vec![0f32; t * nh * hd];
-                let run = Run {
-                    q: View::new("q", &sq, &lq).unwrap(),
-                    k: View::new("k", &sk, &lk).unwrap(),
-                    v: View::new("v", &sv, &lv).unwrap(),
-                    nh,
-                    t,
-                    rep: nh / 2,
-                    start: total - t,
-                    scale: 0.125,
-                    window,
-                    tile_heads: 2,
-                    tile_queries: 2,
-                    out: Out(out.as_mut_ptr()),
-                };
-                if wide {
-                    unsafe { run.items_avx2(0..run.tiles()) };
-                } else {
-                    run.items(0..run.tiles());
-                }
-                outs.push(out);
-            }
-            assert_eq!(outs[0], outs[1], "window {window:?}");
-            assert!(outs[0].iter().any(|v| *v != 0.0));
-        }
-        // And with an f16 cache, whose rows each build widens its own way, for widths the
-        // AVX build runs four rows at a time and keeps in registers (16, 32, 64), only four rows
-        // at a time (40, 128) or neither (36), tiles of 4, 9 and 12 rows, and more positions
-        // than one block of value rows.
-        for (hd, total, tile_heads, tile_queries, window) in [
-            (64, 37, 3, 4, None),
-            (64, 100, 3, 3, None),
-            (64, 100, 3, 4, Some(40)),
-            (32, 70, 2, 2, None),
-            (16, 70, 3, 3, Some(5)),
-            (40, 50, 3, 4, None),
-            (128, 45, 3, 3, None),
-            (36, 45, 2, 2, None),
-        ] {
-            let q = tensor(21, (1, nh, t, hd));
-            let k16 = tensor(22, (1, 2, total, hd))
-                .to_dtype(candle_core::DType::F16)
-                .unwrap();
-            let v16 = tensor(23, (1, 2, total, hd))
-                .to_dtype(candle_core::DType::F16)
-                .unwrap();
-            let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k16), storage(&v16));
+        // The outputs of the portable and the AVX2 build for these inputs and tiles.
+        let both = |q: &Tensor, k: &Tensor, v: &Tensor, window, tile_heads, tile_queries| {
+            let ((sq, lq), (sk, lk), (sv, lv)) = (storage(q), storage(k), storage(v));
+            let (hd, total) = (q.dim(3).unwrap(), k.dim(2).unwrap());
             let mut outs = Vec::new();
             for wide in [false, true] {
                 let mut out = vec![0f32; t * nh * hd];
@@ -848,6 +796,38 @@ mod tests {
                 }
                 outs.push(out);
             }
+            outs
+        };
+        let (hd, total) = (64, 37);
+        let (q, k, v) = (
+            tensor(11, (1, nh, t, hd)),
+            tensor(12, (1, 2, total, hd)),
+            tensor(13, (1, 2, total, hd)),
+        );
+        for window in [None, Some(9)] {
+            let outs = both(&q, &k, &v, window, 2, 2);
+            assert_eq!(outs[0], outs[1], "window {window:?}");
+            assert!(outs[0].iter().any(|v| *v != 0.0));
+        }
+        // And with an f16 cache, whose rows each build widens its own way, for widths the
+        // AVX build runs four rows at a time and keeps in registers (16, 32, 64), only four rows
+        // at a time (40, 128) or neither (36), tiles of 4, 9 and 12 rows, and more positions
+        // than one block of value rows.
+        for (hd, total, tile_heads, tile_queries, window) in [
+            (64, 37, 3, 4, None),
+            (64, 100, 3, 3, None),
+            (64, 100, 3, 4, Some(40)),
+            (32, 70, 2, 2, None),
+            (16, 70, 3, 3, Some(5)),
+            (40, 50, 3, 4, None),
+            (128, 45, 3, 3, None),
+            (36, 45, 2, 2, None),
+        ] {
+            let f16 = |x: Tensor| x.to_dtype(candle_core::DType::F16).unwrap();
+            let q = tensor(21, (1, nh, t, hd));
+            let k16 = f16(tensor(22, (1, 2, total, hd)));
+            let v16 = f16(tensor(23, (1, 2, total, hd)));
+            let outs = both(&q, &k16, &v16, window, tile_heads, tile_queries);
             assert_eq!(outs[0], outs[1], "f16 cache, width {hd}, {total} positions");
             assert!(outs[0].iter().all(|v| v.is_finite()) && outs[0].iter().any(|v| *v != 0.0));
         }
