@@ -193,6 +193,67 @@ decode_rows8!(decode8_q5_0, 22, |blk| (
     -16.0 * half(blk)
 ));
 
+/// One token against eight rows of a type with blocks of 32, read straight from the rows: for a
+/// single token (decoding), writing the codes into a tile and reading them back costs more than
+/// the product itself. Each lane goes through the operations of [`tile8_product`] with `N = 1`
+/// (unsigned codes, with offsets) in the same order, so the result is the same bits as the tile
+/// path gives the same token inside a prompt. `next` is where the following eight rows start,
+/// prefetched as these are read.
+macro_rules! direct_rows8 {
+    ($name:ident, $bs:expr, |$blk:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $name(
+            rows: &[*const u8; 8],
+            next: *const u8,
+            nb: usize,
+            x: &Q8Row<'_>,
+        ) -> [f32; 8] {
+            let mut acc = _mm256_setzero_ps();
+            let mut off = _mm256_setzero_ps();
+            let ones = _mm256_set1_epi16(1);
+            for b in 0..nb {
+                let $blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * $bs));
+                // The next rows' block b (8 · $bs bytes, up to 176), three or four lines.
+                let ahead = next.add(b * 8 * $bs);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(64) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(128) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(8 * $bs) as *const i8);
+                let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+                let mut p = [_mm256_setzero_si256(); 8];
+                for r in 0..8 {
+                    let $blk = $blocks[r];
+                    let w = $codes;
+                    p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), ones);
+                }
+                let sum = _mm256_cvtepi32_ps(reduce8(&p));
+                let $dw = halves8(&$blocks, 0);
+                let scale = _mm256_mul_ps($dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+                acc = _mm256_fmadd_ps(scale, sum, acc);
+                let ow: __m256 = $ow;
+                off = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off);
+            }
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
+            out
+        }
+    };
+}
+
+direct_rows8!(direct8_q4_0, 18, |blk| nibbles(blk.add(2)), |blocks, dw| {
+    _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
+});
+direct_rows8!(direct8_q4_1, 20, |blk| nibbles(blk.add(4)), |blocks, dw| {
+    halves8(&blocks, 2)
+});
+direct_rows8!(
+    direct8_q5_0,
+    22,
+    |blk| _mm256_or_si256(nibbles(blk.add(6)), fifth_bits(blk.add(2))),
+    |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
+);
+
 /// The f16 at byte `at` of each of eight blocks, as f32, built in a register (writing the
 /// values to memory and reading them back as one vector would stall on store forwarding).
 #[inline]
@@ -626,6 +687,29 @@ pub unsafe fn dot_rows(
                 }
             })
         };
+    }
+    // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place, eight at a time.
+    if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
+        let x = xs.row(0);
+        let end = data.as_ptr().add(rows.end * row_bytes);
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let valid = (rows.end - r0).min(8);
+            let ptrs: [*const u8; 8] =
+                std::array::from_fn(|i| data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes));
+            // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults).
+            let next = data.as_ptr().add((r0 + 8) * row_bytes).min(end);
+            let o = match ty {
+                BlockType::Q4_0 => direct8_q4_0(&ptrs, next, nb, &x),
+                BlockType::Q4_1 => direct8_q4_1(&ptrs, next, nb, &x),
+                _ => direct8_q5_0(&ptrs, next, nb, &x),
+            };
+            for (k, v) in o[..valid].iter().enumerate() {
+                *out.add(r0 + k) = *v;
+            }
+            r0 += 8;
+        }
+        return;
     }
     match ty {
         BlockType::Q4_0 => each_8_rows!(decode8_q4_0, false, true),
