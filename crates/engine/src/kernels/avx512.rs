@@ -1,5 +1,5 @@
-//! Prompt products for the types with blocks of 32 (Q4_0, Q4_1, Q5_0, Q8_0) with AVX-512 and its
-//! 8-bit dot-product instruction (VNNI): sixteen weight rows at a time, one row per 32-bit lane.
+//! Prompt products with AVX-512 and its 8-bit dot-product instruction (VNNI), for every covered
+//! type: sixteen weight rows at a time, one row per 32-bit lane.
 //!
 //! The rows of a tile are decoded once per call and stored interleaved: for block `b`, vector
 //! `k` (0..8) holds bytes `4k..4k+4` of each of the sixteen rows. One `vpdpbusd` of that vector
@@ -12,10 +12,18 @@
 //! block's integer sum (exact), then `acc += (d_w · d_x) · sum`, `off += o_w · s_x`, and
 //! `acc + off` at the end. So this path gives the same bits as the AVX2 one, and a token's
 //! result does not depend on which path or group of tokens computed it.
+//!
+//! The k-quants ([`TileK`]) are laid out the same way, 64 vectors per block of 256. Each
+//! sub-block's integer sum (eight instructions for 32 codes) is multiplied by the rows' 6- or
+//! 8-bit sub-block scales as integers, and the mins term `Σ_j m_j Σy_j` takes four 16-bit
+//! dot-product instructions; Q6_K's signed codes take the instruction's signed side against the
+//! activations plus 128, and the tile keeps what that bias adds (`128 · Σ_j sc_j Σ_i q_i`) to
+//! subtract it again. The floating-point steps per block are the portable path's, in its order.
 
 use std::arch::x86_64::*;
 
 use super::q8::{Q8Row, Q8Rows, QK};
+use super::x86::{half, k4_scales, k_bytes, k_codes, K4, K5, K6};
 use super::BlockType;
 
 /// Whether this CPU has the AVX-512 parts these functions use (F, BW, VNNI); the caller also
@@ -112,6 +120,226 @@ unsafe fn product<const N: usize, const BIAS: bool, const OFFSET: bool>(
     }
 }
 
+/// Sixteen decoded k-quant rows, for [`product_k`]: codes interleaved four bytes per row in
+/// value order (`q[(b * 64 + k) * 16 + r]` holds codes `4k..4k+4` of block `b` of row `r`),
+/// sub-block scales `sc[(b * 16 + j) * 16 + r]` (eight sub-blocks of 32 for Q4_K and Q5_K,
+/// sixteen of 16 for Q6_K), the mins of sub-blocks `2i` and `2i + 1` as two i16 in
+/// `mp[(b * 4 + i) * 16 + r]`, the block scale `d` and `-dmin` (`nd`), and for Q6_K `corr`, what
+/// its activations' bias of 128 adds to the block's integer sum.
+#[derive(Default)]
+struct TileK {
+    q: Vec<u32>,
+    sc: Vec<i32>,
+    mp: Vec<i32>,
+    d: Vec<f32>,
+    nd: Vec<f32>,
+    corr: Vec<i32>,
+}
+
+impl TileK {
+    fn reserve(&mut self, nsb: usize) {
+        if self.d.len() < nsb * ROWS {
+            self.q.resize(nsb * 64 * ROWS, 0);
+            self.sc.resize(nsb * 16 * ROWS, 0);
+            self.mp.resize(nsb * 4 * ROWS, 0);
+            self.d.resize(nsb * ROWS, 0.0);
+            self.nd.resize(nsb * ROWS, 0.0);
+            self.corr.resize(nsb * ROWS, 0);
+        }
+    }
+}
+
+thread_local! {
+    static TILE_K: std::cell::RefCell<TileK> = std::cell::RefCell::new(TileK::default());
+    /// The activations plus 128, as unsigned bytes (Q6_K's signed codes take the instruction's
+    /// signed side).
+    static BIASED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decodes row `r` of a k-quant tile: `nsb` blocks of type `K` from `row`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_k<const K: u8>(tile: &mut TileK, r: usize, row: *const u8, nsb: usize) {
+    for b in 0..nsb {
+        let blk = row.add(b * k_bytes(K));
+        let codes = k_codes::<K>(blk);
+        let mut words = [0u32; 64];
+        for (j, c) in codes.iter().enumerate() {
+            _mm256_storeu_si256(words.as_mut_ptr().add(8 * j) as *mut __m256i, *c);
+        }
+        for (k, w) in words.iter().enumerate() {
+            *tile.q.get_unchecked_mut((b * 64 + k) * ROWS + r) = *w;
+        }
+        if K == K6 {
+            let scales = blk.add(192) as *const i8;
+            let signed = std::slice::from_raw_parts(words.as_ptr() as *const i8, 256);
+            let mut corr = 0i32;
+            for j in 0..16 {
+                let sc = *scales.add(j) as i32;
+                *tile.sc.get_unchecked_mut((b * 16 + j) * ROWS + r) = sc;
+                let codes: i32 = signed[16 * j..16 * j + 16].iter().map(|v| *v as i32).sum();
+                corr += sc * codes;
+            }
+            *tile.corr.get_unchecked_mut(b * ROWS + r) = 128 * corr;
+            *tile.d.get_unchecked_mut(b * ROWS + r) = half(blk.add(208));
+        } else {
+            let (sc, m) = k4_scales(blk.add(4));
+            for j in 0..8 {
+                *tile.sc.get_unchecked_mut((b * 16 + j) * ROWS + r) = sc[j] as i32;
+            }
+            for i in 0..4 {
+                *tile.mp.get_unchecked_mut((b * 4 + i) * ROWS + r) =
+                    m[2 * i] as i32 | (m[2 * i + 1] as i32) << 16;
+            }
+            *tile.d.get_unchecked_mut(b * ROWS + r) = half(blk);
+            *tile.nd.get_unchecked_mut(b * ROWS + r) = -half(blk.add(2));
+        }
+    }
+}
+
+/// The tile's sixteen k-quant rows (`K`) against `N` tokens, with the arithmetic of the AVX2
+/// and portable paths per row: per block, the exact integer sum `Σ_j sc_j Σ_i q_i y_i`, then
+/// `acc += (d · d_x) · sum` and, with mins, `off += (-dmin · d_x) · Σ_j m_j Σy_j`; the result is
+/// `acc + off`. So the same bits as those paths. `biased`: each token's activations plus 128
+/// (read for Q6_K only).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn product_k<const N: usize, const K: u8>(
+    tile: &TileK,
+    nsb: usize,
+    xs: &[Q8Row<'_>; N],
+    biased: &[*const u8; N],
+    out: &mut [[f32; ROWS]; N],
+) {
+    let mut acc = [_mm512_setzero_ps(); N];
+    let mut off = [_mm512_setzero_ps(); N];
+    let q = tile.q.as_ptr();
+    for b in 0..nsb {
+        let mut isum = [_mm512_setzero_si512(); N];
+        // Sub-blocks of 32 codes (eight words), or of 16 for Q6_K (four words).
+        let (subs, words) = if K == K6 { (16, 4) } else { (8, 8) };
+        for j in 0..subs {
+            let mut s = [_mm512_setzero_si512(); N];
+            for k in 0..words {
+                let at = b * 64 + words * j + k;
+                let w = _mm512_loadu_si512(q.add(at * ROWS) as *const __m512i);
+                for t in 0..N {
+                    s[t] = if K == K6 {
+                        let a4 = (biased[t].add(4 * at) as *const i32).read_unaligned();
+                        _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(a4), w)
+                    } else {
+                        let y4 = (xs[t].qs.as_ptr().add(4 * at) as *const i32).read_unaligned();
+                        _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(y4))
+                    };
+                }
+            }
+            let sc =
+                _mm512_loadu_si512(tile.sc.as_ptr().add((b * 16 + j) * ROWS) as *const __m512i);
+            for t in 0..N {
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], sc));
+            }
+        }
+        if K == K6 {
+            let corr = _mm512_loadu_si512(tile.corr.as_ptr().add(b * ROWS) as *const __m512i);
+            for t in 0..N {
+                isum[t] = _mm512_sub_epi32(isum[t], corr);
+            }
+        }
+        let d = _mm512_loadu_ps(tile.d.as_ptr().add(b * ROWS));
+        let nd = _mm512_loadu_ps(tile.nd.as_ptr().add(b * ROWS));
+        for t in 0..N {
+            let x = &xs[t];
+            let dx = _mm512_set1_ps(*x.d.get_unchecked(b));
+            let sum = _mm512_cvtepi32_ps(isum[t]);
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_mul_ps(d, dx), sum));
+            if K != K6 {
+                let sums = x.sums.as_ptr().add(b * 8);
+                let mut msum = _mm512_setzero_si512();
+                for i in 0..4 {
+                    let pair = (*sums.add(2 * i) as u16 as u32
+                        | (*sums.add(2 * i + 1) as u32) << 16)
+                        as i32;
+                    let m = _mm512_loadu_si512(
+                        tile.mp.as_ptr().add((b * 4 + i) * ROWS) as *const __m512i
+                    );
+                    msum = _mm512_dpwssd_epi32(msum, m, _mm512_set1_epi32(pair));
+                }
+                let msum = _mm512_cvtepi32_ps(msum);
+                off[t] = _mm512_add_ps(off[t], _mm512_mul_ps(_mm512_mul_ps(nd, dx), msum));
+            }
+        }
+    }
+    for t in 0..N {
+        _mm512_storeu_ps(out[t].as_mut_ptr(), _mm512_add_ps(acc[t], off[t]));
+    }
+}
+
+/// [`dot_rows`] for the k-quants, sixteen rows per tile.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_rows_k<const K: u8>(
+    data: &[u8],
+    row_bytes: usize,
+    rows: std::ops::Range<usize>,
+    xs: &Q8Rows,
+    out: *mut f32,
+    n: usize,
+) {
+    let nsb = row_bytes / k_bytes(K);
+    assert!(xs.block == 256 && xs.blocks == nsb * 8 && rows.end * row_bytes <= data.len());
+    let m = xs.rows();
+    let cols = nsb * 256;
+    let tokens: Vec<Q8Row<'_>> = (0..m).map(|t| xs.row(t)).collect();
+    BIASED.with(|biased| {
+        let mut biased = biased.borrow_mut();
+        if K == K6 {
+            biased.clear();
+            biased.extend(xs.qs.iter().map(|v| *v as u8 ^ 0x80));
+        }
+        let biased: &[u8] = &biased;
+        TILE_K.with(|tile| {
+            let mut tile = tile.borrow_mut();
+            tile.reserve(nsb);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let valid = (rows.end - r0).min(ROWS);
+                for r in 0..ROWS {
+                    let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
+                    decode_k::<K>(&mut tile, r, row, nsb);
+                }
+                let mut t = 0;
+                while t < m {
+                    let take = if t + GROUP <= m { GROUP } else { 1 };
+                    let mut o = [[0f32; ROWS]; GROUP];
+                    macro_rules! run {
+                        ($n:expr) => {{
+                            let group: [Q8Row<'_>; $n] = std::array::from_fn(|i| tokens[t + i]);
+                            let ptrs: [*const u8; $n] = std::array::from_fn(|i| {
+                                if K == K6 {
+                                    biased.as_ptr().add((t + i) * cols)
+                                } else {
+                                    std::ptr::null()
+                                }
+                            });
+                            let o: &mut [[f32; ROWS]; $n] = (&mut o[..$n]).try_into().unwrap();
+                            product_k::<$n, K>(&tile, nsb, &group, &ptrs, o);
+                        }};
+                    }
+                    if take == GROUP {
+                        run!(GROUP);
+                    } else {
+                        run!(1);
+                    }
+                    for (i, orow) in o[..take].iter().enumerate() {
+                        for (k, v) in orow[..valid].iter().enumerate() {
+                            *out.add((t + i) * n + r0 + k) = *v;
+                        }
+                    }
+                    t += take;
+                }
+                r0 += ROWS;
+            }
+        })
+    });
+}
+
 /// Tokens taken together by one pass over a tile.
 const GROUP: usize = 4;
 
@@ -132,6 +360,12 @@ pub unsafe fn dot_rows(
     out: *mut f32,
     n: usize,
 ) {
+    match ty {
+        BlockType::Q4_K => return dot_rows_k::<K4>(data, row_bytes, rows, xs, out, n),
+        BlockType::Q5_K => return dot_rows_k::<K5>(data, row_bytes, rows, xs, out, n),
+        BlockType::Q6_K => return dot_rows_k::<K6>(data, row_bytes, rows, xs, out, n),
+        _ => {}
+    }
     let nb = row_bytes / ty.block_bytes();
     assert!(ty.block_values() == QK && xs.blocks == nb && rows.end * row_bytes <= data.len());
     let m = xs.rows();

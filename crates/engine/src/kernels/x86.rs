@@ -21,7 +21,7 @@ pub fn available() -> bool {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn half(p: *const u8) -> f32 {
+pub(crate) unsafe fn half(p: *const u8) -> f32 {
     let bits = (p as *const u16).read_unaligned();
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
@@ -104,15 +104,6 @@ pub unsafe fn quantize_32(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
     let s2 = _mm_add_epi32(s4, _mm_shuffle_epi32::<0b01_00_11_10>(s4));
     let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b10_11_00_01>(s2));
     _mm_cvtsi128_si32(s1)
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
 }
 
 /// Sums each of eight vectors of 8 i32 into lane `r` of the result (`r` = the vector's index).
@@ -392,47 +383,9 @@ unsafe fn tile8_product<const N: usize, const SIGNED: bool, const OFFSET: bool>(
     }
 }
 
-/// Ends a k-quant block for every token: `acc[t] += (d · d_x) · isum[t]` (the block's exact
-/// integer sums, lane by lane) and, with mins, `off[t] += (-dmin · d_x) · Σ_j m_j Σq_j`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn close_k_block<const N: usize, const MINS: bool>(
-    sb: usize,
-    d: f32,
-    dmin: f32,
-    m: &[u8; 8],
-    isum: &[__m256i; N],
-    xs: &[Q8Row<'_>; N],
-    acc: &mut [__m256; N],
-    off: &mut [f32; N],
-) {
-    for t in 0..N {
-        let x = &xs[t];
-        let dx = *x.d.get_unchecked(sb);
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(isum[t]), acc[t]);
-        if MINS {
-            let sums = x.sums.get_unchecked(sb * 8..sb * 8 + 8);
-            let mut msum = 0i32;
-            for j in 0..8 {
-                msum += m[j] as i32 * sums[j];
-            }
-            off[t] += -dmin * dx * msum as f32;
-        }
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn finish<const N: usize>(acc: [__m256; N], off: [f32; N], out: &mut [f32; N]) {
-    for t in 0..N {
-        out[t] = hsum(acc[t]) + off[t];
-    }
-}
-
 /// The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 bytes at `p`.
 #[inline]
-unsafe fn k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
+pub(crate) unsafe fn k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
     let s = std::slice::from_raw_parts(p, 12);
     let mut sc = [0u8; 8];
     let mut m = [0u8; 8];
@@ -456,79 +409,21 @@ unsafe fn and_bytes(v: __m256i, mask: i8) -> __m256i {
     _mm256_and_si256(v, _mm256_set1_epi8(mask))
 }
 
-/// Q4_K (`HIGH` false) or Q5_K (`HIGH` true) rows against activations quantized in blocks of
-/// 256: each block's products are summed as integers (codes times activations, times the
-/// sub-block scale) and scaled once. The same operations in the same order for every token,
-/// whatever `N` is.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q45_k<const N: usize, const HIGH: bool>(
-    row: *const u8,
-    nsb: usize,
-    xs: &[Q8Row<'_>; N],
-    out: &mut [f32; N],
-) {
-    let bytes = if HIGH { 176 } else { 144 };
-    let codes = if HIGH { 48 } else { 16 };
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut off = [0f32; N];
-    let low4 = _mm256_set1_epi8(0x0f);
-    let one = _mm256_set1_epi8(1);
-    for sb in 0..nsb {
-        let blk = row.add(sb * bytes);
-        let (d, dmin) = (half(blk), half(blk.add(2)));
-        let (sc, m) = k4_scales(blk.add(4));
-        let qh = if HIGH {
-            _mm256_loadu_si256(blk.add(16) as *const __m256i)
-        } else {
-            _mm256_setzero_si256()
-        };
-        let mut isum = [_mm256_setzero_si256(); N];
-        for p in 0..4 {
-            let v = _mm256_loadu_si256(blk.add(codes + 32 * p) as *const __m256i);
-            let mut lo = _mm256_and_si256(v, low4);
-            let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
-            if HIGH {
-                lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * p as i32, one));
-                hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * p as i32 + 1, one));
-            }
-            let (mlo, mhi) = (
-                _mm256_set1_epi16(sc[2 * p] as i16),
-                _mm256_set1_epi16(sc[2 * p + 1] as i16),
-            );
-            for t in 0..N {
-                let y = xs[t].qs.as_ptr().add(sb * 256 + 64 * p);
-                let y0 = _mm256_loadu_si256(y as *const __m256i);
-                let y1 = _mm256_loadu_si256(y.add(32) as *const __m256i);
-                let a = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), mlo);
-                let b = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), mhi);
-                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(a, b));
-            }
-        }
-        close_k_block::<N, true>(sb, d, dmin, &m, &isum, xs, &mut acc, &mut off);
-    }
-    finish(acc, off, out);
-}
+/// The k-quant types, as const parameters.
+pub(crate) const K4: u8 = 0;
+pub(crate) const K5: u8 = 1;
+pub(crate) const K6: u8 = 2;
 
-/// Q6_K rows against activations quantized in blocks of 256, as [`row_q45_k`] (codes made signed
-/// by subtracting 32; two scales per sub-block of 32).
+/// The 256 codes of the k-quant block at `blk` (`K`: [`K4`], [`K5`] or [`K6`]) as eight vectors
+/// of 32 in value order (vector `j` holds values `32j..32j + 32`): Q4_K and Q5_K codes unsigned
+/// (0..16, 0..32), Q6_K codes signed (`q - 32`, -32..32).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q6_k<const N: usize>(
-    row: *const u8,
-    nsb: usize,
-    xs: &[Q8Row<'_>; N],
-    out: &mut [f32; N],
-) {
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut off = [0f32; N];
+pub(crate) unsafe fn k_codes<const K: u8>(blk: *const u8) -> [__m256i; 8] {
     let low4 = _mm256_set1_epi8(0x0f);
-    let m32 = _mm256_set1_epi8(32);
-    for sb in 0..nsb {
-        let blk = row.add(sb * 210);
-        let d = half(blk.add(208));
-        let scales = blk.add(192) as *const i8;
-        let mut isum = [_mm256_setzero_si256(); N];
+    let mut out = [_mm256_setzero_si256(); 8];
+    if K == K6 {
+        let m32 = _mm256_set1_epi8(32);
         for n in 0..2 {
             let ql0 = _mm256_loadu_si256(blk.add(64 * n) as *const __m256i);
             let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32) as *const __m256i);
@@ -552,55 +447,148 @@ unsafe fn row_q6_k<const N: usize>(
                 ),
             ];
             for (k, qk) in q.into_iter().enumerate() {
-                let at = 8 * n + 2 * k;
-                let mul = _mm256_set_m128i(
-                    _mm_set1_epi16(*scales.add(at + 1) as i16),
-                    _mm_set1_epi16(*scales.add(at) as i16),
-                );
-                let w = _mm256_sub_epi8(qk, m32);
-                let aw = _mm256_sign_epi8(w, w);
-                for t in 0..N {
-                    let y = _mm256_loadu_si256(
-                        xs[t].qs.as_ptr().add(sb * 256 + 128 * n + 32 * k) as *const __m256i
+                out[4 * n + k] = _mm256_sub_epi8(qk, m32);
+            }
+        }
+        return out;
+    }
+    let codes = if K == K5 { 48 } else { 16 };
+    let one = _mm256_set1_epi8(1);
+    let qh = if K == K5 {
+        _mm256_loadu_si256(blk.add(16) as *const __m256i)
+    } else {
+        _mm256_setzero_si256()
+    };
+    for p in 0..4 {
+        let v = _mm256_loadu_si256(blk.add(codes + 32 * p) as *const __m256i);
+        let mut lo = _mm256_and_si256(v, low4);
+        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
+        if K == K5 {
+            lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * p as i32, one));
+            hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * p as i32 + 1, one));
+        }
+        out[2 * p] = lo;
+        out[2 * p + 1] = hi;
+    }
+    out
+}
+
+/// Bytes per block of a k-quant type.
+pub(crate) const fn k_bytes(k: u8) -> usize {
+    match k {
+        K4 => 144,
+        K5 => 176,
+        _ => 210,
+    }
+}
+
+/// Lane `r` = `Σ_j m[r][j] · y[j]` for eight rows' mins (eight u16 each) and one token's eight
+/// sub-block sums `y` (i16). Exact: integer products and sums.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mins8(m: &[__m128i; 8], y: __m128i) -> __m256i {
+    let y = _mm256_set_m128i(y, y);
+    let v = |a: usize| _mm256_madd_epi16(_mm256_set_m128i(m[a + 1], m[a]), y);
+    // Lanes of h: rows 0, 2, 4, 6 in the low half, 1, 3, 5, 7 in the high half.
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(v(0), v(2)), _mm256_hadd_epi32(v(4), v(6)));
+    _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// Eight k-quant rows (`K`) against `N` tokens quantized in blocks of 256, read in place: lane
+/// `r` of each vector belongs to row `r`. Per block and token, each row's integer sum
+/// `Σ_j sc_j Σ_i q_i y_i` over its sub-blocks is exact, then `acc += (d · d_x) · sum` and, for
+/// Q4_K and Q5_K, `off += (-dmin · d_x) · Σ_j m_j Σy_j`; the result is `acc + off`. These are
+/// the portable path's operations in its order (separate multiplies and adds, no fused ones),
+/// so every path gives the same bits, and a token's result does not depend on the tokens
+/// computed with it. `next` is where the following eight rows start, prefetched as these are
+/// read.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_rows8<const N: usize, const K: u8>(
+    rows: &[*const u8; 8],
+    next: *const u8,
+    nsb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [[f32; 8]; N],
+) {
+    let bytes = k_bytes(K);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut off = [_mm256_setzero_ps(); N];
+    let sign = _mm256_set1_ps(-0.0);
+    for sb in 0..nsb {
+        let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(sb * bytes));
+        let ahead = next.add(sb * 8 * bytes);
+        let mut line = 0;
+        while line < 8 * bytes {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
+            line += 64;
+        }
+        let mut p = [[_mm256_setzero_si256(); 8]; N];
+        let mut mins = [_mm_setzero_si128(); 8];
+        for r in 0..8 {
+            let blk = blocks[r];
+            let codes = k_codes::<K>(blk);
+            if K == K6 {
+                let scales = blk.add(192) as *const i8;
+                for (j, w) in codes.into_iter().enumerate() {
+                    // Two scales per 32 codes, one per half.
+                    let mul = _mm256_set_m128i(
+                        _mm_set1_epi16(*scales.add(2 * j + 1) as i16),
+                        _mm_set1_epi16(*scales.add(2 * j) as i16),
                     );
-                    let p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(y, w));
-                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, mul));
+                    let aw = _mm256_sign_epi8(w, w);
+                    for t in 0..N {
+                        let y = _mm256_loadu_si256(
+                            xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
+                        );
+                        let pairs = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(y, w));
+                        p[t][r] = _mm256_add_epi32(p[t][r], _mm256_madd_epi16(pairs, mul));
+                    }
+                }
+            } else {
+                let (sc, m) = k4_scales(blk.add(4));
+                mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr() as *const __m128i));
+                for (j, w) in codes.into_iter().enumerate() {
+                    let mul = _mm256_set1_epi16(sc[j] as i16);
+                    for t in 0..N {
+                        let y = _mm256_loadu_si256(
+                            xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
+                        );
+                        let pairs = _mm256_maddubs_epi16(w, y);
+                        p[t][r] = _mm256_add_epi32(p[t][r], _mm256_madd_epi16(pairs, mul));
+                    }
                 }
             }
         }
-        close_k_block::<N, false>(sb, d, 0.0, &[0; 8], &isum, xs, &mut acc, &mut off);
+        let d = halves8(&blocks, if K == K6 { 208 } else { 0 });
+        let nd = _mm256_xor_ps(halves8(&blocks, 2), sign);
+        for t in 0..N {
+            let x = &xs[t];
+            let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
+            let isum = _mm256_cvtepi32_ps(reduce8(&p[t]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), isum));
+            if K != K6 {
+                let s = x.sums.as_ptr().add(sb * 8);
+                let y = _mm_packs_epi32(
+                    _mm_loadu_si128(s as *const __m128i),
+                    _mm_loadu_si128(s.add(4) as *const __m128i),
+                );
+                let msum = _mm256_cvtepi32_ps(mins8(&mins, y));
+                off[t] = _mm256_add_ps(off[t], _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
+            }
+        }
     }
-    finish(acc, off, out);
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q4_k<const N: usize>(
-    row: *const u8,
-    nb: usize,
-    xs: &[Q8Row<'_>; N],
-    out: &mut [f32; N],
-) {
-    row_q45_k::<N, false>(row, nb, xs, out)
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q5_k<const N: usize>(
-    row: *const u8,
-    nb: usize,
-    xs: &[Q8Row<'_>; N],
-    out: &mut [f32; N],
-) {
-    row_q45_k::<N, true>(row, nb, xs, out)
+    for t in 0..N {
+        _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
+    }
 }
 
 /// Tokens handled together by one pass over a weight row.
 const GROUP: usize = 4;
 
 /// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`.
-/// `avx512`: the CPU also has [`super::avx512::available`]; prompts of a type with blocks of 32
-/// then go through [`super::avx512::dot_rows`] (the same bits).
+/// `avx512`: the CPU also has [`super::avx512::available`]; prompts (four tokens or more) then
+/// go through [`super::avx512::dot_rows`] (the same bits).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C ([`available`]), and AVX-512 when `avx512` is set. `data` holds whole rows of `row_bytes`
@@ -617,7 +605,7 @@ pub unsafe fn dot_rows(
     n: usize,
     avx512: bool,
 ) {
-    if avx512 && ty.block_values() == QK && xs.rows() >= GROUP {
+    if avx512 && xs.rows() >= GROUP {
         return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n);
     }
     // Blocks of the row's type; the activations were quantized in blocks of the same size.
@@ -633,25 +621,6 @@ pub unsafe fn dot_rows(
         .map(|g| std::array::from_fn(|i| xs.row(g * GROUP + i)))
         .collect();
     let singles: Vec<[Q8Row<'_>; 1]> = (m / GROUP * GROUP..m).map(|t| [xs.row(t)]).collect();
-    macro_rules! each_row {
-        ($kernel:ident) => {
-            for r in rows {
-                let row = data.as_ptr().add(r * row_bytes);
-                for (g, group) in groups.iter().enumerate() {
-                    let mut o = [0f32; GROUP];
-                    $kernel::<GROUP>(row, nb, group, &mut o);
-                    for (i, v) in o.iter().enumerate() {
-                        *out.add((g * GROUP + i) * n + r) = *v;
-                    }
-                }
-                for (k, one) in singles.iter().enumerate() {
-                    let mut o = [0f32; 1];
-                    $kernel::<1>(row, nb, one, &mut o);
-                    *out.add((m / GROUP * GROUP + k) * n + r) = o[0];
-                }
-            }
-        };
-    }
     // Eight rows at a time (the last ones padded by repeating the last row, whose extra
     // results are dropped): decoded once, then multiplied with each group of tokens and each
     // single token.
@@ -688,63 +657,70 @@ pub unsafe fn dot_rows(
             })
         };
     }
-    // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place, eight at a time.
+    // Eight rows at a time read in place (the last ones padded by repeating the last row, whose
+    // extra results are dropped); `next` is where the following eight start, and `store(t, o)`
+    // writes token `t`'s results for these rows.
+    macro_rules! walk_8_rows {
+        (|$ptrs:ident, $next:ident, $store:ident| $body:block) => {{
+            let end = data.as_ptr().add(rows.end * row_bytes);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let valid = (rows.end - r0).min(8);
+                let $ptrs: [*const u8; 8] = std::array::from_fn(|i| {
+                    data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes)
+                });
+                // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults).
+                let $next = data.as_ptr().add((r0 + 8) * row_bytes).min(end);
+                let $store = |t: usize, o: &[f32; 8]| {
+                    for (k, v) in o[..valid].iter().enumerate() {
+                        *out.add(t * n + r0 + k) = *v;
+                    }
+                };
+                $body
+                r0 += 8;
+            }
+        }};
+    }
+    // An eight-row kernel that reads rows in place, with each group of tokens and each single
+    // token.
+    macro_rules! in_place_8_rows {
+        ($kernel:ident $(, $k:ident)?) => {
+            walk_8_rows!(|ptrs, next, store| {
+                for (g, group) in groups.iter().enumerate() {
+                    let mut o = [[0f32; 8]; GROUP];
+                    $kernel::<GROUP $(, $k)?>(&ptrs, next, nb, group, &mut o);
+                    for (i, orow) in o.iter().enumerate() {
+                        store(g * GROUP + i, orow);
+                    }
+                }
+                for (j, one) in singles.iter().enumerate() {
+                    let mut o = [[0f32; 8]; 1];
+                    $kernel::<1 $(, $k)?>(&ptrs, next, nb, one, &mut o);
+                    store(m / GROUP * GROUP + j, &o[0]);
+                }
+            })
+        };
+    }
+    // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place too.
     if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
         let x = xs.row(0);
-        let end = data.as_ptr().add(rows.end * row_bytes);
-        let mut r0 = rows.start;
-        while r0 < rows.end {
-            let valid = (rows.end - r0).min(8);
-            let ptrs: [*const u8; 8] =
-                std::array::from_fn(|i| data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes));
-            // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults).
-            let next = data.as_ptr().add((r0 + 8) * row_bytes).min(end);
+        walk_8_rows!(|ptrs, next, store| {
             let o = match ty {
                 BlockType::Q4_0 => direct8_q4_0(&ptrs, next, nb, &x),
                 BlockType::Q4_1 => direct8_q4_1(&ptrs, next, nb, &x),
                 _ => direct8_q5_0(&ptrs, next, nb, &x),
             };
-            for (k, v) in o[..valid].iter().enumerate() {
-                *out.add(r0 + k) = *v;
-            }
-            r0 += 8;
-        }
+            store(0, &o);
+        });
         return;
     }
     match ty {
         BlockType::Q4_0 => each_8_rows!(decode8_q4_0, false, true),
         BlockType::Q4_1 => each_8_rows!(decode8_q4_1, false, true),
         BlockType::Q5_0 => each_8_rows!(decode8_q5_0, false, true),
-        BlockType::Q8_0 => {
-            let mut r0 = rows.start;
-            let end = data.as_ptr().add(rows.end * row_bytes);
-            while r0 < rows.end {
-                let valid = (rows.end - r0).min(8);
-                let ptrs: [*const u8; 8] =
-                    std::array::from_fn(|i| data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes));
-                // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults).
-                let next = data.as_ptr().add((r0 + 8) * row_bytes).min(end);
-                for (g, group) in groups.iter().enumerate() {
-                    let mut o = [[0f32; 8]; GROUP];
-                    q8_0_rows8::<GROUP>(&ptrs, next, nb, group, &mut o);
-                    for (i, orow) in o.iter().enumerate() {
-                        for (k, v) in orow[..valid].iter().enumerate() {
-                            *out.add((g * GROUP + i) * n + r0 + k) = *v;
-                        }
-                    }
-                }
-                for (j, one) in singles.iter().enumerate() {
-                    let mut o = [[0f32; 8]; 1];
-                    q8_0_rows8::<1>(&ptrs, next, nb, one, &mut o);
-                    for (k, v) in o[0][..valid].iter().enumerate() {
-                        *out.add((m / GROUP * GROUP + j) * n + r0 + k) = *v;
-                    }
-                }
-                r0 += 8;
-            }
-        }
-        BlockType::Q4_K => each_row!(row_q4_k),
-        BlockType::Q5_K => each_row!(row_q5_k),
-        BlockType::Q6_K => each_row!(row_q6_k),
+        BlockType::Q8_0 => in_place_8_rows!(q8_0_rows8),
+        BlockType::Q4_K => in_place_8_rows!(k_rows8, K4),
+        BlockType::Q5_K => in_place_8_rows!(k_rows8, K5),
+        BlockType::Q6_K => in_place_8_rows!(k_rows8, K6),
     }
 }
