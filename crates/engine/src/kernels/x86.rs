@@ -518,15 +518,19 @@ unsafe fn k_rows8<const N: usize, const K: u8>(
     for sb in 0..nsb {
         let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(sb * bytes));
         let ahead = next.add(sb * 8 * bytes);
-        let mut line = 0;
-        while line < 8 * bytes {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
-            line += 64;
-        }
         let mut p = [[_mm256_setzero_si256(); 8]; N];
         let mut mins = [_mm_setzero_si128(); 8];
         for r in 0..8 {
             let blk = blocks[r];
+            // An eighth of the next rows' share, spread over the rows' work.
+            let at = ahead.add(r * bytes);
+            _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(at.add(64) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(at.add(128) as *const i8);
+            if bytes > 192 {
+                _mm_prefetch::<_MM_HINT_T0>(at.add(192) as *const i8);
+            }
+            _mm_prefetch::<_MM_HINT_T0>(at.add(bytes - 1) as *const i8);
             let codes = k_codes::<K>(blk);
             if K == K6 {
                 let scales = blk.add(192) as *const i8;
