@@ -156,28 +156,76 @@ thread_local! {
     static BIASED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Decodes row `r` of a k-quant tile: `nsb` blocks of type `K` from `row`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode_k<const K: u8>(tile: &mut TileK, r: usize, row: *const u8, nsb: usize) {
-    for b in 0..nsb {
-        let blk = row.add(b * k_bytes(K));
-        let codes = k_codes::<K>(blk);
-        let mut words = [0u32; 64];
-        for (j, c) in codes.iter().enumerate() {
-            _mm256_storeu_si256(words.as_mut_ptr().add(8 * j) as *mut __m256i, *c);
+/// Transposes sixteen vectors of sixteen u32: afterwards `v[c]` lane `r` holds what `v[r]` lane
+/// `c` held.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn transpose16(v: &mut [__m512i; 16]) {
+    // Pairs of rows interleaved by 32 bits, then by 64 bits: u[4i + k], 128-bit lane L, holds
+    // column 4L + k of rows 4i..4i + 4.
+    let t: [__m512i; 16] = std::array::from_fn(|x| {
+        let (a, b) = (v[x & !1], v[x | 1]);
+        if x % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
         }
-        for (k, w) in words.iter().enumerate() {
-            *tile.q.get_unchecked_mut((b * 64 + k) * ROWS + r) = *w;
+    });
+    let u: [__m512i; 16] = std::array::from_fn(|x| {
+        let (i, k) = (x / 4, x % 4);
+        let (a, b) = (t[4 * i + k / 2], t[4 * i + 2 + k / 2]);
+        if k % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    // Then the 128-bit lanes of the four row groups, a 4 × 4 transpose for each k.
+    for k in 0..4 {
+        let (a, b, c, d) = (u[k], u[4 + k], u[8 + k], u[12 + k]);
+        let ab_lo = _mm512_shuffle_i32x4::<0x44>(a, b);
+        let ab_hi = _mm512_shuffle_i32x4::<0xee>(a, b);
+        let cd_lo = _mm512_shuffle_i32x4::<0x44>(c, d);
+        let cd_hi = _mm512_shuffle_i32x4::<0xee>(c, d);
+        v[k] = _mm512_shuffle_i32x4::<0x88>(ab_lo, cd_lo);
+        v[4 + k] = _mm512_shuffle_i32x4::<0xdd>(ab_lo, cd_lo);
+        v[8 + k] = _mm512_shuffle_i32x4::<0x88>(ab_hi, cd_hi);
+        v[12 + k] = _mm512_shuffle_i32x4::<0xdd>(ab_hi, cd_hi);
+    }
+}
+
+/// Decodes block `b` of the sixteen rows at `rows` into the tile: each row's codes in value
+/// order, then transposed sixteen words at a time into the interleaved layout.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[*const u8; ROWS], b: usize) {
+    let mut stage = [[0u32; 64]; ROWS];
+    for (r, row) in rows.iter().enumerate() {
+        let blk = row.add(b * k_bytes(K));
+        // Each row is its own stream; fetch a few blocks ahead (a prefetch never faults).
+        let ahead = blk.add(4 * k_bytes(K));
+        for line in (0..k_bytes(K)).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
+        }
+        let codes = k_codes::<K>(blk);
+        for (j, c) in codes.iter().enumerate() {
+            _mm256_storeu_si256(stage[r].as_mut_ptr().add(8 * j) as *mut __m256i, *c);
         }
         if K == K6 {
             let scales = blk.add(192) as *const i8;
-            let signed = std::slice::from_raw_parts(words.as_ptr() as *const i8, 256);
             let mut corr = 0i32;
-            for j in 0..16 {
-                let sc = *scales.add(j) as i32;
-                *tile.sc.get_unchecked_mut((b * 16 + j) * ROWS + r) = sc;
-                let codes: i32 = signed[16 * j..16 * j + 16].iter().map(|v| *v as i32).sum();
-                corr += sc * codes;
+            for (j, c) in codes.iter().enumerate() {
+                // Sums of bytes plus 128, eight at a time: the two halves' code sums.
+                let s = _mm256_sad_epu8(
+                    _mm256_xor_si256(*c, _mm256_set1_epi8(-128)),
+                    _mm256_setzero_si256(),
+                );
+                let mut q = [0i64; 4];
+                _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, s);
+                for h in 0..2 {
+                    let sc = *scales.add(2 * j + h) as i32;
+                    *tile.sc.get_unchecked_mut((b * 16 + 2 * j + h) * ROWS + r) = sc;
+                    corr += sc * ((q[2 * h] + q[2 * h + 1]) as i32 - 16 * 128);
+                }
             }
             *tile.corr.get_unchecked_mut(b * ROWS + r) = 128 * corr;
             *tile.d.get_unchecked_mut(b * ROWS + r) = half(blk.add(208));
@@ -192,6 +240,18 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, r: usize, row: *const u8, nsb:
             }
             *tile.d.get_unchecked_mut(b * ROWS + r) = half(blk);
             *tile.nd.get_unchecked_mut(b * ROWS + r) = -half(blk.add(2));
+        }
+    }
+    for c in 0..4 {
+        let mut v: [__m512i; 16] = std::array::from_fn(|r| {
+            _mm512_loadu_si512(stage[r].as_ptr().add(16 * c) as *const __m512i)
+        });
+        transpose16(&mut v);
+        for (k, x) in v.iter().enumerate() {
+            _mm512_storeu_si512(
+                tile.q.as_mut_ptr().add((b * 64 + 16 * c + k) * ROWS) as *mut __m512i,
+                *x,
+            );
         }
     }
 }
@@ -300,9 +360,10 @@ unsafe fn dot_rows_k<const K: u8>(
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let valid = (rows.end - r0).min(ROWS);
-                for r in 0..ROWS {
-                    let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
-                    decode_k::<K>(&mut tile, r, row, nsb);
+                let ptrs: [*const u8; ROWS] =
+                    std::array::from_fn(|r| data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes));
+                for b in 0..nsb {
+                    decode_k::<K>(&mut tile, &ptrs, b);
                 }
                 let mut t = 0;
                 while t < m {
@@ -411,4 +472,36 @@ pub unsafe fn dot_rows(
             r0 += ROWS;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose16_swaps_rows_and_lanes() {
+        if !(available() && super::super::x86::available()) {
+            eprintln!("no AVX-512 VNNI here: the transpose is not reached on this CPU");
+            return;
+        }
+        let m: Vec<[u32; 16]> = (0..16u32)
+            .map(|r| std::array::from_fn(|c| r * 1000 + c as u32))
+            .collect();
+        // SAFETY: the CPU's support was checked above.
+        let out = unsafe {
+            let mut v: [__m512i; 16] =
+                std::array::from_fn(|r| _mm512_loadu_si512(m[r].as_ptr() as *const __m512i));
+            transpose16(&mut v);
+            v.map(|x| {
+                let mut a = [0u32; 16];
+                _mm512_storeu_si512(a.as_mut_ptr() as *mut __m512i, x);
+                a
+            })
+        };
+        for (c, lanes) in out.iter().enumerate() {
+            for (r, x) in lanes.iter().enumerate() {
+                assert_eq!(*x, m[r][c], "column {c}, row {r}");
+            }
+        }
+    }
 }

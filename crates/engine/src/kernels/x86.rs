@@ -494,14 +494,96 @@ unsafe fn mins8(m: &[__m128i; 8], y: __m128i) -> __m256i {
     _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
-/// Eight k-quant rows (`K`) against `N` tokens quantized in blocks of 256, read in place: lane
-/// `r` of each vector belongs to row `r`. Per block and token, each row's integer sum
-/// `Σ_j sc_j Σ_i q_i y_i` over its sub-blocks is exact, then `acc += (d · d_x) · sum` and, for
-/// Q4_K and Q5_K, `off += (-dmin · d_x) · Σ_j m_j Σy_j`; the result is `acc + off`. These are
-/// the portable path's operations in its order (separate multiplies and adds, no fused ones),
-/// so every path gives the same bits, and a token's result does not depend on the tokens
-/// computed with it. `next` is where the following eight rows start, prefetched as these are
-/// read.
+/// The eight multipliers of a k-quant block's sub-blocks of 32 for `madd` (each 16-bit lane
+/// holds the scale of the code pair it multiplies: one scale per 32 codes, or per 16 for Q6_K)
+/// and, for Q4_K and Q5_K, the eight mins as u16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
+    let mut muls = [_mm256_setzero_si256(); 8];
+    if K == K6 {
+        let scales = blk.add(192) as *const i8;
+        for (j, mul) in muls.iter_mut().enumerate() {
+            *mul = _mm256_set_m128i(
+                _mm_set1_epi16(*scales.add(2 * j + 1) as i16),
+                _mm_set1_epi16(*scales.add(2 * j) as i16),
+            );
+        }
+        return (muls, _mm_setzero_si128());
+    }
+    let (sc, m) = k4_scales(blk.add(4));
+    for (mul, s) in muls.iter_mut().zip(sc) {
+        *mul = _mm256_set1_epi16(s as i16);
+    }
+    (
+        muls,
+        _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr() as *const __m128i)),
+    )
+}
+
+/// Row `r`'s block `sb` against `N` tokens: `p[t][r] += Σ_j (codes_j · y_tj) · mul_j` in 32-bit
+/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_row_block<const N: usize, const K: u8>(
+    codes: &[__m256i; 8],
+    muls: &[__m256i; 8],
+    xs: &[Q8Row<'_>; N],
+    sb: usize,
+    p: &mut [[__m256i; 8]; N],
+    r: usize,
+) {
+    for j in 0..8 {
+        let w = codes[j];
+        let aw = if K == K6 { _mm256_sign_epi8(w, w) } else { w };
+        for t in 0..N {
+            let y = _mm256_loadu_si256(xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i);
+            let y = if K == K6 { _mm256_sign_epi8(y, w) } else { y };
+            let pairs = _mm256_maddubs_epi16(aw, y);
+            p[t][r] = _mm256_add_epi32(p[t][r], _mm256_madd_epi16(pairs, muls[j]));
+        }
+    }
+}
+
+/// Ends block `sb` of eight k-quant rows for `N` tokens: lane `r` of `reduce8(p[t])` is row
+/// `r`'s exact integer sum, then `acc += (d · d_x) · sum` and, for Q4_K and Q5_K,
+/// `off += (-dmin · d_x) · Σ_j m_j Σy_j` (`nd` holds `-dmin`). These are the portable path's
+/// operations in its order (separate multiplies and adds, no fused ones), so every path gives
+/// the same bits, and a token's result does not depend on the tokens computed with it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn k_close8<const N: usize, const K: u8>(
+    p: &[[__m256i; 8]; N],
+    mins: &[__m128i; 8],
+    d: __m256,
+    nd: __m256,
+    xs: &[Q8Row<'_>; N],
+    sb: usize,
+    acc: &mut [__m256; N],
+    off: &mut [__m256; N],
+) {
+    for t in 0..N {
+        let x = &xs[t];
+        let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
+        let isum = _mm256_cvtepi32_ps(reduce8(&p[t]));
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), isum));
+        if K != K6 {
+            let s = x.sums.as_ptr().add(sb * 8);
+            let y = _mm_packs_epi32(
+                _mm_loadu_si128(s as *const __m128i),
+                _mm_loadu_si128(s.add(4) as *const __m128i),
+            );
+            let msum = _mm256_cvtepi32_ps(mins8(mins, y));
+            off[t] = _mm256_add_ps(off[t], _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
+        }
+    }
+}
+
+/// Eight k-quant rows (`K`) against `N` tokens quantized in blocks of 256, read in place (for a
+/// single token, where decoding into a tile would cost more than it saves): lane `r` of each
+/// vector belongs to row `r`, and each block ends in [`k_close8`]. `next` is where the
+/// following eight rows start, prefetched as these are read.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn k_rows8<const N: usize, const K: u8>(
@@ -532,55 +614,97 @@ unsafe fn k_rows8<const N: usize, const K: u8>(
             }
             _mm_prefetch::<_MM_HINT_T0>(at.add(bytes - 1) as *const i8);
             let codes = k_codes::<K>(blk);
-            if K == K6 {
-                let scales = blk.add(192) as *const i8;
-                for (j, w) in codes.into_iter().enumerate() {
-                    // Two scales per 32 codes, one per half.
-                    let mul = _mm256_set_m128i(
-                        _mm_set1_epi16(*scales.add(2 * j + 1) as i16),
-                        _mm_set1_epi16(*scales.add(2 * j) as i16),
-                    );
-                    let aw = _mm256_sign_epi8(w, w);
-                    for t in 0..N {
-                        let y = _mm256_loadu_si256(
-                            xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
-                        );
-                        let pairs = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(y, w));
-                        p[t][r] = _mm256_add_epi32(p[t][r], _mm256_madd_epi16(pairs, mul));
-                    }
-                }
-            } else {
-                let (sc, m) = k4_scales(blk.add(4));
-                mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr() as *const __m128i));
-                for (j, w) in codes.into_iter().enumerate() {
-                    let mul = _mm256_set1_epi16(sc[j] as i16);
-                    for t in 0..N {
-                        let y = _mm256_loadu_si256(
-                            xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
-                        );
-                        let pairs = _mm256_maddubs_epi16(w, y);
-                        p[t][r] = _mm256_add_epi32(p[t][r], _mm256_madd_epi16(pairs, mul));
-                    }
-                }
-            }
+            let (muls, m) = k_muls::<K>(blk);
+            mins[r] = m;
+            k_row_block::<N, K>(&codes, &muls, xs, sb, &mut p, r);
         }
         let d = halves8(&blocks, if K == K6 { 208 } else { 0 });
         let nd = _mm256_xor_ps(halves8(&blocks, 2), sign);
-        for t in 0..N {
-            let x = &xs[t];
-            let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
-            let isum = _mm256_cvtepi32_ps(reduce8(&p[t]));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), isum));
-            if K != K6 {
-                let s = x.sums.as_ptr().add(sb * 8);
-                let y = _mm_packs_epi32(
-                    _mm_loadu_si128(s as *const __m128i),
-                    _mm_loadu_si128(s.add(4) as *const __m128i),
-                );
-                let msum = _mm256_cvtepi32_ps(mins8(&mins, y));
-                off[t] = _mm256_add_ps(off[t], _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
-            }
+        k_close8::<N, K>(&p, &mins, d, nd, xs, sb, &mut acc, &mut off);
+    }
+    for t in 0..N {
+        _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
+    }
+}
+
+/// Eight k-quant rows decoded for a prompt, once per call: for block `b` and row `r`, the
+/// codes (`q[(b * 8 + r) * 8 + j]`, sub-block `j`), their multipliers (`mul`, see
+/// [`k_muls`]), the mins, `d` and `-dmin` (`nd`, at `b * 8 + r`).
+#[derive(Default)]
+struct TileK8 {
+    q: Vec<__m256i>,
+    mul: Vec<__m256i>,
+    mins: Vec<__m128i>,
+    d: Vec<f32>,
+    nd: Vec<f32>,
+}
+
+impl TileK8 {
+    fn reserve(&mut self, nsb: usize) {
+        // SAFETY: zero vectors need no CPU feature beyond the baseline.
+        let (zero, zero128) = unsafe { (_mm256_setzero_si256(), _mm_setzero_si128()) };
+        if self.d.len() < nsb * 8 {
+            self.q.resize(nsb * 64, zero);
+            self.mul.resize(nsb * 64, zero);
+            self.mins.resize(nsb * 8, zero128);
+            self.d.resize(nsb * 8, 0.0);
+            self.nd.resize(nsb * 8, 0.0);
         }
+    }
+}
+
+thread_local! {
+    static TILE_K8: std::cell::RefCell<TileK8> = std::cell::RefCell::new(TileK8::default());
+}
+
+/// Decodes row `r` of a k-quant tile: `nsb` blocks of type `K` from `row`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_k8<const K: u8>(tile: &mut TileK8, r: usize, row: *const u8, nsb: usize) {
+    let bytes = k_bytes(K);
+    for b in 0..nsb {
+        let blk = row.add(b * bytes);
+        _mm_prefetch::<_MM_HINT_T0>(blk.add(4096) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + 64) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + 128) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + bytes - 1) as *const i8);
+        let codes = k_codes::<K>(blk);
+        let (muls, mins) = k_muls::<K>(blk);
+        let at = (b * 8 + r) * 8;
+        tile.q.get_unchecked_mut(at..at + 8).copy_from_slice(&codes);
+        tile.mul
+            .get_unchecked_mut(at..at + 8)
+            .copy_from_slice(&muls);
+        *tile.mins.get_unchecked_mut(b * 8 + r) = mins;
+        *tile.d.get_unchecked_mut(b * 8 + r) = half(blk.add(if K == K6 { 208 } else { 0 }));
+        *tile.nd.get_unchecked_mut(b * 8 + r) = -half(blk.add(2));
+    }
+}
+
+/// The eight decoded rows of a k-quant tile against `N` tokens: the operations of [`k_rows8`]
+/// on codes decoded once per call.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_tile8<const N: usize, const K: u8>(
+    tile: &TileK8,
+    nsb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [[f32; 8]; N],
+) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut off = [_mm256_setzero_ps(); N];
+    for b in 0..nsb {
+        let mut p = [[_mm256_setzero_si256(); 8]; N];
+        for r in 0..8 {
+            let at = (b * 8 + r) * 8;
+            let codes = &*(tile.q.as_ptr().add(at) as *const [__m256i; 8]);
+            let muls = &*(tile.mul.as_ptr().add(at) as *const [__m256i; 8]);
+            k_row_block::<N, K>(codes, muls, xs, b, &mut p, r);
+        }
+        let d = _mm256_loadu_ps(tile.d.as_ptr().add(b * 8));
+        let nd = _mm256_loadu_ps(tile.nd.as_ptr().add(b * 8));
+        let mins = &*(tile.mins.as_ptr().add(b * 8) as *const [__m128i; 8]);
+        k_close8::<N, K>(&p, mins, d, nd, xs, b, &mut acc, &mut off);
     }
     for t in 0..N {
         _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
@@ -705,6 +829,42 @@ pub unsafe fn dot_rows(
             })
         };
     }
+    // A prompt's k-quant rows: eight decoded once per call into a tile, then multiplied with
+    // each group of tokens and each single token.
+    macro_rules! each_k_tile {
+        ($k:ident) => {
+            TILE_K8.with(|tile| {
+                let mut tile = tile.borrow_mut();
+                tile.reserve(nb);
+                let mut r0 = rows.start;
+                while r0 < rows.end {
+                    let valid = (rows.end - r0).min(8);
+                    for r in 0..8 {
+                        let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
+                        decode_k8::<$k>(&mut tile, r, row, nb);
+                    }
+                    let store = |t: usize, o: &[f32; 8]| {
+                        for (k, v) in o[..valid].iter().enumerate() {
+                            *out.add(t * n + r0 + k) = *v;
+                        }
+                    };
+                    for (g, group) in groups.iter().enumerate() {
+                        let mut o = [[0f32; 8]; GROUP];
+                        k_tile8::<GROUP, $k>(&tile, nb, group, &mut o);
+                        for (i, orow) in o.iter().enumerate() {
+                            store(g * GROUP + i, orow);
+                        }
+                    }
+                    for (j, one) in singles.iter().enumerate() {
+                        let mut o = [[0f32; 8]; 1];
+                        k_tile8::<1, $k>(&tile, nb, one, &mut o);
+                        store(m / GROUP * GROUP + j, &o[0]);
+                    }
+                    r0 += 8;
+                }
+            })
+        };
+    }
     // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place too.
     if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
         let x = xs.row(0);
@@ -723,8 +883,11 @@ pub unsafe fn dot_rows(
         BlockType::Q4_1 => each_8_rows!(decode8_q4_1, false, true),
         BlockType::Q5_0 => each_8_rows!(decode8_q5_0, false, true),
         BlockType::Q8_0 => in_place_8_rows!(q8_0_rows8),
-        BlockType::Q4_K => in_place_8_rows!(k_rows8, K4),
-        BlockType::Q5_K => in_place_8_rows!(k_rows8, K5),
-        BlockType::Q6_K => in_place_8_rows!(k_rows8, K6),
+        BlockType::Q4_K if m == 1 => in_place_8_rows!(k_rows8, K4),
+        BlockType::Q5_K if m == 1 => in_place_8_rows!(k_rows8, K5),
+        BlockType::Q6_K if m == 1 => in_place_8_rows!(k_rows8, K6),
+        BlockType::Q4_K => each_k_tile!(K4),
+        BlockType::Q5_K => each_k_tile!(K5),
+        BlockType::Q6_K => each_k_tile!(K6),
     }
 }
