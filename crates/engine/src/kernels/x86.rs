@@ -750,11 +750,11 @@ pub unsafe fn dot_rows(
         .collect();
     let singles: Vec<[Q8Row<'_>; 1]> = (m / GROUP * GROUP..m).map(|t| [xs.row(t)]).collect();
     // Eight rows at a time (the last ones padded by repeating the last row, whose extra
-    // results are dropped): decoded once, then multiplied with each group of tokens and each
-    // single token.
+    // results are dropped): decoded once into the thread's tile `$tls` by `$decode`, then
+    // multiplied by `$product` with each group of tokens and each single token.
     macro_rules! each_8_rows {
-        ($decode:ident, $signed:expr, $offset:expr) => {
-            TILE.with(|tile| {
+        ($tls:ident, $decode:path, $product:ident $(, $gen:tt)*) => {
+            $tls.with(|tile| {
                 let mut tile = tile.borrow_mut();
                 tile.reserve(nb);
                 let mut r0 = rows.start;
@@ -766,7 +766,7 @@ pub unsafe fn dot_rows(
                     }
                     for (g, group) in groups.iter().enumerate() {
                         let mut o = [[0f32; 8]; GROUP];
-                        tile8_product::<GROUP, $signed, $offset>(&tile, nb, group, &mut o);
+                        $product::<GROUP $(, $gen)*>(&tile, nb, group, &mut o);
                         for (i, orow) in o.iter().enumerate() {
                             for (k, v) in orow[..valid].iter().enumerate() {
                                 *out.add((g * GROUP + i) * n + r0 + k) = *v;
@@ -775,7 +775,7 @@ pub unsafe fn dot_rows(
                     }
                     for (j, one) in singles.iter().enumerate() {
                         let mut o = [[0f32; 8]; 1];
-                        tile8_product::<1, $signed, $offset>(&tile, nb, one, &mut o);
+                        $product::<1 $(, $gen)*>(&tile, nb, one, &mut o);
                         for (k, v) in o[0][..valid].iter().enumerate() {
                             *out.add((m / GROUP * GROUP + j) * n + r0 + k) = *v;
                         }
@@ -829,42 +829,6 @@ pub unsafe fn dot_rows(
             })
         };
     }
-    // A prompt's k-quant rows: eight decoded once per call into a tile, then multiplied with
-    // each group of tokens and each single token.
-    macro_rules! each_k_tile {
-        ($k:ident) => {
-            TILE_K8.with(|tile| {
-                let mut tile = tile.borrow_mut();
-                tile.reserve(nb);
-                let mut r0 = rows.start;
-                while r0 < rows.end {
-                    let valid = (rows.end - r0).min(8);
-                    for r in 0..8 {
-                        let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
-                        decode_k8::<$k>(&mut tile, r, row, nb);
-                    }
-                    let store = |t: usize, o: &[f32; 8]| {
-                        for (k, v) in o[..valid].iter().enumerate() {
-                            *out.add(t * n + r0 + k) = *v;
-                        }
-                    };
-                    for (g, group) in groups.iter().enumerate() {
-                        let mut o = [[0f32; 8]; GROUP];
-                        k_tile8::<GROUP, $k>(&tile, nb, group, &mut o);
-                        for (i, orow) in o.iter().enumerate() {
-                            store(g * GROUP + i, orow);
-                        }
-                    }
-                    for (j, one) in singles.iter().enumerate() {
-                        let mut o = [[0f32; 8]; 1];
-                        k_tile8::<1, $k>(&tile, nb, one, &mut o);
-                        store(m / GROUP * GROUP + j, &o[0]);
-                    }
-                    r0 += 8;
-                }
-            })
-        };
-    }
     // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place too.
     if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
         let x = xs.row(0);
@@ -879,15 +843,15 @@ pub unsafe fn dot_rows(
         return;
     }
     match ty {
-        BlockType::Q4_0 => each_8_rows!(decode8_q4_0, false, true),
-        BlockType::Q4_1 => each_8_rows!(decode8_q4_1, false, true),
-        BlockType::Q5_0 => each_8_rows!(decode8_q5_0, false, true),
+        BlockType::Q4_0 => each_8_rows!(TILE, decode8_q4_0, tile8_product, false, true),
+        BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false, true),
+        BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, false, true),
         BlockType::Q8_0 => in_place_8_rows!(q8_0_rows8),
         BlockType::Q4_K if m == 1 => in_place_8_rows!(k_rows8, K4),
         BlockType::Q5_K if m == 1 => in_place_8_rows!(k_rows8, K5),
         BlockType::Q6_K if m == 1 => in_place_8_rows!(k_rows8, K6),
-        BlockType::Q4_K => each_k_tile!(K4),
-        BlockType::Q5_K => each_k_tile!(K5),
-        BlockType::Q6_K => each_k_tile!(K6),
+        BlockType::Q4_K => each_8_rows!(TILE_K8, decode_k8::<K4>, k_tile8, K4),
+        BlockType::Q5_K => each_8_rows!(TILE_K8, decode_k8::<K5>, k_tile8, K5),
+        BlockType::Q6_K => each_8_rows!(TILE_K8, decode_k8::<K6>, k_tile8, K6),
     }
 }
