@@ -48,9 +48,34 @@ struct Linear {
     b: Option<Tensor>,
 }
 
+impl Matrix {
+    /// `x · Wᵀ` for several matrices that take the same input, in one call of Hearth's kernels
+    /// when they cover all of them ([`crate::kernels::forward_many`]), else one by one.
+    fn forward_many<const N: usize>(
+        mats: [&Matrix; N],
+        x: &Tensor,
+        kernels: Option<Isa>,
+    ) -> Result<[Tensor; N]> {
+        let own: Option<Vec<&QMatrix>> = mats.iter().map(|m| m.own.as_ref()).collect();
+        let ys = match (own, kernels) {
+            (Some(own), Some(isa)) => crate::kernels::forward_many(isa, &own, x)?,
+            _ => mats
+                .iter()
+                .map(|m| m.forward(x, kernels))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        ys.try_into()
+            .map_err(|_| EngineError::Compute("a product lost an output".into()))
+    }
+}
+
 impl Linear {
     fn forward(&self, x: &Tensor, kernels: Option<Isa>) -> Result<Tensor> {
         let y = self.w.forward(x, kernels)?;
+        self.add_bias(y)
+    }
+
+    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
         Ok(match &self.b {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -533,8 +558,8 @@ impl Transformer {
     fn ffn(&self, ffn: &Ffn, h: &Tensor) -> Result<Tensor> {
         Ok(match ffn {
             Ffn::Gated { gate, up, down } => {
-                let g = self.activate(&gate.forward(h, self.kernels)?)?;
-                let u = up.forward(h, self.kernels)?;
+                let [g, u] = Matrix::forward_many([gate, up], h, self.kernels)?;
+                let g = self.activate(&g)?;
                 down.forward(&(g * u)?, self.kernels)?
             }
             Ffn::FusedGateUp { gate_up, down } => {
@@ -557,11 +582,10 @@ impl Transformer {
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
         let (q, k, v) = match &layer.qkv {
-            Qkv::Separate { q, k, v } => (
-                q.forward(h, self.kernels)?,
-                k.forward(h, self.kernels)?,
-                v.forward(h, self.kernels)?,
-            ),
+            Qkv::Separate { q, k, v } => {
+                let [yq, yk, yv] = Matrix::forward_many([&q.w, &k.w, &v.w], h, self.kernels)?;
+                (q.add_bias(yq)?, k.add_bias(yk)?, v.add_bias(yv)?)
+            }
             Qkv::Fused(w) => {
                 let qkv = w.forward(h, self.kernels)?;
                 (

@@ -290,6 +290,79 @@ fn odd_shapes_for_every_type() {
     }
 }
 
+/// Several matrices in one call (a layer's q, k, v; gate and up) give each output exactly the
+/// bits of its own call, whether they share a quantization (mixed Q4_K and Q6_K; mixed blocks of
+/// 32) or not (blocks of 32 next to a k-quant), for one token and for a prompt, on every
+/// instruction set.
+#[test]
+fn several_matrices_in_one_call_match_their_own_calls() {
+    let src = tensor(&qwen(), "blk.1.attn_q.weight", &[896, 896]);
+    let sets: Vec<Vec<QMatrix>> = vec![
+        vec![
+            requantized(&src, 64, 768, GgmlDType::Q4K),
+            requantized(&src, 37, 768, GgmlDType::Q6K),
+            requantized(&src, 16, 768, GgmlDType::Q4K),
+        ],
+        vec![
+            requantized(&src, 96, 864, GgmlDType::Q5_0),
+            requantized(&src, 8, 864, GgmlDType::Q8_0),
+            requantized(&src, 301, 864, GgmlDType::Q4_0),
+        ],
+        vec![
+            requantized(&src, 40, 768, GgmlDType::Q8_0),
+            requantized(&src, 24, 768, GgmlDType::Q5K),
+        ],
+    ];
+    for mats in &sets {
+        let cols = mats[0].cols();
+        let refs: Vec<&QMatrix> = mats.iter().collect();
+        for tokens in [1, 5] {
+            let x = activations(tokens * cols, 7 + tokens as u64);
+            for isa in Isa::supported() {
+                let mut outs: Vec<Vec<f32>> = mats
+                    .iter()
+                    .map(|m| vec![f32::NAN; tokens * m.rows()])
+                    .collect();
+                {
+                    let mut o: Vec<&mut [f32]> =
+                        outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                    hearth_engine::kernels::matmul_many(isa, &refs, &x, &mut o).unwrap();
+                }
+                let xt = Tensor::from_vec(x.clone(), (1, tokens, cols), &Device::Cpu).unwrap();
+                let ts = hearth_engine::kernels::forward_many(isa, &refs, &xt).unwrap();
+                for (i, m) in mats.iter().enumerate() {
+                    let mut own = vec![0f32; tokens * m.rows()];
+                    m.matmul(isa, &x, &mut own).unwrap();
+                    let what = format!(
+                        "{isa:?}, {tokens} token(s), matrix {i} ({:?})",
+                        m.block_type()
+                    );
+                    assert_eq!(
+                        outs[i].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        own.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{what}"
+                    );
+                    assert_eq!(ts[i].dims(), &[1, tokens, m.rows()], "{what}");
+                    let t: Vec<f32> = ts[i].flatten_all().unwrap().to_vec1().unwrap();
+                    assert_eq!(
+                        t.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        own.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{what}, as tensors"
+                    );
+                }
+            }
+        }
+    }
+    // Outputs that do not fit their matrices are errors, not writes out of bounds.
+    let a = &sets[0][0];
+    let x = activations(a.cols(), 1);
+    let mut short = vec![0f32; a.rows() - 1];
+    assert!(hearth_engine::kernels::matmul_many(Isa::Scalar, &[a], &x, &mut [&mut short]).is_err());
+    assert!(
+        hearth_engine::kernels::matmul_many(Isa::Scalar, &[a, a], &x, &mut [&mut short]).is_err()
+    );
+}
+
 /// Qwen2.5's Q4_K_M file stores its ffn_down matrices as Q4_K in some layers and Q6_K in others.
 #[test]
 fn q4_k_and_q6_k_rows_of_qwen_match_the_reference() {

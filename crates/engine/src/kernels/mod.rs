@@ -259,48 +259,7 @@ impl QMatrix {
     /// `cols`, `out.len()` = tokens × `rows`), with the given instruction set. Splits the weight
     /// rows across Hearth's compute pool.
     pub fn matmul(&self, isa: Isa, x: &[f32], out: &mut [f32]) -> Result<()> {
-        if x.len() % self.cols != 0 || out.len() != x.len() / self.cols * self.rows {
-            return Err(EngineError::Compute(format!(
-                "matrix [{}, {}] cannot take {} inputs into {} outputs",
-                self.rows,
-                self.cols,
-                x.len(),
-                out.len()
-            )));
-        }
-        if !isa.is_supported() {
-            return Err(EngineError::Compute(format!(
-                "this CPU cannot run the {isa:?} kernels"
-            )));
-        }
-        if x.is_empty() {
-            return Ok(());
-        }
-        let data = self.data()?;
-        ACTIVATIONS.with(|a| {
-            let mut xs = a.borrow_mut();
-            xs.quantize(x, self.cols, self.ty.block_values());
-            let xs = &*xs;
-            let (ty, rb, n) = (self.ty, self.row_bytes, self.rows);
-            let data: &[u8] = &data;
-            let outp = Out(out.as_mut_ptr());
-            let outp = &outp;
-            crate::pool::global().run_chunked(n, |rows| match isa {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes (checked in
-                // `new`), `xs` has `cols / 32` blocks per row, `out` has `tokens × n` elements,
-                // and the pool hands out disjoint row ranges.
-                Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, false) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above; AVX-512 support was checked with the instruction set.
-                Isa::Avx512Vnni => unsafe {
-                    x86::dot_rows(ty, data, rb, rows, xs, outp.0, n, true)
-                },
-                // SAFETY: as above.
-                _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, outp.0, n) },
-            });
-        });
-        Ok(())
+        matmul_many(isa, &[self], x, &mut [out])
     }
 
     /// `x · Wᵀ` for a tensor whose last dimension is `cols` (any leading dimensions), with the
@@ -309,6 +268,139 @@ impl QMatrix {
         let x = x.contiguous()?;
         Ok(x.apply_op1_no_bwd(&Apply { m: self, isa })?)
     }
+}
+
+/// [`QMatrix::matmul`] for several matrices that take the same input (a layer's query, key and
+/// value projections; its gate and up projections): `outs[i]` gets `mats[i] · x`. Matrices
+/// whose activations are quantized alike (same columns, same block size) share one quantization
+/// and one call of the compute pool, their rows handed out as one list, which saves a hand-over
+/// between threads per matrix; each output row is computed exactly as by `matmul`.
+pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32]]) -> Result<()> {
+    if mats.len() != outs.len() {
+        return Err(EngineError::Compute(format!(
+            "{} matrices for {} outputs",
+            mats.len(),
+            outs.len()
+        )));
+    }
+    for (m, out) in mats.iter().zip(outs.iter()) {
+        if x.len() % m.cols != 0 || out.len() != x.len() / m.cols * m.rows {
+            return Err(EngineError::Compute(format!(
+                "matrix [{}, {}] cannot take {} inputs into {} outputs",
+                m.rows,
+                m.cols,
+                x.len(),
+                out.len()
+            )));
+        }
+    }
+    if !isa.is_supported() {
+        return Err(EngineError::Compute(format!(
+            "this CPU cannot run the {isa:?} kernels"
+        )));
+    }
+    let Some(first) = mats.first() else {
+        return Ok(());
+    };
+    if x.is_empty() {
+        return Ok(());
+    }
+    if mats
+        .iter()
+        .any(|m| m.cols != first.cols || m.ty.block_values() != first.ty.block_values())
+    {
+        for (m, out) in mats.iter().zip(outs.iter_mut()) {
+            matmul_many(isa, &[m], x, &mut [&mut **out])?;
+        }
+        return Ok(());
+    }
+    let datas = mats.iter().map(|m| m.data()).collect::<Result<Vec<_>>>()?;
+    // Matrix i's rows are items starts[i]..starts[i + 1] of the pool call.
+    let mut starts = vec![0usize];
+    for m in mats {
+        starts.push(starts[starts.len() - 1] + m.rows);
+    }
+    let outps: Vec<Out> = outs.iter_mut().map(|o| Out(o.as_mut_ptr())).collect();
+    ACTIVATIONS.with(|a| {
+        let mut xs = a.borrow_mut();
+        xs.quantize(x, first.cols, first.ty.block_values());
+        let xs = &*xs;
+        // Ranges of whole tiles: sixteen rows for AVX-512 prompts, eight otherwise.
+        let align = match isa {
+            Isa::Avx512Vnni if xs.rows() >= 4 => 16,
+            _ => 8,
+        };
+        let (datas, starts, outps) = (&datas, &starts, &outps);
+        let total = starts[mats.len()];
+        crate::pool::global().run_aligned(total, align, |items| {
+            for (i, m) in mats.iter().enumerate() {
+                let (lo, hi) = (items.start.max(starts[i]), items.end.min(starts[i + 1]));
+                if lo >= hi {
+                    continue;
+                }
+                let rows = lo - starts[i]..hi - starts[i];
+                let (ty, rb, n, data) = (m.ty, m.row_bytes, m.rows, &*datas[i]);
+                let out = outps[i].0;
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes
+                    // (checked in `QMatrix::new`), `xs` has `cols / 32` blocks per row, `out`
+                    // has `tokens × n` elements (checked above), and the pool hands out
+                    // disjoint row ranges.
+                    Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, out, n, false) },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above; AVX-512 support was checked with the instruction set.
+                    Isa::Avx512Vnni => unsafe {
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, true)
+                    },
+                    // SAFETY: as above.
+                    _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, out, n) },
+                }
+            }
+        });
+    });
+    Ok(())
+}
+
+/// [`matmul_many`] on a tensor whose last dimension is the matrices' `cols` (any leading
+/// dimensions): one output tensor per matrix, its last dimension that matrix's `rows`.
+pub fn forward_many(isa: Isa, mats: &[&QMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
+    let x = x.to_dtype(candle_core::DType::F32)?.contiguous()?;
+    let dims = x.dims().to_vec();
+    let (storage, layout) = x.storage_and_layout();
+    let values = match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => &v[a..b],
+        _ => {
+            return Err(EngineError::Compute(
+                "the kernels take f32 inputs in CPU memory".into(),
+            ))
+        }
+    };
+    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(mats.len());
+    for m in mats {
+        if dims.last() != Some(&m.cols) {
+            return Err(EngineError::Compute(format!(
+                "input {dims:?} does not end in {}",
+                m.cols
+            )));
+        }
+        outs.push(vec![0f32; values.len() / m.cols * m.rows]);
+    }
+    {
+        let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        matmul_many(isa, mats, values, &mut refs)?;
+    }
+    drop(storage);
+    mats.iter()
+        .zip(outs)
+        .map(|(m, o)| {
+            let mut d = dims.clone();
+            if let Some(last) = d.last_mut() {
+                *last = m.rows;
+            }
+            Ok(Tensor::from_vec(o, d, x.device())?)
+        })
+        .collect()
 }
 
 struct Apply<'a> {
