@@ -120,6 +120,27 @@ impl<'a> View<'a> {
             }
         }
     }
+
+    /// Row `i` of head `h` written into `dst` in f32 (widened from f16 with F16C when `AVX`, as
+    /// in [`View::row`]).
+    #[inline(always)]
+    fn row_into<const AVX: bool>(&self, h: usize, i: usize, dst: &mut [f32]) {
+        let at = self.offset + h * self.head_stride + i * self.row_stride;
+        let dst = &mut dst[..self.hd];
+        match self.data {
+            Data::F32(d) => dst.copy_from_slice(&d[at..at + self.hd]),
+            Data::F16(d) => {
+                let src = &d[at..at + self.hd];
+                #[cfg(target_arch = "x86_64")]
+                if AVX {
+                    // SAFETY: `AVX` is set only where the CPU has AVX2, FMA and F16C.
+                    unsafe { widen_f16c(src, dst) };
+                    return;
+                }
+                widen_portable(src, dst);
+            }
+        }
+    }
 }
 
 /// f16 to f32 (exact), portable: the `half` crate's slice conversion.
@@ -489,8 +510,7 @@ impl Run<'_> {
                     let j1 = (j0 + BLOCK).min(hi + 1);
                     for j in j0..j1 {
                         let at = (j - j0) * hd;
-                        let vrow = self.v.row::<AVX>(kh, j, &mut s.row);
-                        s.values[at..at + hd].copy_from_slice(vrow);
+                        self.v.row_into::<AVX>(kh, j, &mut s.values[at..at + hd]);
                     }
                     let mut r = 0;
                     for h in h0..h1 {
