@@ -16,6 +16,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod loaded;
 pub mod model;
+pub mod ops;
 pub mod pool;
 pub mod sampling;
 pub mod stream;

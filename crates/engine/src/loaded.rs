@@ -200,6 +200,12 @@ pub fn compute_threads(requested: usize) -> usize {
         // Before any kernel has run, so the pools read these when they start.
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        // Candle's pool (for the steps Hearth leaves to candle) spins for a while after each of
+        // its calls by default, taking a core from Hearth's kernels that run next: its workers
+        // are to sleep as soon as they are done instead. A value set by the user is kept.
+        if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+            std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0");
+        }
         n
     })
 }

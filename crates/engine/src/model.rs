@@ -559,8 +559,13 @@ impl Transformer {
         Ok(match ffn {
             Ffn::Gated { gate, up, down } => {
                 let [g, u] = Matrix::forward_many([gate, up], h, self.kernels)?;
-                let g = self.activate(&g)?;
-                down.forward(&(g * u)?, self.kernels)?
+                let gu = match (self.activation, self.kernels) {
+                    (Activation::Silu, Some(isa)) => {
+                        crate::ops::silu_mul(&g, &u, isa != Isa::Scalar)?
+                    }
+                    _ => (self.activate(&g)? * u)?,
+                };
+                down.forward(&gu, self.kernels)?
             }
             Ffn::FusedGateUp { gate_up, down } => {
                 let gu = gate_up.forward(h, self.kernels)?;
