@@ -515,6 +515,14 @@ def measure_speed(hearth: Hearth | None, ref: Reference, model: str, n: int, m: 
             if engine == "hearth" and hearth is None:
                 continue
             for attempt in range(retries + 1):
+                bw = None
+                if engine == "hearth":
+                    # The bound moves with what the rest of the host does to the memory bus:
+                    # measure it next to each run instead of once for the whole table.
+                    try:
+                        bw = hearth.bandwidth(threads)
+                    except RunError as e:
+                        log(f"    read bandwidth: {e}")
                 before = busy_cpus()
                 try:
                     with OtherLoad() as during:
@@ -524,6 +532,8 @@ def measure_speed(hearth: Hearth | None, ref: Reference, model: str, n: int, m: 
                     log(f"    rep {rep + 1}/{reps} {engine:9s} FAILED: {str(e).splitlines()[0]}")
                     break
                 s["other_cpus_before"], s["other_cpus_during"] = before, during.cpus
+                if bw:
+                    s["read_bytes_per_second"] = bw
                 contended = during.cpus is not None and during.cpus > max_other + busy_cores
                 log(f"    rep {rep + 1}/{reps} {engine:9s} prefill {s['prefill_tok_s']:8.1f} tok/s  "
                     f"decode {s['decode_tok_s']:7.1f} tok/s  (other work: {_f(during.cpus, 2)} CPUs)"
@@ -538,6 +548,14 @@ def measure_speed(hearth: Hearth | None, ref: Reference, model: str, n: int, m: 
         for key in ("prefill_tok_s", "decode_tok_s", "ttft_ms", "load_ms", "peak_rss_mb"):
             out[f"{side}_{key}"] = median_of(samples, key)
     out["decode_bytes_per_token"] = median_of(ours_samples, "decode_bytes_per_token")
+    # Read bandwidth measured just before each of Hearth's runs, and each run's decode speed as
+    # a fraction of the bound that bandwidth gives.
+    out["read_bytes_per_second"] = median_of(ours_samples, "read_bytes_per_second")
+    fractions = [s["decode_tok_s"] * s["decode_bytes_per_token"] / s["read_bytes_per_second"]
+                 for s in ours_samples
+                 if all(isinstance(s.get(k), (int, float)) and s.get(k)
+                        for k in ("decode_tok_s", "decode_bytes_per_token", "read_bytes_per_second"))]
+    out["hearth_bound_fraction"] = statistics.median(fractions) if fractions else None
     for key in ("prefill_tok_s", "decode_tok_s"):
         o, r = out[f"hearth_{key}"], out[f"ref_{key}"]
         out[f"ratio_{key}"] = (o / r) if (o is not None and r) else None
@@ -569,19 +587,25 @@ def bound_rows(report: dict) -> list[str]:
     out = []
     for r in report["rows"]:
         s = r["speed"]
-        bw, per = bandwidth.get(str(r["threads"])), s.get("decode_bytes_per_token")
+        # The bandwidth measured next to this row's runs when there is one, else the table's.
+        bw = s.get("read_bytes_per_second") or bandwidth.get(str(r["threads"]))
+        per = s.get("decode_bytes_per_token")
         if not bw or not per:
             continue
         bound = bw / per
         pct = lambda v: "—" if v is None else f"{100 * v / bound:.0f}%"
+        ours = s.get("hearth_bound_fraction")
+        ours = f"{100 * ours:.0f}%" if ours is not None else pct(s.get("hearth_decode_tok_s"))
         out.append(f"| {r['model_name']} | {r['quant']} | {r['threads']} | {bw / 1e9:.1f} | {per / 1e6:.1f} | "
-                   f"{bound:.1f} | {_f(s.get('hearth_decode_tok_s'))} ({pct(s.get('hearth_decode_tok_s'))}) | "
+                   f"{bound:.1f} | {_f(s.get('hearth_decode_tok_s'))} ({ours}) | "
                    f"{_f(s.get('ref_decode_tok_s'))} ({pct(s.get('ref_decode_tok_s'))}) |")
     if not out:
         return []
     return ["", "Decoding against the memory bound (every weight is read once per token: bandwidth ÷ bytes read "
             "per token; the bandwidth is `hearth bandwidth`, a multi-threaded read of a buffer far larger than "
-            "the caches):", "",
+            "the caches, measured just before each of Hearth's runs: the median is shown, and Hearth's share "
+            "of the bound is the median over its runs of each run against the bandwidth measured next to it):",
+            "",
             "| model | quant | threads | read GB/s | MB read per token | bound tok/s | hearth decode (of bound) | "
             "llama.cpp decode (of bound) |", "|---|---|---:|---:|---:|---:|---:|---:|"] + out
 
