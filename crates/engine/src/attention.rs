@@ -314,6 +314,41 @@ unsafe fn dot4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
     out
 }
 
+/// [`dot`]s of one row `q` with four consecutive `q.len()`-long rows of `k`, in AVX registers:
+/// `q` is loaded once for the four, and each sum runs lane by lane and is reduced as
+/// [`dot4_avx`] does, so every result has the bits `dot` gives.
+///
+/// # Safety
+/// The CPU must have AVX; `q.len()` a multiple of 8 and `k.len() == 4 * q.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn dot_keys4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = q.len();
+    debug_assert!(n % 8 == 0 && k.len() == 4 * n);
+    let (pq, pk) = (q.as_ptr(), k.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and row u of k spans u·n .. (u+1)·n.
+        unsafe {
+            let x = _mm256_loadu_ps(pq.add(i));
+            for (u, a) in acc.iter_mut().enumerate() {
+                let y = _mm256_loadu_ps(pk.add(u * n + i));
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
+            }
+        }
+        i += 8;
+    }
+    let half = acc.map(|a| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)));
+    let sums = _mm_hadd_ps(_mm_hadd_ps(half[0], half[1]), _mm_hadd_ps(half[2], half[3]));
+    let mut out = [0f32; 4];
+    // SAFETY: `out` holds four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+    out
+}
+
 /// `out += (w[j] · inv) · vals[j]` for each row `j` of `vals` in turn (the row of [`axpy`]
 /// calls the portable build makes, same products and additions), with the `8·N`-wide output
 /// row kept in registers throughout.
@@ -391,6 +426,7 @@ struct Scratch {
     last: Vec<usize>,
     inv: Vec<f32>,
     values: Vec<f32>,
+    keys: Vec<f32>,
 }
 
 impl Run<'_> {
@@ -460,7 +496,33 @@ impl Run<'_> {
             // With AVX and a width of whole vectors, four rows at a time share each load of
             // the key row (their sums still run lane by lane in the portable order).
             let fours = if AVX && hd % 8 == 0 { rows / 4 * 4 } else { 0 };
-            for j in lo..=hi {
+            // Fewer than four rows (a single token's heads): four key rows at a time instead,
+            // so that four independent sums run side by side (each still in its own order).
+            #[allow(unused_mut)]
+            let mut j0 = lo;
+            #[cfg(target_arch = "x86_64")]
+            if AVX && hd % 8 == 0 && fours == 0 {
+                s.keys.resize(4 * hd, 0.0);
+                while j0 + 4 <= hi + 1 {
+                    for u in 0..4 {
+                        self.k
+                            .row_into::<AVX>(kh, j0 + u, &mut s.keys[u * hd..(u + 1) * hd]);
+                    }
+                    for r in 0..rows {
+                        // SAFETY: `AVX` means the CPU has AVX; `hd` is a multiple of 8 and
+                        // `s.keys` holds four rows of `hd`.
+                        let d = unsafe { dot_keys4_avx(&s.q[r * hd..(r + 1) * hd], &s.keys) };
+                        for (u, d) in d.into_iter().enumerate() {
+                            let j = j0 + u;
+                            if s.first[r] <= j && j <= s.last[r] {
+                                s.scores[r * span + j - lo] = d * self.scale;
+                            }
+                        }
+                    }
+                    j0 += 4;
+                }
+            }
+            for j in j0..=hi {
                 let krow = self.k.row::<AVX>(kh, j, &mut s.row);
                 #[cfg(target_arch = "x86_64")]
                 for r in (0..fours).step_by(4) {
@@ -832,8 +894,14 @@ mod tests {
         // And with an f16 cache, whose rows each build widens its own way, for widths the
         // AVX build runs four rows at a time and keeps in registers (16, 32, 64), only four rows
         // at a time (40, 128) or neither (36), tiles of 4, 9 and 12 rows, and more positions
-        // than one block of value rows.
+        // than one block of value rows; and tiles of fewer than four rows (a single token's
+        // heads), whose keys go four at a time, with key counts that leave one to three over.
         for (hd, total, tile_heads, tile_queries, window) in [
+            (64, 37, 1, 1, None),
+            (64, 70, 3, 1, Some(30)),
+            (32, 45, 1, 2, None),
+            (40, 50, 1, 3, None),
+            (36, 45, 1, 1, None),
             (64, 37, 3, 4, None),
             (64, 100, 3, 3, None),
             (64, 100, 3, 4, Some(40)),
