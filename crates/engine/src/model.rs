@@ -560,9 +560,7 @@ impl Transformer {
             Ffn::Gated { gate, up, down } => {
                 let [g, u] = Matrix::forward_many([gate, up], h, self.kernels)?;
                 let gu = match (self.activation, self.kernels) {
-                    (Activation::Silu, Some(isa)) => {
-                        crate::ops::silu_mul(&g, &u, isa != Isa::Scalar)?
-                    }
+                    (Activation::Silu, Some(_)) => crate::ops::silu_mul(&g, &u)?,
                     _ => (self.activate(&g)? * u)?,
                 };
                 down.forward(&gu, self.kernels)?
