@@ -314,41 +314,6 @@ unsafe fn dot4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
     out
 }
 
-/// [`dot`]s of one row `q` with four consecutive `q.len()`-long rows of `k`, in AVX registers:
-/// `q` is loaded once for the four, and each sum runs lane by lane and is reduced as
-/// [`dot4_avx`] does, so every result has the bits `dot` gives.
-///
-/// # Safety
-/// The CPU must have AVX; `q.len()` a multiple of 8 and `k.len() == 4 * q.len()`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-#[inline]
-unsafe fn dot_keys4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let n = q.len();
-    debug_assert!(n % 8 == 0 && k.len() == 4 * n);
-    let (pq, pk) = (q.as_ptr(), k.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i < n {
-        // SAFETY: i + 8 <= n, and row u of k spans u·n .. (u+1)·n.
-        unsafe {
-            let x = _mm256_loadu_ps(pq.add(i));
-            for (u, a) in acc.iter_mut().enumerate() {
-                let y = _mm256_loadu_ps(pk.add(u * n + i));
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
-            }
-        }
-        i += 8;
-    }
-    let half = acc.map(|a| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)));
-    let sums = _mm_hadd_ps(_mm_hadd_ps(half[0], half[1]), _mm_hadd_ps(half[2], half[3]));
-    let mut out = [0f32; 4];
-    // SAFETY: `out` holds four floats.
-    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
-    out
-}
-
 /// `out += (w[j] · inv) · vals[j]` for each row `j` of `vals` in turn (the row of [`axpy`]
 /// calls the portable build makes, same products and additions), with the `8·N`-wide output
 /// row kept in registers throughout.
@@ -509,9 +474,11 @@ impl Run<'_> {
                             .row_into::<AVX>(kh, j0 + u, &mut s.keys[u * hd..(u + 1) * hd]);
                     }
                     for r in 0..rows {
+                        // The four key rows take the place of `dot4_avx`'s four query rows
+                        // (products commute: the same bits).
                         // SAFETY: `AVX` means the CPU has AVX; `hd` is a multiple of 8 and
                         // `s.keys` holds four rows of `hd`.
-                        let d = unsafe { dot_keys4_avx(&s.q[r * hd..(r + 1) * hd], &s.keys) };
+                        let d = unsafe { dot4_avx(&s.keys, &s.q[r * hd..(r + 1) * hd]) };
                         for (u, d) in d.into_iter().enumerate() {
                             let j = j0 + u;
                             if s.first[r] <= j && j <= s.last[r] {
