@@ -67,7 +67,7 @@ pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
 }
 
 /// Calls `f` with the elements of a contiguous f32 tensor in CPU memory, in place.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) => {

@@ -367,30 +367,21 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
 pub fn forward_many(isa: Isa, mats: &[&QMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
     let x = x.to_dtype(candle_core::DType::F32)?.contiguous()?;
     let dims = x.dims().to_vec();
-    let (storage, layout) = x.storage_and_layout();
-    let values = match (&*storage, layout.contiguous_offsets()) {
-        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => &v[a..b],
-        _ => {
-            return Err(EngineError::Compute(
-                "the kernels take f32 inputs in CPU memory".into(),
-            ))
+    let outs = crate::ops::with_f32(&x, |values| -> Result<Vec<Vec<f32>>> {
+        let mut outs: Vec<Vec<f32>> = Vec::with_capacity(mats.len());
+        for m in mats {
+            if dims.last() != Some(&m.cols) {
+                return Err(EngineError::Compute(format!(
+                    "input {dims:?} does not end in {}",
+                    m.cols
+                )));
+            }
+            outs.push(vec![0f32; values.len() / m.cols * m.rows]);
         }
-    };
-    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(mats.len());
-    for m in mats {
-        if dims.last() != Some(&m.cols) {
-            return Err(EngineError::Compute(format!(
-                "input {dims:?} does not end in {}",
-                m.cols
-            )));
-        }
-        outs.push(vec![0f32; values.len() / m.cols * m.rows]);
-    }
-    {
         let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
         matmul_many(isa, mats, values, &mut refs)?;
-    }
-    drop(storage);
+        Ok(outs)
+    })??;
     mats.iter()
         .zip(outs)
         .map(|(m, o)| {
