@@ -120,27 +120,6 @@ impl<'a> View<'a> {
             }
         }
     }
-
-    /// Row `i` of head `h` written into `dst` in f32 (widened from f16 with F16C when `AVX`, as
-    /// in [`View::row`]).
-    #[inline(always)]
-    fn row_into<const AVX: bool>(&self, h: usize, i: usize, dst: &mut [f32]) {
-        let at = self.offset + h * self.head_stride + i * self.row_stride;
-        let dst = &mut dst[..self.hd];
-        match self.data {
-            Data::F32(d) => dst.copy_from_slice(&d[at..at + self.hd]),
-            Data::F16(d) => {
-                let src = &d[at..at + self.hd];
-                #[cfg(target_arch = "x86_64")]
-                if AVX {
-                    // SAFETY: `AVX` is set only where the CPU has AVX2, FMA and F16C.
-                    unsafe { widen_f16c(src, dst) };
-                    return;
-                }
-                widen_portable(src, dst);
-            }
-        }
-    }
 }
 
 /// f16 to f32 (exact), portable: the `half` crate's slice conversion.
@@ -278,28 +257,56 @@ fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
     }
 }
 
-/// Four [`dot`]s of four consecutive `k.len()`-long rows of `q` with `k`, in AVX registers:
-/// the key row is loaded once for the four, and each sum runs lane by lane and is reduced as
-/// [`reduce8`] does, so every result has the bits `dot` gives.
+/// An element type of the rows the AVX loops read in place: f32, or f16 widened exactly (F16C).
+#[cfg(target_arch = "x86_64")]
+trait Elem: Copy {
+    /// Eight elements from `p` as f32.
+    ///
+    /// # Safety
+    /// Eight elements must be readable at `p`; the CPU must have AVX and F16C.
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Elem for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Elem for f16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+}
+
+/// Four [`dot`]s of `n`-long rows: each of the four rows at `rows` with the row at `other`, in
+/// AVX registers: `other` is loaded once for the four, and each sum runs lane by lane and is
+/// reduced as [`reduce8`] does, so every result has the bits `dot` gives (the rows may be four
+/// queries against one key, or four keys read in place against one query: products commute).
 ///
 /// # Safety
-/// The CPU must have AVX; `k.len()` a multiple of 8 and `q.len() == 4 * k.len()`.
+/// The CPU must have AVX and F16C; `n` a multiple of 8, with `n` elements at each pointer.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
+#[target_feature(enable = "avx,f16c")]
 #[inline]
-unsafe fn dot4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
+unsafe fn dot4_avx<A: Elem, B: Elem>(rows: [*const A; 4], other: *const B, n: usize) -> [f32; 4] {
     use std::arch::x86_64::*;
-    let n = k.len();
-    debug_assert!(n % 8 == 0 && q.len() == 4 * n);
-    let (pq, pk) = (q.as_ptr(), k.as_ptr());
+    debug_assert!(n % 8 == 0);
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut i = 0;
     while i < n {
-        // SAFETY: i + 8 <= n, and row u of q spans u·n .. (u+1)·n.
+        // SAFETY: i + 8 <= n, and every pointer has n elements.
         unsafe {
-            let y = _mm256_loadu_ps(pk.add(i));
-            for (u, a) in acc.iter_mut().enumerate() {
-                let x = _mm256_loadu_ps(pq.add(u * n + i));
+            let y = B::load8(other.add(i));
+            for (a, row) in acc.iter_mut().zip(rows) {
+                let x = A::load8(row.add(i));
                 *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
             }
         }
@@ -314,36 +321,65 @@ unsafe fn dot4_avx(q: &[f32], k: &[f32]) -> [f32; 4] {
     out
 }
 
-/// `out += (w[j] · inv) · vals[j]` for each row `j` of `vals` in turn (the row of [`axpy`]
-/// calls the portable build makes, same products and additions), with the `8·N`-wide output
-/// row kept in registers throughout.
+/// `out += (w[j] · inv) · row j` for each row `j` of `vals` in turn (row `j` at `vals + j ·
+/// stride`, read in place; the row of [`axpy`] calls the portable build makes, same products
+/// and additions), with the `8·N`-wide output row kept in registers throughout.
 ///
 /// # Safety
-/// The CPU must have AVX; `out` must point at `8·N` writable floats no one else touches, and
-/// `vals` hold `w.len()` rows of `8·N`.
+/// The CPU must have AVX and F16C; `out` must point at `8·N` writable floats no one else
+/// touches, and `vals` hold `w.len()` rows of `8·N` elements, `stride` apart.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
+#[target_feature(enable = "avx,f16c")]
 #[inline]
-unsafe fn weighted_avx<const N: usize>(out: *mut f32, w: &[f32], inv: f32, vals: &[f32]) {
+unsafe fn weighted_avx<const N: usize, V: Elem>(
+    out: *mut f32,
+    w: &[f32],
+    inv: f32,
+    vals: *const V,
+    stride: usize,
+) {
     use std::arch::x86_64::*;
-    let hd = 8 * N;
-    debug_assert_eq!(vals.len(), w.len() * hd);
     // SAFETY: the caller's contract: `out` holds 8·N floats, `vals` w.len() rows of 8·N.
     unsafe {
         let mut o = [_mm256_setzero_ps(); N];
         for (c, o) in o.iter_mut().enumerate() {
             *o = _mm256_loadu_ps(out.add(8 * c));
         }
-        let pv = vals.as_ptr();
         for (j, w) in w.iter().enumerate() {
             let f = _mm256_set1_ps(w * inv);
+            let row = vals.add(j * stride);
             for (c, o) in o.iter_mut().enumerate() {
-                let v = _mm256_loadu_ps(pv.add(j * hd + 8 * c));
+                let v = V::load8(row.add(8 * c));
                 *o = _mm256_add_ps(*o, _mm256_mul_ps(f, v));
             }
         }
         for (c, o) in o.iter().enumerate() {
             _mm256_storeu_ps(out.add(8 * c), *o);
+        }
+    }
+}
+
+/// [`weighted_avx`] for a head width of 16, 32 or 64.
+///
+/// # Safety
+/// As [`weighted_avx`] with `8·N = hd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
+unsafe fn weighted_hd<V: Elem>(
+    hd: usize,
+    out: *mut f32,
+    w: &[f32],
+    inv: f32,
+    vals: *const V,
+    stride: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match hd {
+            16 => weighted_avx::<2, V>(out, w, inv, vals, stride),
+            32 => weighted_avx::<4, V>(out, w, inv, vals, stride),
+            _ => weighted_avx::<8, V>(out, w, inv, vals, stride),
         }
     }
 }
@@ -390,8 +426,6 @@ struct Scratch {
     first: Vec<usize>,
     last: Vec<usize>,
     inv: Vec<f32>,
-    values: Vec<f32>,
-    keys: Vec<f32>,
 }
 
 impl Run<'_> {
@@ -467,18 +501,28 @@ impl Run<'_> {
             let mut j0 = lo;
             #[cfg(target_arch = "x86_64")]
             if AVX && hd % 8 == 0 && fours == 0 {
-                s.keys.resize(4 * hd, 0.0);
+                let kb = self.k.offset + kh * self.k.head_stride;
+                let ks = self.k.row_stride;
                 while j0 + 4 <= hi + 1 {
-                    for u in 0..4 {
-                        self.k
-                            .row_into::<AVX>(kh, j0 + u, &mut s.keys[u * hd..(u + 1) * hd]);
-                    }
                     for r in 0..rows {
-                        // The four key rows take the place of `dot4_avx`'s four query rows
-                        // (products commute: the same bits).
-                        // SAFETY: `AVX` means the CPU has AVX; `hd` is a multiple of 8 and
-                        // `s.keys` holds four rows of `hd`.
-                        let d = unsafe { dot4_avx(&s.keys, &s.q[r * hd..(r + 1) * hd]) };
+                        let q = s.q[r * hd..(r + 1) * hd].as_ptr();
+                        // The four key rows, read in place, take the place of `dot4_avx`'s four
+                        // rows (products commute: the same bits).
+                        // SAFETY: `AVX` means the CPU has AVX and F16C; `hd` is a multiple of
+                        // 8; key rows j0..j0+4 of head kh lie inside the storage (View::new
+                        // checked the last one).
+                        let d = unsafe {
+                            match self.k.data {
+                                Data::F16(k) => {
+                                    let p = k.as_ptr().add(kb + j0 * ks);
+                                    dot4_avx(std::array::from_fn(|u| p.add(u * ks)), q, hd)
+                                }
+                                Data::F32(k) => {
+                                    let p = k.as_ptr().add(kb + j0 * ks);
+                                    dot4_avx(std::array::from_fn(|u| p.add(u * ks)), q, hd)
+                                }
+                            }
+                        };
                         for (u, d) in d.into_iter().enumerate() {
                             let j = j0 + u;
                             if s.first[r] <= j && j <= s.last[r] {
@@ -495,7 +539,10 @@ impl Run<'_> {
                 for r in (0..fours).step_by(4) {
                     // SAFETY: `fours` is nonzero only when `AVX` (the CPU has AVX); the four
                     // rows are inside `s.q`, and `hd` is a multiple of 8.
-                    let d = unsafe { dot4_avx(&s.q[r * hd..(r + 4) * hd], krow) };
+                    let d = unsafe {
+                        let q = s.q.as_ptr().add(r * hd);
+                        dot4_avx(std::array::from_fn(|u| q.add(u * hd)), krow.as_ptr(), hd)
+                    };
                     for (u, d) in d.into_iter().enumerate() {
                         if s.first[r + u] <= j && j <= s.last[r + u] {
                             s.scores[(r + u) * span + j - lo] = d * self.scale;
@@ -530,39 +577,34 @@ impl Run<'_> {
             // the order of positions.
             #[cfg(target_arch = "x86_64")]
             if AVX && matches!(hd, 16 | 32 | 64) {
-                // A block of value rows widened once; each output row then stays in registers
-                // while its weights for the block are added, position after position.
-                const BLOCK: usize = 32;
-                s.values.resize(BLOCK * hd, 0.0);
-                let mut j0 = lo;
-                while j0 <= hi {
-                    let j1 = (j0 + BLOCK).min(hi + 1);
-                    for j in j0..j1 {
-                        let at = (j - j0) * hd;
-                        self.v.row_into::<AVX>(kh, j, &mut s.values[at..at + hd]);
-                    }
-                    let mut r = 0;
-                    for h in h0..h1 {
-                        for i in i0..i1 {
-                            let (a, b) = (s.first[r].max(j0), (s.last[r] + 1).min(j1));
-                            if a < b {
-                                let w = &s.scores[r * span + a - lo..r * span + b - lo];
-                                let vals = &s.values[(a - j0) * hd..(b - j0) * hd];
-                                // SAFETY: as below, row (h, i) is this tile's alone; `AVX`
-                                // means the CPU has AVX; `hd` is 16, 32 or 64.
-                                unsafe {
-                                    let o = self.out.0.add((i * nh + h) * hd);
-                                    match hd {
-                                        16 => weighted_avx::<2>(o, w, s.inv[r], vals),
-                                        32 => weighted_avx::<4>(o, w, s.inv[r], vals),
-                                        _ => weighted_avx::<8>(o, w, s.inv[r], vals),
-                                    }
+                // Each output row stays in registers while its weights are added, position
+                // after position, with the value rows read in place.
+                let vb = self.v.offset + kh * self.v.head_stride;
+                let vs = self.v.row_stride;
+                let mut r = 0;
+                for h in h0..h1 {
+                    for i in i0..i1 {
+                        let (a, b) = (s.first[r], s.last[r] + 1);
+                        let w = &s.scores[r * span + a - lo..r * span + b - lo];
+                        // SAFETY: row (h, i) is this tile's alone (tiles are disjoint and the
+                        // pool returns only after every worker is done); `AVX` means the CPU
+                        // has AVX and F16C; `hd` is 16, 32 or 64; value rows a..b of head kh
+                        // lie inside the storage (View::new checked the last one).
+                        unsafe {
+                            let o = self.out.0.add((i * nh + h) * hd);
+                            match self.v.data {
+                                Data::F16(v) => {
+                                    let p = v.as_ptr().add(vb + a * vs);
+                                    weighted_hd(hd, o, w, s.inv[r], p, vs)
+                                }
+                                Data::F32(v) => {
+                                    let p = v.as_ptr().add(vb + a * vs);
+                                    weighted_hd(hd, o, w, s.inv[r], p, vs)
                                 }
                             }
-                            r += 1;
                         }
+                        r += 1;
                     }
-                    j0 = j1;
                 }
                 continue;
             }
@@ -858,10 +900,10 @@ mod tests {
             assert_eq!(outs[0], outs[1], "window {window:?}");
             assert!(outs[0].iter().any(|v| *v != 0.0));
         }
-        // And with an f16 cache, whose rows each build widens its own way, for widths the
-        // AVX build runs four rows at a time and keeps in registers (16, 32, 64), only four rows
-        // at a time (40, 128) or neither (36), tiles of 4, 9 and 12 rows, and more positions
-        // than one block of value rows; and tiles of fewer than four rows (a single token's
+        // And with an f16 cache, whose rows each build widens its own way (the AVX build
+        // reads them in place), for widths the AVX build runs four rows at a time and keeps in
+        // registers (16, 32, 64), only four rows at a time (40, 128) or neither (36), tiles of
+        // 4, 9 and 12 rows, and up to 100 positions; and tiles of fewer than four rows (a single token's
         // heads), whose keys go four at a time, with key counts that leave one to three over.
         for (hd, total, tile_heads, tile_queries, window) in [
             (64, 37, 1, 1, None),
