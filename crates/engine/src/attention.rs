@@ -237,7 +237,8 @@ fn sum(a: &[f32]) -> f32 {
 }
 
 /// `s = e^(s - max)` for every element (the C library's `expf`, correctly rounded or within an
-/// ulp of it).
+/// ulp of it). The AVX2 build uses [`crate::expf::exp_shifted`] instead, eight at a time with
+/// the same bits.
 ///
 /// A vectorized polynomial would be faster here, but it rounds a few results differently, and a
 /// rounding difference in one layer changes which way an 8-bit activation rounds a few layers
@@ -570,6 +571,14 @@ impl Run<'_> {
             for r in 0..rows {
                 let row = &mut s.scores[r * span + s.first[r] - lo..r * span + s.last[r] + 1 - lo];
                 let m = max(row);
+                #[cfg(target_arch = "x86_64")]
+                if AVX {
+                    // SAFETY: `AVX` is set only where the CPU has AVX2 and FMA.
+                    unsafe { crate::expf::exp_shifted(row, m) };
+                } else {
+                    exp_shifted(row, m);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
                 exp_shifted(row, m);
                 s.inv.push(1.0 / sum(row));
             }

@@ -12,6 +12,7 @@
 pub mod attention;
 pub mod engine;
 pub mod error;
+mod expf;
 pub mod gguf;
 pub mod kernels;
 pub mod loaded;
