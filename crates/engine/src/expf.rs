@@ -171,7 +171,7 @@ mod tests {
     }
 
     /// Every f32 between the limits (about two billion inputs), bit for bit against the C
-    /// library this test runs with, on the two threads of a small machine in about a minute.
+    /// library this test runs with, on two threads (about ten seconds with optimizations).
     /// Where the library is not the GNU one built for FMA this reports the difference, which is
     /// what it is meant to do: the model's answers would then not be those of candle's steps.
     #[test]

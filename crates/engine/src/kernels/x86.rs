@@ -38,13 +38,24 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
     _mm256_set_m128i(hi, lo)
 }
 
+/// Byte `i` of the result is 0x10 when bit `i % 8` of byte `from[i]` of `v`'s 128-bit half is
+/// set, else 0 (`from` picks, per result byte, which byte of the half to test).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bits_as_0x10(v: __m256i, from: __m256i) -> __m256i {
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+    let spread = _mm256_shuffle_epi8(v, from);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
 /// Byte `i` is 0x10 when bit `i` of the little-endian u32 at `p` is set, else 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn fifth_bits(p: *const u8) -> __m256i {
     let qh = (p as *const u32).read_unaligned() as i32;
-    // Byte i of the result takes byte i/8 of qh, then tests its bit i%8.
-    let spread = _mm256_shuffle_epi8(
+    // Byte i of the result takes byte i/8 of qh.
+    bits_as_0x10(
         _mm256_set1_epi32(qh),
         _mm256_set_epi64x(
             0x0303_0303_0303_0303,
@@ -52,10 +63,7 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
             0x0101_0101_0101_0101,
             0,
         ),
-    );
-    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
-    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
-    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+    )
 }
 
 /// The largest magnitude in `x`.
@@ -211,13 +219,7 @@ unsafe fn fifth_bit_pair(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
     let qa = _mm256_set1_epi32((a as *const i32).read_unaligned());
     let qb = _mm256_set1_epi32((b as *const i32).read_unaligned());
     let v = _mm256_blend_epi32::<0xF0>(qa, qb);
-    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
-    let bit = _mm256_set1_epi8(0x10);
-    // Byte j of a half takes byte j/8 of its u32 (lo) or byte 2 + j/8 (hi), then tests bit j%8.
-    let spread = |from: __m256i| {
-        let s = _mm256_shuffle_epi8(v, from);
-        _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(s, select), select), bit)
-    };
+    // Byte j of a half takes byte j/8 of its u32 (lo) or byte 2 + j/8 (hi).
     let (b0, b1, b2, b3) = (
         0,
         0x0101_0101_0101_0101,
@@ -225,8 +227,8 @@ unsafe fn fifth_bit_pair(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
         0x0303_0303_0303_0303,
     );
     (
-        spread(_mm256_set_epi64x(b1, b0, b1, b0)),
-        spread(_mm256_set_epi64x(b3, b2, b3, b2)),
+        bits_as_0x10(v, _mm256_set_epi64x(b1, b0, b1, b0)),
+        bits_as_0x10(v, _mm256_set_epi64x(b3, b2, b3, b2)),
     )
 }
 
