@@ -240,6 +240,27 @@ unsafe fn reduce_pairs(p: &[__m256i; 4]) -> __m256i {
     _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]))
 }
 
+/// Each 32-bit lane of the result: the four products of unsigned `lo` bytes with signed `ylo`
+/// bytes of that lane plus the four of `hi` with `yhi`. Codes up to 31 times activations up to
+/// 127: the pair sums of `maddubs` stay far below `i16::MAX`, so the sums are exact.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pair_sum(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m256i {
+    let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
+    _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+}
+
+/// [`pair_sum`] with two `vpdpbusd`: the same exact integers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn pair_sum_vnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, ylo),
+        hi,
+        yhi,
+    )
+}
+
 /// One token against eight rows of a type with blocks of 32, read straight from the rows: for a
 /// single token (decoding), writing the codes into a tile and reading them back costs more than
 /// the product itself. Each lane goes through the floating-point operations of
@@ -247,12 +268,21 @@ unsafe fn reduce_pairs(p: &[__m256i; 4]) -> __m256i {
 /// block sums are the same exact integers, so the result is the same bits as the tile path gives
 /// the same token inside a prompt. Two rows share each vector (`$codes` gives rows `k` and
 /// `k + 4` as [`nibble_pair`] does), which halves the multiplies and leaves three horizontal
-/// additions per block instead of seven. `next` is where the following eight rows start,
-/// prefetched as these are read.
+/// additions per block instead of seven. `next` is where the rows to prefetch start (see
+/// `dot_rows`), read as these are. Each type gets two functions: `$name` for AVX2 and `$vnni`
+/// for CPUs with AVX-512 VNNI and VL, which makes each pair's sum with two `vpdpbusd` (the same
+/// integers, fewer instructions: the 4-bit rows are partly bound by instructions, not memory).
 macro_rules! direct_rows8 {
-    ($name:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+    ($name:ident, $vnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+        direct_rows8!(@one $name, "avx2,fma,f16c", pair_sum, $bs, |$a, $b| $codes, |$blocks, $dw| $ow);
+        direct_rows8!(
+            @one $vnni, "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", pair_sum_vnni, $bs,
+            |$a, $b| $codes, |$blocks, $dw| $ow
+        );
+    };
+    (@one $name:ident, $feat:literal, $sum:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
         #[inline]
-        #[target_feature(enable = "avx2,fma,f16c")]
+        #[target_feature(enable = $feat)]
         unsafe fn $name(
             rows: &[*const u8; 8],
             next: *const u8,
@@ -261,15 +291,14 @@ macro_rules! direct_rows8 {
         ) -> [f32; 8] {
             let mut acc = _mm256_setzero_ps();
             let mut off = _mm256_setzero_ps();
-            let ones = _mm256_set1_epi16(1);
             for b in 0..nb {
                 let $blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * $bs));
                 // The next rows' block b (8 · $bs bytes, up to 176), three or four lines.
-                let ahead = next.add(b * 8 * $bs);
+                let ahead = next.wrapping_add(b * 8 * $bs);
                 _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(64) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(128) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(8 * $bs) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(8 * $bs) as *const i8);
                 let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
                 let ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128(y));
                 let yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128(y.add(1)));
@@ -277,13 +306,7 @@ macro_rules! direct_rows8 {
                 for (k, p) in p.iter_mut().enumerate() {
                     let ($a, $b) = ($blocks[k], $blocks[k + 4]);
                     let (lo, hi): (__m256i, __m256i) = $codes;
-                    // Codes up to 31 times activations up to 127: four products stay far
-                    // below i16::MAX.
-                    let s = _mm256_add_epi16(
-                        _mm256_maddubs_epi16(lo, ylo),
-                        _mm256_maddubs_epi16(hi, yhi),
-                    );
-                    *p = _mm256_madd_epi16(s, ones);
+                    *p = $sum(lo, ylo, hi, yhi);
                 }
                 let sum = _mm256_cvtepi32_ps(reduce_pairs(&p));
                 let $dw = halves8(&$blocks, 0);
@@ -301,18 +324,21 @@ macro_rules! direct_rows8 {
 
 direct_rows8!(
     direct8_q4_0,
+    direct8_q4_0_vnni,
     18,
     |a, b| nibble_pair(a.add(2), b.add(2)),
     |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
 );
 direct_rows8!(
     direct8_q4_1,
+    direct8_q4_1_vnni,
     20,
     |a, b| nibble_pair(a.add(4), b.add(4)),
     |blocks, dw| halves8(&blocks, 2)
 );
 direct_rows8!(
     direct8_q5_0,
+    direct8_q5_0_vnni,
     22,
     |a, b| {
         let (lo, hi) = nibble_pair(a.add(6), b.add(6));
@@ -341,8 +367,8 @@ unsafe fn halves8(blocks: &[*const u8; 8], at: usize) -> __m256 {
 
 /// [`tile8_product`] for Q8_0 read straight from the eight rows (its codes need no decoding, so
 /// copying them into a tile first would only cost time): the same operations in the same order
-/// per lane, so the same bits. `next` is where the following tile starts, prefetched as this one
-/// is read.
+/// per lane, so the same bits. `next` is where the rows to prefetch start (see `dot_rows`), read
+/// as these are.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_rows8<const N: usize>(
@@ -356,11 +382,11 @@ unsafe fn q8_0_rows8<const N: usize>(
     let ones = _mm256_set1_epi16(1);
     for b in 0..nb {
         let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * 34));
-        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 64) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 128) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 192) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(next.add(b * 8 * 34 + 256) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34 + 64) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34 + 128) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34 + 192) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34 + 256) as *const i8);
         let dw = halves8(&blocks, 0);
         for t in 0..N {
             let x = &xs[t];
@@ -659,8 +685,8 @@ unsafe fn k_close8<const N: usize, const K: u8>(
 
 /// Eight k-quant rows (`K`) against `N` tokens quantized in blocks of 256, read in place (for a
 /// single token, where decoding into a tile would cost more than it saves): lane `r` of each
-/// vector belongs to row `r`, and each block ends in [`k_close8`]. `next` is where the
-/// following eight rows start, prefetched as these are read.
+/// vector belongs to row `r`, and each block ends in [`k_close8`]. `next` is where the rows to
+/// prefetch start (see `dot_rows`), read as these are.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn k_rows8<const N: usize, const K: u8>(
@@ -676,13 +702,13 @@ unsafe fn k_rows8<const N: usize, const K: u8>(
     let sign = _mm256_set1_ps(-0.0);
     for sb in 0..nsb {
         let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(sb * bytes));
-        let ahead = next.add(sb * 8 * bytes);
+        let ahead = next.wrapping_add(sb * 8 * bytes);
         let mut p = [[_mm256_setzero_si256(); 8]; N];
         let mut mins = [_mm_setzero_si128(); 8];
         for r in 0..8 {
             let blk = blocks[r];
             // An eighth of the next rows' share, spread over the rows' work.
-            let at = ahead.add(r * bytes);
+            let at = ahead.wrapping_add(r * bytes);
             _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(at.add(64) as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(at.add(128) as *const i8);
@@ -865,6 +891,10 @@ pub unsafe fn dot_rows(
     // Eight rows at a time read in place (the last ones padded by repeating the last row, whose
     // extra results are dropped); `next` is where the following eight start, and `store(t, o)`
     // writes token `t`'s results for these rows.
+    // The in-place kernels prefetch the rows at least 4 KiB ahead of the ones they read: one
+    // group of eight rows ahead when rows are long, more when they are short (one group of
+    // SmolLM2's 4-bit rows is 2.6 KiB, too close: 5-8% slower in kernel_bench).
+    let ahead_groups = 4096usize.div_ceil(8 * row_bytes).max(1);
     macro_rules! walk_8_rows {
         (|$ptrs:ident, $next:ident, $store:ident| $body:block) => {{
             let end = data.as_ptr().add(rows.end * row_bytes);
@@ -874,8 +904,9 @@ pub unsafe fn dot_rows(
                 let $ptrs: [*const u8; 8] = std::array::from_fn(|i| {
                     data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes)
                 });
-                // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults).
-                let $next = data.as_ptr().add((r0 + 8) * row_bytes).min(end);
+                // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults;
+                // the addresses are formed with wrapping arithmetic and never dereferenced).
+                let $next = data.as_ptr().wrapping_add((r0 + 8 * ahead_groups) * row_bytes).min(end);
                 let $store = |t: usize, o: &[f32; 8]| {
                     for (k, v) in o[..valid].iter().enumerate() {
                         *out.add(t * n + r0 + k) = *v;
@@ -909,11 +940,16 @@ pub unsafe fn dot_rows(
     // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place too.
     if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
         let x = xs.row(0);
+        // AVX-512 VNNI CPUs all have VL so far, but ask.
+        let vnni = avx512 && is_x86_feature_detected!("avx512vl");
         walk_8_rows!(|ptrs, next, store| {
-            let o = match ty {
-                BlockType::Q4_0 => direct8_q4_0(&ptrs, next, nb, &x),
-                BlockType::Q4_1 => direct8_q4_1(&ptrs, next, nb, &x),
-                _ => direct8_q5_0(&ptrs, next, nb, &x),
+            let o = match (ty, vnni) {
+                (BlockType::Q4_0, false) => direct8_q4_0(&ptrs, next, nb, &x),
+                (BlockType::Q4_1, false) => direct8_q4_1(&ptrs, next, nb, &x),
+                (_, false) => direct8_q5_0(&ptrs, next, nb, &x),
+                (BlockType::Q4_0, true) => direct8_q4_0_vnni(&ptrs, next, nb, &x),
+                (BlockType::Q4_1, true) => direct8_q4_1_vnni(&ptrs, next, nb, &x),
+                (_, true) => direct8_q5_0_vnni(&ptrs, next, nb, &x),
             };
             store(0, &o);
         });
