@@ -313,13 +313,68 @@ unsafe fn dot4_avx<A: Elem, B: Elem>(rows: [*const A; 4], other: *const B, n: us
         }
         i += 8;
     }
-    // Lane l + lane l+4, then pairs, then the two pair sums: reduce8's order, four rows at once.
+    reduce4_avx(acc)
+}
+
+/// Four lane-by-lane sums, each reduced in [`reduce8`]'s order: lane l + lane l+4, then pairs,
+/// then the two pair sums.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn reduce4_avx(acc: [std::arch::x86_64::__m256; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
     let half = acc.map(|a| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)));
     let sums = _mm_hadd_ps(_mm_hadd_ps(half[0], half[1]), _mm_hadd_ps(half[2], half[3]));
     let mut out = [0f32; 4];
     // SAFETY: `out` holds four floats.
     unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
     out
+}
+
+/// [`dot4_avx`] of four key rows with each of `R` query rows at once: every key vector is
+/// loaded (and widened) once for all the queries, and each of the `4·R` sums runs lane by lane
+/// and is reduced as `dot4_avx` does, so every result has the bits [`dot`] gives.
+///
+/// # Safety
+/// The CPU must have AVX and F16C; `n` a multiple of 8, with `n` elements at each pointer.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
+unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
+    keys: [*const K; 4],
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [[f32; 4]; R] {
+    use std::arch::x86_64::*;
+    debug_assert!(n % 8 == 0);
+    let mut acc = [[_mm256_setzero_ps(); 4]; R];
+    // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
+    for p in keys {
+        let ahead = p.wrapping_add(AHEAD * stride) as *const i8;
+        for at in (0..n * std::mem::size_of::<K>()).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
+        }
+    }
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and every pointer has n elements.
+        unsafe {
+            let k = keys.map(|p| K::load8(p.add(i)));
+            for (a, q) in acc.iter_mut().zip(queries) {
+                let y = _mm256_loadu_ps(q.add(i));
+                for (a, x) in a.iter_mut().zip(k) {
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
+                }
+            }
+        }
+        i += 8;
+    }
+    // SAFETY: the caller's contract (AVX).
+    acc.map(|a| unsafe { reduce4_avx(a) })
 }
 
 /// `out += (w[j] · inv) · row j` for each row `j` of `vals` in turn (row `j` at `vals + j ·
@@ -360,6 +415,144 @@ unsafe fn weighted_avx<const N: usize, V: Elem>(
     }
 }
 
+/// [`weighted_avx`] for `R` output rows that take the same value rows (the heads of one token
+/// that share a key/value head), each value vector loaded (and widened) once for all of them:
+/// the output rows are walked `8·C` columns at a time, each column block kept in registers
+/// while every position's weight is added, so each output element gets the same products and
+/// additions in the same order as in `weighted_avx`: the same bits.
+///
+/// # Safety
+/// As [`weighted_avx`] for each `(outs[r], ws[r], invs[r])`, with `hd` a multiple of `8·C` and
+/// every `ws[r]` as long as `ws[0]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
+unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
+    hd: usize,
+    outs: [*mut f32; R],
+    ws: [&[f32]; R],
+    invs: [f32; R],
+    vals: *const V,
+    stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let n = ws[0].len();
+    debug_assert!(hd % (8 * C) == 0 && ws.iter().all(|w| w.len() == n));
+    // SAFETY: the caller's contract: each `outs[r]` holds hd floats, `vals` n rows of hd.
+    unsafe {
+        for c0 in (0..hd).step_by(8 * C) {
+            let mut o = [[_mm256_setzero_ps(); C]; R];
+            for (o, out) in o.iter_mut().zip(outs) {
+                for (c, o) in o.iter_mut().enumerate() {
+                    *o = _mm256_loadu_ps(out.add(c0 + 8 * c));
+                }
+            }
+            for j in 0..n {
+                let f: [__m256; R] =
+                    std::array::from_fn(|r| _mm256_set1_ps(ws[r].get_unchecked(j) * invs[r]));
+                let row = vals.add(j * stride + c0);
+                // The cache rows come from memory (the weights read since the last token have
+                // pushed them out of the caches): ask for whole rows a few rows ahead on the
+                // first pass. A prefetch never faults; the address is formed with wrapping
+                // arithmetic.
+                if c0 == 0 {
+                    let ahead = vals.wrapping_add((j + AHEAD) * stride) as *const i8;
+                    for at in (0..hd * std::mem::size_of::<V>()).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
+                    }
+                }
+                for c in 0..C {
+                    let v = V::load8(row.add(8 * c));
+                    for (o, f) in o.iter_mut().zip(f) {
+                        o[c] = _mm256_add_ps(o[c], _mm256_mul_ps(f, v));
+                    }
+                }
+            }
+            for (o, out) in o.iter().zip(outs) {
+                for (c, o) in o.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(c0 + 8 * c), *o);
+                }
+            }
+        }
+    }
+}
+
+/// The scores of four key rows (`keys`, `keys + ks`, ...) against `rows` (1 to 3) query rows
+/// of `hd` at `q`: [`dot4_rows_avx`] for that many rows; rows past `rows` are left zero.
+///
+/// # Safety
+/// As [`dot4_rows_avx`], with `hd` elements at each key row and `rows · hd` at `q`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
+unsafe fn key_scores<K: Elem>(
+    keys: *const K,
+    ks: usize,
+    q: *const f32,
+    rows: usize,
+    hd: usize,
+) -> [[f32; 4]; 3] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let k = std::array::from_fn(|u| keys.add(u * ks));
+        let mut out = [[0f32; 4]; 3];
+        match rows {
+            1 => out[..1].copy_from_slice(&dot4_rows_avx::<K, 1>(k, ks, [q], hd)),
+            2 => out[..2].copy_from_slice(&dot4_rows_avx::<K, 2>(k, ks, [q, q.add(hd)], hd)),
+            _ => out.copy_from_slice(&dot4_rows_avx::<K, 3>(
+                k,
+                ks,
+                [q, q.add(hd), q.add(2 * hd)],
+                hd,
+            )),
+        }
+        out
+    }
+}
+
+/// [`weighted_rows_avx`] for the first `n` (1 to 3) of three output rows, with a head width of
+/// 16, 32 or 64 (one row: [`weighted_hd`], which keeps a whole row of 64 in registers).
+///
+/// # Safety
+/// As [`weighted_rows_avx`] for those rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
+unsafe fn weighted_few<V: Elem>(
+    hd: usize,
+    n: usize,
+    outs: [*mut f32; 3],
+    ws: [&[f32]; 3],
+    invs: [f32; 3],
+    vals: *const V,
+    stride: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (n, hd) {
+            (1, _) => weighted_hd(hd, outs[0], ws[0], invs[0], vals, stride),
+            (2, 16) => weighted_rows_avx::<2, 2, V>(
+                hd,
+                [outs[0], outs[1]],
+                [ws[0], ws[1]],
+                [invs[0], invs[1]],
+                vals,
+                stride,
+            ),
+            (2, _) => weighted_rows_avx::<4, 2, V>(
+                hd,
+                [outs[0], outs[1]],
+                [ws[0], ws[1]],
+                [invs[0], invs[1]],
+                vals,
+                stride,
+            ),
+            (_, 16) => weighted_rows_avx::<2, 3, V>(hd, outs, ws, invs, vals, stride),
+            _ => weighted_rows_avx::<4, 3, V>(hd, outs, ws, invs, vals, stride),
+        }
+    }
+}
+
 /// [`weighted_avx`] for a head width of 16, 32 or 64.
 ///
 /// # Safety
@@ -390,6 +583,9 @@ struct Out(*mut f32);
 // SAFETY: workers write disjoint `hd`-long slices, and the caller waits for all of them before
 // reading.
 unsafe impl Sync for Out {}
+
+/// How many rows ahead the single-token loops ask for key and value rows.
+const AHEAD: usize = 8;
 
 /// Query rows a tile holds at most (scores for each are kept while the tile runs).
 const TILE_ROWS: usize = 16;
@@ -505,26 +701,23 @@ impl Run<'_> {
                 let kb = self.k.offset + kh * self.k.head_stride;
                 let ks = self.k.row_stride;
                 while j0 + 4 <= hi + 1 {
-                    for r in 0..rows {
-                        let q = s.q[r * hd..(r + 1) * hd].as_ptr();
-                        // The four key rows, read in place, take the place of `dot4_avx`'s four
-                        // rows (products commute: the same bits).
-                        // SAFETY: `AVX` means the CPU has AVX and F16C; `hd` is a multiple of
-                        // 8; key rows j0..j0+4 of head kh lie inside the storage (View::new
-                        // checked the last one).
-                        let d = unsafe {
-                            match self.k.data {
-                                Data::F16(k) => {
-                                    let p = k.as_ptr().add(kb + j0 * ks);
-                                    dot4_avx(std::array::from_fn(|u| p.add(u * ks)), q, hd)
-                                }
-                                Data::F32(k) => {
-                                    let p = k.as_ptr().add(kb + j0 * ks);
-                                    dot4_avx(std::array::from_fn(|u| p.add(u * ks)), q, hd)
-                                }
+                    // The four key rows, read in place, against every row of the tile at once.
+                    // SAFETY: `AVX` means the CPU has AVX and F16C; `hd` is a multiple of 8;
+                    // key rows j0..j0+4 of head kh lie inside the storage (View::new checked
+                    // the last one); `s.q` holds `rows` (1 to 3) rows of `hd`.
+                    let d = unsafe {
+                        let q = s.q.as_ptr();
+                        match self.k.data {
+                            Data::F16(k) => {
+                                key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
                             }
-                        };
-                        for (u, d) in d.into_iter().enumerate() {
+                            Data::F32(k) => {
+                                key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
+                            }
+                        }
+                    };
+                    for (r, d) in d.iter().enumerate().take(rows) {
+                        for (u, d) in d.iter().enumerate() {
                             let j = j0 + u;
                             if s.first[r] <= j && j <= s.last[r] {
                                 s.scores[r * span + j - lo] = d * self.scale;
@@ -590,6 +783,44 @@ impl Run<'_> {
                 // after position, with the value rows read in place.
                 let vb = self.v.offset + kh * self.v.head_stride;
                 let vs = self.v.row_stride;
+                if i1 - i0 == 1 {
+                    // One query: every row (head) sees the same positions, so up to three rows
+                    // at a time share each load of a value row.
+                    let (a, b) = (s.first[0], s.last[0] + 1);
+                    let mut r = 0;
+                    while r < rows {
+                        let n = (rows - r).min(3);
+                        let outs: [*mut f32; 3] = std::array::from_fn(|u| {
+                            self.out
+                                .0
+                                .wrapping_add((i0 * nh + h0 + r + u.min(n - 1)) * hd)
+                        });
+                        let ws: [&[f32]; 3] = std::array::from_fn(|u| {
+                            let u = r + u.min(n - 1);
+                            &s.scores[u * span + a - lo..u * span + b - lo]
+                        });
+                        let invs: [f32; 3] = std::array::from_fn(|u| s.inv[r + u.min(n - 1)]);
+                        // SAFETY: rows (h0 + r .. h0 + r + n, i0) are this tile's alone (tiles
+                        // are disjoint and the pool returns only after every worker is done);
+                        // `AVX` means the CPU has AVX and F16C; `hd` is 16, 32 or 64; value
+                        // rows a..b of head kh lie inside the storage (View::new checked the
+                        // last one).
+                        unsafe {
+                            match self.v.data {
+                                Data::F16(v) => {
+                                    let p = v.as_ptr().add(vb + a * vs);
+                                    weighted_few(hd, n, outs, ws, invs, p, vs)
+                                }
+                                Data::F32(v) => {
+                                    let p = v.as_ptr().add(vb + a * vs);
+                                    weighted_few(hd, n, outs, ws, invs, p, vs)
+                                }
+                            }
+                        }
+                        r += n;
+                    }
+                    continue;
+                }
                 let mut r = 0;
                 for h in h0..h1 {
                     for i in i0..i1 {
@@ -904,16 +1135,24 @@ mod tests {
             tensor(12, (1, 2, total, hd)),
             tensor(13, (1, 2, total, hd)),
         );
-        for window in [None, Some(9)] {
-            let outs = both(&q, &k, &v, window, 2, 2);
-            assert_eq!(outs[0], outs[1], "window {window:?}");
+        // Tiles of 2 x 2 rows, and one query's heads (3, or 2 then 1), whose keys and values
+        // the AVX build reads once for all the tile's rows.
+        for (window, tile_heads, tile_queries) in
+            [(None, 2, 2), (Some(9), 2, 2), (None, 3, 1), (Some(9), 2, 1)]
+        {
+            let outs = both(&q, &k, &v, window, tile_heads, tile_queries);
+            assert_eq!(
+                outs[0], outs[1],
+                "window {window:?}, {tile_heads} x {tile_queries}"
+            );
             assert!(outs[0].iter().any(|v| *v != 0.0));
         }
         // And with an f16 cache, whose rows each build widens its own way (the AVX build
         // reads them in place), for widths the AVX build runs four rows at a time and keeps in
         // registers (16, 32, 64), only four rows at a time (40, 128) or neither (36), tiles of
         // 4, 9 and 12 rows, and up to 100 positions; and tiles of fewer than four rows (a single token's
-        // heads), whose keys go four at a time, with key counts that leave one to three over.
+        // heads), whose keys go four at a time, with key counts that leave one to three over,
+        // and whose values go to up to three rows at a time.
         for (hd, total, tile_heads, tile_queries, window) in [
             (64, 37, 1, 1, None),
             (64, 70, 3, 1, Some(30)),
@@ -928,6 +1167,9 @@ mod tests {
             (40, 50, 3, 4, None),
             (128, 45, 3, 3, None),
             (36, 45, 2, 2, None),
+            (32, 45, 2, 1, None),
+            (16, 40, 3, 1, None),
+            (16, 41, 2, 1, Some(7)),
         ] {
             let f16 = |x: Tensor| x.to_dtype(candle_core::DType::F16).unwrap();
             let q = tensor(21, (1, nh, t, hd));
