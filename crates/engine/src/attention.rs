@@ -350,7 +350,7 @@ unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
     n: usize,
 ) -> [[f32; 4]; R] {
     use std::arch::x86_64::*;
-    debug_assert!(n % 8 == 0);
+    debug_assert!(n.is_multiple_of(8));
     let mut acc = [[_mm256_setzero_ps(); 4]; R];
     // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
     for p in keys {
@@ -437,7 +437,7 @@ unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
 ) {
     use std::arch::x86_64::*;
     let n = ws[0].len();
-    debug_assert!(hd % (8 * C) == 0 && ws.iter().all(|w| w.len() == n));
+    debug_assert!(hd.is_multiple_of(8 * C) && ws.iter().all(|w| w.len() == n));
     // SAFETY: the caller's contract: each `outs[r]` holds hd floats, `vals` n rows of hd.
     unsafe {
         for c0 in (0..hd).step_by(8 * C) {
