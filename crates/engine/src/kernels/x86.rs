@@ -232,6 +232,23 @@ unsafe fn fifth_bit_pair(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
     )
 }
 
+/// Q5_0 codes of two rows as [`nibble_pair`] and [`fifth_bit_pair`] give them together, for
+/// AVX-512 BW and VL: the row's 32 fifth bits are used as byte masks straight from their u32,
+/// adding 16 to the nibbles they select (the nibbles are below 16, so that is the same as
+/// setting bit 4), where the AVX2 path spreads and compares bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q5_0_pair_masked(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
+    let (lo, hi) = nibble_pair(a.add(6), b.add(6));
+    let qa = (a.add(2) as *const u32).read_unaligned();
+    let qb = (b.add(2) as *const u32).read_unaligned();
+    let sixteen = _mm256_set1_epi8(16);
+    (
+        _mm256_mask_add_epi8(lo, (qa & 0xffff) | (qb << 16), lo, sixteen),
+        _mm256_mask_add_epi8(hi, (qa >> 16) | (qb & 0xffff_0000), hi, sixteen),
+    )
+}
+
 /// Exact: lane `r` of the result is the sum of the four 32-bit lanes that belong to row `r` in
 /// `p`, where `p[k]` holds row `k` in its low half and row `k + 4` in its high half.
 #[inline]
@@ -252,7 +269,7 @@ unsafe fn pair_sum(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m2
 
 /// [`pair_sum`] with two `vpdpbusd`: the same exact integers.
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn pair_sum_vnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, ylo),
@@ -270,14 +287,15 @@ unsafe fn pair_sum_vnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) ->
 /// `k + 4` as [`nibble_pair`] does), which halves the multiplies and leaves three horizontal
 /// additions per block instead of seven. `next` is where the rows to prefetch start (see
 /// `dot_rows`), read as these are. Each type gets two functions: `$name` for AVX2 and `$vnni`
-/// for CPUs with AVX-512 VNNI and VL, which makes each pair's sum with two `vpdpbusd` (the same
-/// integers, fewer instructions: the 4-bit rows are partly bound by instructions, not memory).
+/// for CPUs with AVX-512 VNNI, BW and VL, which makes each pair's sum with two `vpdpbusd` (the
+/// same integers, fewer instructions: the 4-bit rows are partly bound by instructions, not
+/// memory) and takes its codes from `$vcodes` (the same codes, which may use AVX-512 masks).
 macro_rules! direct_rows8 {
-    ($name:ident, $vnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+    ($name:ident, $vnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, $vcodes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
         direct_rows8!(@one $name, "avx2,fma,f16c", pair_sum, $bs, |$a, $b| $codes, |$blocks, $dw| $ow);
         direct_rows8!(
-            @one $vnni, "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", pair_sum_vnni, $bs,
-            |$a, $b| $codes, |$blocks, $dw| $ow
+            @one $vnni, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", pair_sum_vnni, $bs,
+            |$a, $b| $vcodes, |$blocks, $dw| $ow
         );
     };
     (@one $name:ident, $feat:literal, $sum:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
@@ -327,6 +345,7 @@ direct_rows8!(
     direct8_q4_0_vnni,
     18,
     |a, b| nibble_pair(a.add(2), b.add(2)),
+    nibble_pair(a.add(2), b.add(2)),
     |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
 );
 direct_rows8!(
@@ -334,6 +353,7 @@ direct_rows8!(
     direct8_q4_1_vnni,
     20,
     |a, b| nibble_pair(a.add(4), b.add(4)),
+    nibble_pair(a.add(4), b.add(4)),
     |blocks, dw| halves8(&blocks, 2)
 );
 direct_rows8!(
@@ -345,6 +365,7 @@ direct_rows8!(
         let (flo, fhi) = fifth_bit_pair(a.add(2), b.add(2));
         (_mm256_or_si256(lo, flo), _mm256_or_si256(hi, fhi))
     },
+    q5_0_pair_masked(a, b),
     |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 );
 
