@@ -529,9 +529,9 @@ unsafe fn weighted_few<V: Elem>(
 ) {
     // SAFETY: the caller's contract.
     unsafe {
-        match (n, hd) {
-            (1, _) => weighted_hd(hd, outs[0], ws[0], invs[0], vals, stride),
-            (2, 16) => weighted_rows_avx::<2, 2, V>(
+        match n {
+            1 => weighted_hd(hd, outs[0], ws[0], invs[0], vals, stride),
+            2 => weighted_rows_hd::<2, V>(
                 hd,
                 [outs[0], outs[1]],
                 [ws[0], ws[1]],
@@ -539,16 +539,32 @@ unsafe fn weighted_few<V: Elem>(
                 vals,
                 stride,
             ),
-            (2, _) => weighted_rows_avx::<4, 2, V>(
-                hd,
-                [outs[0], outs[1]],
-                [ws[0], ws[1]],
-                [invs[0], invs[1]],
-                vals,
-                stride,
-            ),
-            (_, 16) => weighted_rows_avx::<2, 3, V>(hd, outs, ws, invs, vals, stride),
-            _ => weighted_rows_avx::<4, 3, V>(hd, outs, ws, invs, vals, stride),
+            _ => weighted_rows_hd::<3, V>(hd, outs, ws, invs, vals, stride),
+        }
+    }
+}
+
+/// [`weighted_rows_avx`] with column blocks of 16 for a head width of 16, else 32.
+///
+/// # Safety
+/// As [`weighted_rows_avx`], with `hd` 16, 32 or 64.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[inline]
+unsafe fn weighted_rows_hd<const R: usize, V: Elem>(
+    hd: usize,
+    outs: [*mut f32; R],
+    ws: [&[f32]; R],
+    invs: [f32; R],
+    vals: *const V,
+    stride: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if hd == 16 {
+            weighted_rows_avx::<2, R, V>(hd, outs, ws, invs, vals, stride)
+        } else {
+            weighted_rows_avx::<4, R, V>(hd, outs, ws, invs, vals, stride)
         }
     }
 }
