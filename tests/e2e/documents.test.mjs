@@ -19,7 +19,7 @@
 // downloaded from the notice above the question box and the document is then indexed by
 // meaning. Screenshots in light, dark and Chinese go to test-output/screenshots/<label>/.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -100,6 +100,7 @@ after(async () => {
   if (browser) await browser.deleteSession().catch(() => {});
   await stopDriver(driver);
   if (hub) await hub.close();
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe(`Documents view (${appBinary()})`, () => {

@@ -3,7 +3,7 @@
 // $HEARTH_APP_BIN (default: the release build in $CARGO_TARGET_DIR or target-app). Each run
 // gets fresh data and config folders, so nothing from the user's own Hearth is touched.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -102,14 +102,24 @@ export async function stopDriver(driver) {
   const home = driver?.home;
   if (!home) return;
   const pids = spawnSync('pgrep', ['-f', appBinary()], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  const ended = [];
   for (const pid of pids) {
     try {
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      if (env.includes(`HEARTH_DATA_DIR=${home.data}`)) process.kill(Number(pid), 'SIGTERM');
+      if (env.includes(`HEARTH_DATA_DIR=${home.data}`)) {
+        process.kill(Number(pid), 'SIGTERM');
+        ended.push(pid);
+      }
     } catch {
       // Gone already, or not ours to read.
     }
   }
+  // The run's folders go once its apps are gone (they write there while closing), unless
+  // HEARTH_E2E_KEEP asks to keep them for a look.
+  for (let i = 0; i < 50 && ended.some((pid) => existsSync(`/proc/${pid}`)); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!process.env.HEARTH_E2E_KEEP) rmSync(home.base, { recursive: true, force: true, maxRetries: 3 });
 }
 
 /** A WebDriver session: starts the app and waits for its first screen. */

@@ -9,10 +9,12 @@ use candle_core::{Device, Tensor};
 use hearth_engine::gguf::ModelFile;
 use hearth_engine::{EngineError, LoadedModel};
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hearth-corrupt-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder for one test's files, removed when it is dropped.
+fn dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hearth-corrupt-")
+        .tempdir()
+        .unwrap()
 }
 
 fn smollm() -> PathBuf {
@@ -80,7 +82,8 @@ fn truncated_files_are_reported_as_damaged() {
         ("half.gguf", src.len() / 2),
         ("tail-missing.gguf", src.len() - 1),
     ] {
-        let p = dir().join(name);
+        let d = dir();
+        let p = d.path().join(name);
         std::fs::write(&p, &src[..len]).unwrap();
         match load_err(&p) {
             EngineError::CorruptModel { reason, .. } => assert!(!reason.is_empty()),
@@ -115,7 +118,8 @@ fn tensors_read_through_the_map_and_with_reads_are_the_same() {
 #[test]
 fn truncated_files_are_damaged_without_the_map_too() {
     let src = std::fs::read(smollm()).unwrap();
-    let p = dir().join("half-read.gguf");
+    let d = dir();
+    let p = d.path().join("half-read.gguf");
     std::fs::write(&p, &src[..src.len() / 2]).unwrap();
     for file in [
         ModelFile::open(&p).unwrap(),
@@ -143,19 +147,23 @@ fn wrong_magic_empty_and_missing_files() {
     let mut src = std::fs::read(smollm()).unwrap();
     src.truncate(1024 * 1024);
     src[..4].copy_from_slice(b"GGUX");
-    let p = dir().join("bad-magic.gguf");
+    let d = dir();
+    let p = d.path().join("bad-magic.gguf");
     std::fs::write(&p, &src).unwrap();
     assert!(matches!(load_err(&p), EngineError::NotGguf { .. }));
-    let p = dir().join("empty.gguf");
+    let d = dir();
+    let p = d.path().join("empty.gguf");
     std::fs::write(&p, b"").unwrap();
     assert!(matches!(load_err(&p), EngineError::NotGguf { .. }));
-    let p = dir().join("does-not-exist.gguf");
+    let d = dir();
+    let p = d.path().join("does-not-exist.gguf");
     assert!(matches!(load_err(&p), EngineError::Io { .. }));
 }
 
 #[test]
 fn a_tensor_of_the_wrong_size_is_named() {
-    let p = dir().join("wrong-shape.gguf");
+    let d = dir();
+    let p = d.path().join("wrong-shape.gguf");
     write_gguf(
         &p,
         &llama_metadata("llama"),
@@ -179,7 +187,8 @@ fn a_tensor_of_the_wrong_size_is_named() {
 
 #[test]
 fn unsupported_architecture_is_named() {
-    let p = dir().join("mamba.gguf");
+    let d = dir();
+    let p = d.path().join("mamba.gguf");
     write_gguf(
         &p,
         &llama_metadata("mamba"),
@@ -195,7 +204,8 @@ fn unsupported_architecture_is_named() {
 #[test]
 fn unsupported_tensor_type_is_named() {
     // A valid file whose first tensor's type id is rewritten to IQ4_XS (23).
-    let p = dir().join("iq4.gguf");
+    let d = dir();
+    let p = d.path().join("iq4.gguf");
     write_gguf(
         &p,
         &llama_metadata("llama"),

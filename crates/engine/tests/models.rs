@@ -431,7 +431,7 @@ fn engine_serves_interactive_before_background_and_unloads_when_idle() {
 fn engine_reports_load_failures_on_the_request() {
     let engine = Engine::start(EngineConfig::default()).unwrap();
     let dir = tempdir();
-    let bad = dir.join("not-a-model.gguf");
+    let bad = dir.path().join("not-a-model.gguf");
     std::fs::write(&bad, b"this is text, not a model").unwrap();
     let h = engine
         .submit(Request {
@@ -447,12 +447,10 @@ fn engine_reports_load_failures_on_the_request() {
     }
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "hearth-engine-test-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder for one test's files, removed when it is dropped.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hearth-engine-test-")
+        .tempdir()
+        .unwrap()
 }
