@@ -199,6 +199,101 @@ impl Default for KvSet {
     }
 }
 
+/// Buffers a single-token step reuses from layer to layer.
+#[derive(Default)]
+struct StepBuffers {
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    a: Vec<f32>,
+    g: Vec<f32>,
+    u: Vec<f32>,
+    gu: Vec<f32>,
+}
+
+/// `v` with exactly `n` elements (contents left to the caller to overwrite).
+fn sized(v: &mut Vec<f32>, n: usize) {
+    v.resize(n, 0.0);
+}
+
+/// The divisor of candle's RMS norm of one row (`candle_nn::ops::rms_norm` on a contiguous f32
+/// row): the squares summed in order, `sqrt(sum / n + eps)`. Each element then becomes
+/// `x / m · alpha`.
+fn rms_divisor(x: &[f32], eps: f32) -> f32 {
+    let sum2 = x.iter().map(|&v| v * v).sum::<f32>();
+    (sum2 / x.len() as f32 + eps).sqrt()
+}
+
+fn check_norm(alpha: &Tensor, n: usize) -> Result<()> {
+    if alpha.elem_count() != n {
+        return Err(EngineError::Compute(format!(
+            "RMS norm of {n} values with {} weights",
+            alpha.elem_count()
+        )));
+    }
+    Ok(())
+}
+
+/// candle's RMS norm of `x` with the weights `alpha` (an f32 vector of `x`'s length) into
+/// `out` (as long as `x`).
+fn rms_norm_with(alpha: &Tensor, x: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
+    check_norm(alpha, x.len())?;
+    let m = rms_divisor(x, eps);
+    crate::ops::with_f32(alpha, |a| {
+        for ((o, v), a) in out.iter_mut().zip(x).zip(a) {
+            *o = *v / m * *a;
+        }
+    })
+}
+
+/// [`rms_norm_with`] in place.
+fn rms_norm_in_place(alpha: &Tensor, x: &mut [f32], eps: f32) -> Result<()> {
+    check_norm(alpha, x.len())?;
+    let m = rms_divisor(x, eps);
+    crate::ops::with_f32(alpha, |a| {
+        for (v, a) in x.iter_mut().zip(a) {
+            *v = *v / m * *a;
+        }
+    })
+}
+
+/// `y + b` element by element, where there is a bias.
+fn add_bias(b: &Option<Tensor>, y: &mut [f32]) -> Result<()> {
+    if let Some(b) = b {
+        if b.elem_count() != y.len() {
+            return Err(EngineError::Compute(format!(
+                "a bias of {} for {} outputs",
+                b.elem_count(),
+                y.len()
+            )));
+        }
+        crate::ops::with_f32(b, |b| {
+            for (y, b) in y.iter_mut().zip(b) {
+                *y = *y + *b;
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// candle's rotary embedding of one head's first `rope_dim` values for one position (`cos`,
+/// `sin`: that position's `rope_dim / 2` values), pairs `(2i, 2i + 1)` when `interleaved`
+/// (`rope_i`), else `(i, i + rope_dim / 2)` (`rope`), with candle's expressions.
+fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], interleaved: bool) {
+    let half = x.len() / 2;
+    for i in 0..half {
+        let (a, b) = if interleaved {
+            (2 * i, 2 * i + 1)
+        } else {
+            (i, i + half)
+        };
+        let (s1, s2) = (x[a], x[b]);
+        x[a] = s1 * cos[i] - s2 * sin[i];
+        x[b] = s1 * sin[i] + s2 * cos[i];
+    }
+}
+
 /// Rotary embedding angles for a run of positions.
 struct RopeTables {
     cos: Tensor,
@@ -496,7 +591,30 @@ impl Transformer {
                 .map(|_| KvCache::new(self.cfg.context_len))
                 .collect();
         }
+        let one_token = match self.kernels {
+            Some(isa) if t == 1 && self.takes_one_token() => Some(isa),
+            _ => None,
+        };
         let result = (|| -> Result<Option<Tensor>> {
+            if let Some(isa) = one_token {
+                // One token (decoding): the layers run on plain buffers, the same steps with
+                // the same bits, without a tensor per step.
+                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut bufs = StepBuffers::default();
+                for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
+                    if stop() {
+                        return Ok(None);
+                    }
+                    let rope = if layer.sliding {
+                        rope_local.as_ref().unwrap_or(&rope_global)
+                    } else {
+                        &rope_global
+                    };
+                    self.layer_one_token(isa, layer, kv, &mut values, rope, &mut bufs)?;
+                }
+                let dim = values.len();
+                return Ok(Some(Tensor::from_vec(values, (1, 1, dim), &self.device)?));
+            }
             for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
                 if stop() {
                     return Ok(None);
@@ -524,6 +642,143 @@ impl Transformer {
             candle_nn::ops::rms_norm(&last.contiguous()?, &self.out_norm, self.cfg.rms_eps as f32)?;
         let logits = self.output.forward(&last, self.kernels)?;
         Ok(Some(logits.squeeze(0)?))
+    }
+
+    /// Whether [`Transformer::layer_one_token`] covers this model: Hearth's kernels cover
+    /// every matrix of the layers, and the feed-forward is SiLU-gated with separate gate and up
+    /// matrices (the steps it reproduces bit for bit).
+    fn takes_one_token(&self) -> bool {
+        matches!(self.activation, Activation::Silu)
+            && self.layers.iter().all(|l| {
+                let qkv = match &l.qkv {
+                    Qkv::Separate { q, k, v } => {
+                        q.w.own.is_some() && k.w.own.is_some() && v.w.own.is_some()
+                    }
+                    Qkv::Fused(w) => w.w.own.is_some(),
+                };
+                let ffn = match &l.ffn {
+                    Ffn::Gated { gate, up, down } => {
+                        gate.own.is_some() && up.own.is_some() && down.own.is_some()
+                    }
+                    Ffn::FusedGateUp { .. } => false,
+                };
+                qkv && ffn && l.attn_out.w.own.is_some()
+            })
+    }
+
+    /// [`Transformer::layer_forward`] for a single token, on `x` (the token's `n_embd` values)
+    /// in place: each step is the one the tensor path takes (candle's RMS norm and rotary
+    /// embedding formulas, the same kernels, the same attention), element by element in the
+    /// same order, so the result is the same bits; only the tensors per step are gone.
+    fn layer_one_token(
+        &self,
+        isa: Isa,
+        layer: &Layer,
+        kv: &mut KvCache,
+        x: &mut [f32],
+        rope: &RopeTables,
+        b: &mut StepBuffers,
+    ) -> Result<()> {
+        let eps = self.cfg.rms_eps as f32;
+        let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
+        let uncovered = || EngineError::Compute("a matrix has no kernel here".into());
+        sized(&mut b.h, x.len());
+        rms_norm_with(&layer.attn_norm, x, eps, &mut b.h)?;
+        sized(&mut b.q, nh * hd);
+        sized(&mut b.k, nkv * hd);
+        sized(&mut b.v, nkv * hd);
+        match &layer.qkv {
+            Qkv::Separate { q, k, v } => {
+                let (Some(mq), Some(mk), Some(mv)) = (&q.w.own, &k.w.own, &v.w.own) else {
+                    return Err(uncovered());
+                };
+                crate::kernels::matmul_many(
+                    isa,
+                    &[mq, mk, mv],
+                    &b.h,
+                    &mut [&mut b.q, &mut b.k, &mut b.v],
+                )?;
+                add_bias(&q.b, &mut b.q)?;
+                add_bias(&k.b, &mut b.k)?;
+                add_bias(&v.b, &mut b.v)?;
+            }
+            Qkv::Fused(w) => {
+                let m = w.w.own.as_ref().ok_or_else(uncovered)?;
+                sized(&mut b.a, (nh + 2 * nkv) * hd);
+                m.matmul(isa, &b.h, &mut b.a)?;
+                add_bias(&w.b, &mut b.a)?;
+                b.q.copy_from_slice(&b.a[..nh * hd]);
+                b.k.copy_from_slice(&b.a[nh * hd..(nh + nkv) * hd]);
+                b.v.copy_from_slice(&b.a[(nh + nkv) * hd..]);
+            }
+        }
+        if let Some(n) = &layer.q_norm {
+            for row in b.q.chunks_exact_mut(hd) {
+                rms_norm_in_place(n, row, eps)?;
+            }
+        }
+        if let Some(n) = &layer.k_norm {
+            for row in b.k.chunks_exact_mut(hd) {
+                rms_norm_in_place(n, row, eps)?;
+            }
+        }
+        crate::ops::with_f32(&rope.cos, |cos| {
+            crate::ops::with_f32(&rope.sin, |sin| {
+                let rd = self.cfg.rope_dim.min(hd);
+                for row in b.q.chunks_exact_mut(hd).chain(b.k.chunks_exact_mut(hd)) {
+                    rotate(&mut row[..rd], cos, sin, self.interleaved_rope);
+                }
+            })
+        })??;
+        // The cache's f16, rounded as candle's `to_dtype` rounds.
+        let to_f16 = |v: &[f32]| {
+            v.iter()
+                .map(|&e| half::f16::from_f32(e))
+                .collect::<Vec<_>>()
+        };
+        let kt = Tensor::from_vec(to_f16(&b.k), (1, nkv, 1, hd), &self.device)?;
+        let vt = Tensor::from_vec(to_f16(&b.v), (1, nkv, 1, hd), &self.device)?;
+        let (k_all, v_all) = kv.append(&kt, &vt)?;
+        let window = Window {
+            size: if layer.sliding {
+                self.cfg.sliding_window
+            } else {
+                None
+            },
+        };
+        let q = Tensor::from_slice(&b.q, (1, nh, 1, hd), &self.device)?;
+        let y = attend(&q, &k_all, &v_all, self.attn_scale as f32, window)?;
+        let out = layer.attn_out.w.own.as_ref().ok_or_else(uncovered)?;
+        sized(&mut b.a, x.len());
+        crate::ops::with_f32(&y, |y| out.matmul(isa, y, &mut b.a))??;
+        add_bias(&layer.attn_out.b, &mut b.a)?;
+        if let Some(n) = &layer.post_attn_norm {
+            rms_norm_in_place(n, &mut b.a, eps)?;
+        }
+        for (x, a) in x.iter_mut().zip(&b.a) {
+            *x = *x + *a;
+        }
+        rms_norm_with(&layer.ffn_norm, x, eps, &mut b.h)?;
+        let Ffn::Gated { gate, up, down } = &layer.ffn else {
+            return Err(uncovered());
+        };
+        let (Some(mg), Some(mu), Some(md)) = (&gate.own, &up.own, &down.own) else {
+            return Err(uncovered());
+        };
+        let ff = mg.rows();
+        sized(&mut b.g, ff);
+        sized(&mut b.u, ff);
+        crate::kernels::matmul_many(isa, &[mg, mu], &b.h, &mut [&mut b.g, &mut b.u])?;
+        sized(&mut b.gu, ff);
+        crate::ops::silu_mul_into(&b.g, &b.u, &mut b.gu);
+        md.matmul(isa, &b.gu, &mut b.a)?;
+        if let Some(n) = &layer.post_ffn_norm {
+            rms_norm_in_place(n, &mut b.a, eps)?;
+        }
+        for (x, f) in x.iter_mut().zip(&b.a) {
+            *x = *x + *f;
+        }
+        Ok(())
     }
 
     fn layer_forward(

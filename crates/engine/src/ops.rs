@@ -88,23 +88,28 @@ pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     let (g, u) = (g.contiguous()?, u.contiguous()?);
     let out = with_f32(&g, |gv| {
         with_f32(&u, |uv| {
-            let n = gv.len();
-            let mut out = vec![0f32; n];
-            if n < PARALLEL_MIN {
-                silu_mul_slices(gv, uv, &mut out);
-            } else {
-                let o = Out(out.as_mut_ptr());
-                let o = &o;
-                crate::pool::global().run_aligned(n, 1024, |r| {
-                    // SAFETY: the pool hands out disjoint ranges inside `0..n`.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(o.0.add(r.start), r.len()) };
-                    silu_mul_slices(&gv[r.clone()], &uv[r], dst);
-                });
-            }
+            let mut out = vec![0f32; gv.len()];
+            silu_mul_into(gv, uv, &mut out);
             out
         })
     })??;
     Ok(Tensor::from_vec(out, g.dims(), g.device())?)
+}
+
+/// [`silu_mul`] on slices of the same length: `out[i] = silu(g[i]) · u[i]`.
+pub(crate) fn silu_mul_into(g: &[f32], u: &[f32], out: &mut [f32]) {
+    let n = out.len().min(g.len()).min(u.len());
+    if n < PARALLEL_MIN {
+        silu_mul_slices(&g[..n], &u[..n], &mut out[..n]);
+    } else {
+        let o = Out(out.as_mut_ptr());
+        let o = &o;
+        crate::pool::global().run_aligned(n, 1024, |r| {
+            // SAFETY: the pool hands out disjoint ranges inside `0..n`, and `out` holds `n`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(o.0.add(r.start), r.len()) };
+            silu_mul_slices(&g[r.clone()], &u[r], dst);
+        });
+    }
 }
 
 /// Calls `f` with the elements of a contiguous f32 tensor in CPU memory, in place.
