@@ -646,28 +646,47 @@ unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
 }
 
 /// Row `r`'s block `sb` against `N` tokens: `p[t][r] += Σ_j (codes_j · y_tj) · mul_j` in 32-bit
-/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k_row_block<const N: usize, const K: u8>(
-    codes: &[__m256i; 8],
-    muls: &[__m256i; 8],
-    xs: &[Q8Row<'_>; N],
-    sb: usize,
-    p: &mut [[__m256i; 8]; N],
-    r: usize,
-) {
-    for j in 0..8 {
-        let w = codes[j];
-        let aw = if K == K6 { _mm256_sign_epi8(w, w) } else { w };
-        for t in 0..N {
-            let y = _mm256_loadu_si256(xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i);
-            let y = if K == K6 { _mm256_sign_epi8(y, w) } else { y };
-            let pairs = _mm256_maddubs_epi16(aw, y);
-            p[t][r] = _mm256_add_epi32(p[t][r], _mm256_madd_epi16(pairs, muls[j]));
+/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Two
+/// functions: `k_row_block` for AVX2 (the 16-bit products widened and added by `madd` and
+/// `add`) and `k_row_block_vnni` for AVX-512 VNNI and VL, where one `vpdpwssd` does both (the
+/// same integers).
+macro_rules! k_row_block {
+    ($name:ident, $feat:literal, |$p:ident, $pairs:ident, $mul:ident| $step:expr) => {
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name<const N: usize, const K: u8>(
+            codes: &[__m256i; 8],
+            muls: &[__m256i; 8],
+            xs: &[Q8Row<'_>; N],
+            sb: usize,
+            p: &mut [[__m256i; 8]; N],
+            r: usize,
+        ) {
+            for j in 0..8 {
+                let w = codes[j];
+                let aw = if K == K6 { _mm256_sign_epi8(w, w) } else { w };
+                for t in 0..N {
+                    let y = _mm256_loadu_si256(
+                        xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
+                    );
+                    let y = if K == K6 { _mm256_sign_epi8(y, w) } else { y };
+                    let $pairs = _mm256_maddubs_epi16(aw, y);
+                    let ($p, $mul) = (p[t][r], muls[j]);
+                    p[t][r] = $step;
+                }
+            }
         }
-    }
+    };
 }
+
+k_row_block!(k_row_block, "avx2,fma,f16c", |p, pairs, mul| {
+    _mm256_add_epi32(p, _mm256_madd_epi16(pairs, mul))
+});
+k_row_block!(
+    k_row_block_vnni,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    |p, pairs, mul| _mm256_dpwssd_epi32(p, pairs, mul)
+);
 
 /// Ends block `sb` of eight k-quant rows for `N` tokens: lane `r` of `reduce8(p[t])` is row
 /// `r`'s exact integer sum, then `acc += (d · d_x) · sum` and, for Q4_K and Q5_K,
@@ -707,49 +726,61 @@ unsafe fn k_close8<const N: usize, const K: u8>(
 /// Eight k-quant rows (`K`) against `N` tokens quantized in blocks of 256, read in place (for a
 /// single token, where decoding into a tile would cost more than it saves): lane `r` of each
 /// vector belongs to row `r`, and each block ends in [`k_close8`]. `next` is where the rows to
-/// prefetch start (see `dot_rows`), read as these are.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k_rows8<const N: usize, const K: u8>(
-    rows: &[*const u8; 8],
-    next: *const u8,
-    nsb: usize,
-    xs: &[Q8Row<'_>; N],
-    out: &mut [[f32; 8]; N],
-) {
-    let bytes = k_bytes(K);
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut off = [_mm256_setzero_ps(); N];
-    let sign = _mm256_set1_ps(-0.0);
-    for sb in 0..nsb {
-        let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(sb * bytes));
-        let ahead = next.wrapping_add(sb * 8 * bytes);
-        let mut p = [[_mm256_setzero_si256(); 8]; N];
-        let mut mins = [_mm_setzero_si128(); 8];
-        for r in 0..8 {
-            let blk = blocks[r];
-            // An eighth of the next rows' share, spread over the rows' work.
-            let at = ahead.wrapping_add(r * bytes);
-            _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(at.add(64) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(at.add(128) as *const i8);
-            if bytes > 192 {
-                _mm_prefetch::<_MM_HINT_T0>(at.add(192) as *const i8);
+/// prefetch start (see `dot_rows`), read as these are. Two functions, as for [`k_row_block`]: `k_rows8` for AVX2 and `k_rows8_vnni` for AVX-512
+/// VNNI and VL.
+macro_rules! k_rows8 {
+    ($name:ident, $feat:literal, $block:ident) => {
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name<const N: usize, const K: u8>(
+            rows: &[*const u8; 8],
+            next: *const u8,
+            nsb: usize,
+            xs: &[Q8Row<'_>; N],
+            out: &mut [[f32; 8]; N],
+        ) {
+            let bytes = k_bytes(K);
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut off = [_mm256_setzero_ps(); N];
+            let sign = _mm256_set1_ps(-0.0);
+            for sb in 0..nsb {
+                let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(sb * bytes));
+                let ahead = next.wrapping_add(sb * 8 * bytes);
+                let mut p = [[_mm256_setzero_si256(); 8]; N];
+                let mut mins = [_mm_setzero_si128(); 8];
+                for r in 0..8 {
+                    let blk = blocks[r];
+                    // An eighth of the next rows' share, spread over the rows' work.
+                    let at = ahead.wrapping_add(r * bytes);
+                    _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(at.add(64) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(at.add(128) as *const i8);
+                    if bytes > 192 {
+                        _mm_prefetch::<_MM_HINT_T0>(at.add(192) as *const i8);
+                    }
+                    _mm_prefetch::<_MM_HINT_T0>(at.add(bytes - 1) as *const i8);
+                    let codes = k_codes::<K>(blk);
+                    let (muls, m) = k_muls::<K>(blk);
+                    mins[r] = m;
+                    $block::<N, K>(&codes, &muls, xs, sb, &mut p, r);
+                }
+                let d = halves8(&blocks, if K == K6 { 208 } else { 0 });
+                let nd = _mm256_xor_ps(halves8(&blocks, 2), sign);
+                k_close8::<N, K>(&p, &mins, d, nd, xs, sb, &mut acc, &mut off);
             }
-            _mm_prefetch::<_MM_HINT_T0>(at.add(bytes - 1) as *const i8);
-            let codes = k_codes::<K>(blk);
-            let (muls, m) = k_muls::<K>(blk);
-            mins[r] = m;
-            k_row_block::<N, K>(&codes, &muls, xs, sb, &mut p, r);
+            for t in 0..N {
+                _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
+            }
         }
-        let d = halves8(&blocks, if K == K6 { 208 } else { 0 });
-        let nd = _mm256_xor_ps(halves8(&blocks, 2), sign);
-        k_close8::<N, K>(&p, &mins, d, nd, xs, sb, &mut acc, &mut off);
-    }
-    for t in 0..N {
-        _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
-    }
+    };
 }
+
+k_rows8!(k_rows8, "avx2,fma,f16c", k_row_block);
+k_rows8!(
+    k_rows8_vnni,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    k_row_block_vnni
+);
 
 /// Eight k-quant rows decoded for a prompt, once per call: for block `b` and row `r`, the
 /// codes (`q[(b * 8 + r) * 8 + j]`, sub-block `j`), their multipliers (`mul`, see
@@ -958,11 +989,11 @@ pub unsafe fn dot_rows(
             })
         };
     }
+    // AVX-512 VNNI CPUs all have VL so far, but ask.
+    let vnni = avx512 && is_x86_feature_detected!("avx512vl");
     // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place too.
     if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
         let x = xs.row(0);
-        // AVX-512 VNNI CPUs all have VL so far, but ask.
-        let vnni = avx512 && is_x86_feature_detected!("avx512vl");
         walk_8_rows!(|ptrs, next, store| {
             let o = match (ty, vnni) {
                 (BlockType::Q4_0, false) => direct8_q4_0(&ptrs, next, nb, &x),
@@ -981,6 +1012,9 @@ pub unsafe fn dot_rows(
         BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false, true),
         BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, false, true),
         BlockType::Q8_0 => in_place_8_rows!(q8_0_rows8),
+        BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K4),
+        BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K5),
+        BlockType::Q6_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K6),
         BlockType::Q4_K if m == 1 => in_place_8_rows!(k_rows8, K4),
         BlockType::Q5_K if m == 1 => in_place_8_rows!(k_rows8, K5),
         BlockType::Q6_K if m == 1 => in_place_8_rows!(k_rows8, K6),
