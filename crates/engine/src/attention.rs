@@ -910,7 +910,11 @@ fn wide() -> bool {
     {
         matches!(
             crate::kernels::selected(),
-            Some(crate::kernels::Isa::Avx2 | crate::kernels::Isa::Avx512Vnni)
+            Some(
+                crate::kernels::Isa::Avx2
+                    | crate::kernels::Isa::AvxVnni
+                    | crate::kernels::Isa::Avx512Vnni
+            )
         ) && std::arch::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]

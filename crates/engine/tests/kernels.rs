@@ -132,6 +132,16 @@ fn check(m: &QMatrix, step: usize) {
         if isa == Isa::Avx2 {
             avx2_out = many.clone();
         }
+        if isa == Isa::AvxVnni {
+            // Single tokens take other instructions there (checked against the batched
+            // products above), with the same integers.
+            assert_eq!(
+                many,
+                avx2_out,
+                "{:?}: AVX-VNNI and AVX2 give different bits",
+                m.block_type()
+            );
+        }
         if isa == Isa::Avx512Vnni {
             // Prompts take other instructions there, with the same arithmetic per row.
             assert_eq!(
@@ -206,6 +216,11 @@ fn isa_detection_includes_scalar_and_the_best() {
         is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c")
+    );
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        Isa::AvxVnni.is_supported(),
+        Isa::Avx2.is_supported() && is_x86_feature_detected!("avxvnni")
     );
     #[cfg(target_arch = "x86_64")]
     assert_eq!(

@@ -7,14 +7,15 @@
 //! k-quants Q4_K, Q5_K, Q6_K ([`BlockType`]); a k-quant block of 256 values is read as eight
 //! sub-blocks of 32 against eight activation blocks.
 //!
-//! The instruction set is chosen at run time ([`Isa::best`]): AVX-512 with VNNI (for prompts)
-//! where the CPU has it, else AVX2+FMA+F16C, else the portable scalar path, which every build has
+//! The instruction set is chosen at run time ([`Isa::best`]): AVX-512 with VNNI (for prompts
+//! and single tokens) where the CPU has it, else AVX2+FMA+F16C with AVX-VNNI (single tokens)
+//! where it has that, else AVX2+FMA+F16C, else the portable scalar path, which every build has
 //! and which the SIMD paths are tested against.
 //!
 //! The model uses these kernels wherever they cover a weight's type, with the best instruction
 //! set the CPU has. The environment variable `HEARTH_KERNELS` overrides that for diagnosis:
-//! `scalar` forces the portable path, `avx2` AVX2 without AVX-512, `candle` uses candle's kernels
-//! everywhere. It is read once
+//! `scalar` forces the portable path, `avx2` AVX2 alone, `avxvnni` AVX2 with AVX-VNNI, `candle`
+//! uses candle's kernels everywhere. It is read once
 //! per process; [`crate::model::Transformer::set_kernels`] overrides it per model.
 //!
 //! Each output row is computed by the same code whatever the number of tokens in the call, so a
@@ -106,6 +107,10 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// x86-64 with AVX2 and AVX-VNNI (the 256-bit `vpdpbusd`/`vpdpwssd` of recent laptop and
+    /// desktop CPUs, most without AVX-512): as [`Isa::Avx2`], with single tokens' block sums
+    /// made by those instructions. Gives the same bits as [`Isa::Avx2`].
+    AvxVnni,
     /// x86-64 with AVX2 and AVX-512 (F, BW, VNNI): prompts (four tokens or more) go through
     /// 16-row tiles and 8-bit dot-product instructions; single tokens as with [`Isa::Avx2`].
     /// Gives the same bits as [`Isa::Avx2`].
@@ -120,9 +125,11 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => x86::available(),
             #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => x86::available() && std::arch::is_x86_feature_detected!("avxvnni"),
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => x86::available() && avx512::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512Vnni => false,
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => false,
         }
     }
 
@@ -132,6 +139,8 @@ impl Isa {
         *BEST.get_or_init(|| {
             if Isa::Avx512Vnni.is_supported() {
                 Isa::Avx512Vnni
+            } else if Isa::AvxVnni.is_supported() {
+                Isa::AvxVnni
             } else if Isa::Avx2.is_supported() {
                 Isa::Avx2
             } else {
@@ -142,7 +151,7 @@ impl Isa {
 
     /// Every instruction set the running CPU supports, the scalar one first.
     pub fn supported() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni]
+        [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni]
             .into_iter()
             .filter(|i| i.is_supported())
             .collect()
@@ -156,6 +165,7 @@ pub fn selected() -> Option<Isa> {
     *SELECTED.get_or_init(|| match std::env::var("HEARTH_KERNELS").as_deref() {
         Ok("scalar") => Some(Isa::Scalar),
         Ok("avx2") if Isa::Avx2.is_supported() => Some(Isa::Avx2),
+        Ok("avxvnni") if Isa::AvxVnni.is_supported() => Some(Isa::AvxVnni),
         Ok("candle") => None,
         _ => Some(Isa::best()),
     })
@@ -347,11 +357,18 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                     // (checked in `QMatrix::new`), `xs` has `cols / 32` blocks per row, `out`
                     // has `tokens × n` elements (checked above), and the pool hands out
                     // disjoint row ranges.
-                    Isa::Avx2 => unsafe { x86::dot_rows(ty, data, rb, rows, xs, out, n, false) },
+                    Isa::Avx2 => unsafe {
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx2)
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above; AVX-VNNI support was checked with the instruction set.
+                    Isa::AvxVnni => unsafe {
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::AvxVnni)
+                    },
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: as above; AVX-512 support was checked with the instruction set.
                     Isa::Avx512Vnni => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, true)
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx512Vnni)
                     },
                     // SAFETY: as above.
                     _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, out, n) },

@@ -278,6 +278,17 @@ unsafe fn pair_sum_vnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) ->
     )
 }
 
+/// [`pair_sum`] with two VEX-encoded `vpdpbusd` (AVX-VNNI): the same exact integers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn pair_sum_avxvnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m256i {
+    _mm256_dpbusd_avx_epi32(
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, ylo),
+        hi,
+        yhi,
+    )
+}
+
 /// One token against eight rows of a type with blocks of 32, read straight from the rows: for a
 /// single token (decoding), writing the codes into a tile and reading them back costs more than
 /// the product itself. Each lane goes through the floating-point operations of
@@ -286,13 +297,18 @@ unsafe fn pair_sum_vnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) ->
 /// the same token inside a prompt. Two rows share each vector (`$codes` gives rows `k` and
 /// `k + 4` as [`nibble_pair`] does), which halves the multiplies and leaves three horizontal
 /// additions per block instead of seven. `next` is where the rows to prefetch start (see
-/// `dot_rows`), read as these are. Each type gets two functions: `$name` for AVX2 and `$vnni`
-/// for CPUs with AVX-512 VNNI, BW and VL, which makes each pair's sum with two `vpdpbusd` (the
-/// same integers, fewer instructions: the 4-bit rows are partly bound by instructions, not
-/// memory) and takes its codes from `$vcodes` (the same codes, which may use AVX-512 masks).
+/// `dot_rows`), read as these are. Each type gets three functions: `$name` for AVX2, `$avxvnni`
+/// for CPUs with AVX-VNNI and `$vnni` for CPUs with AVX-512 VNNI, BW and VL, which make each
+/// pair's sum with two `vpdpbusd` (the same integers, fewer instructions: the 4-bit rows are
+/// partly bound by instructions, not memory); `$vnni` takes its codes from `$vcodes` (the same
+/// codes, which may use AVX-512 masks).
 macro_rules! direct_rows8 {
-    ($name:ident, $vnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, $vcodes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+    ($name:ident, $avxvnni:ident, $vnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, $vcodes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
         direct_rows8!(@one $name, "avx2,fma,f16c", pair_sum, $bs, |$a, $b| $codes, |$blocks, $dw| $ow);
+        direct_rows8!(
+            @one $avxvnni, "avx2,fma,f16c,avxvnni", pair_sum_avxvnni, $bs,
+            |$a, $b| $codes, |$blocks, $dw| $ow
+        );
         direct_rows8!(
             @one $vnni, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", pair_sum_vnni, $bs,
             |$a, $b| $vcodes, |$blocks, $dw| $ow
@@ -342,6 +358,7 @@ macro_rules! direct_rows8 {
 
 direct_rows8!(
     direct8_q4_0,
+    direct8_q4_0_avxvnni,
     direct8_q4_0_vnni,
     18,
     |a, b| nibble_pair(a.add(2), b.add(2)),
@@ -350,6 +367,7 @@ direct_rows8!(
 );
 direct_rows8!(
     direct8_q4_1,
+    direct8_q4_1_avxvnni,
     direct8_q4_1_vnni,
     20,
     |a, b| nibble_pair(a.add(4), b.add(4)),
@@ -358,6 +376,7 @@ direct_rows8!(
 );
 direct_rows8!(
     direct8_q5_0,
+    direct8_q5_0_avxvnni,
     direct8_q5_0_vnni,
     22,
     |a, b| {
@@ -646,10 +665,10 @@ unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
 }
 
 /// Row `r`'s block `sb` against `N` tokens: `p[t][r] += Σ_j (codes_j · y_tj) · mul_j` in 32-bit
-/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Two
+/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Three
 /// functions: `k_row_block` for AVX2 (the 16-bit products widened and added by `madd` and
-/// `add`) and `k_row_block_vnni` for AVX-512 VNNI and VL, where one `vpdpwssd` does both (the
-/// same integers).
+/// `add`), `k_row_block_avxvnni` for AVX-VNNI and `k_row_block_vnni` for AVX-512 VNNI and VL,
+/// where one `vpdpwssd` does both (the same integers).
 macro_rules! k_row_block {
     ($name:ident, $feat:literal, |$p:ident, $pairs:ident, $mul:ident| $step:expr) => {
         #[inline]
@@ -682,6 +701,11 @@ macro_rules! k_row_block {
 k_row_block!(k_row_block, "avx2,fma,f16c", |p, pairs, mul| {
     _mm256_add_epi32(p, _mm256_madd_epi16(pairs, mul))
 });
+k_row_block!(
+    k_row_block_avxvnni,
+    "avx2,fma,f16c,avxvnni",
+    |p, pairs, mul| _mm256_dpwssd_avx_epi32(p, pairs, mul)
+);
 k_row_block!(
     k_row_block_vnni,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
@@ -726,8 +750,8 @@ unsafe fn k_close8<const N: usize, const K: u8>(
 /// Eight k-quant rows (`K`) against `N` tokens quantized in blocks of 256, read in place (for a
 /// single token, where decoding into a tile would cost more than it saves): lane `r` of each
 /// vector belongs to row `r`, and each block ends in [`k_close8`]. `next` is where the rows to
-/// prefetch start (see `dot_rows`), read as these are. Two functions, as for [`k_row_block`]: `k_rows8` for AVX2 and `k_rows8_vnni` for AVX-512
-/// VNNI and VL.
+/// prefetch start (see `dot_rows`), read as these are. One function per instruction set, as
+/// for [`k_row_block`].
 macro_rules! k_rows8 {
     ($name:ident, $feat:literal, $block:ident) => {
         #[inline]
@@ -776,6 +800,11 @@ macro_rules! k_rows8 {
 }
 
 k_rows8!(k_rows8, "avx2,fma,f16c", k_row_block);
+k_rows8!(
+    k_rows8_avxvnni,
+    "avx2,fma,f16c,avxvnni",
+    k_row_block_avxvnni
+);
 k_rows8!(
     k_rows8_vnni,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
@@ -869,12 +898,25 @@ unsafe fn k_tile8<const N: usize, const K: u8>(
 /// Tokens handled together by one pass over a weight row.
 const GROUP: usize = 4;
 
-/// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`.
-/// `avx512`: the CPU also has [`super::avx512::available`]; prompts (four tokens or more) then
-/// go through [`super::avx512::dot_rows`] (the same bits).
+/// The dot-product instructions [`dot_rows`] may use beyond AVX2.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dot {
+    /// AVX2 alone.
+    Avx2,
+    /// AVX-VNNI: single tokens' block sums with the VEX-encoded `vpdpbusd` and `vpdpwssd`.
+    AvxVnni,
+    /// AVX-512 ([`super::avx512::available`]): prompts (four tokens or more) go through
+    /// [`super::avx512::dot_rows`], single tokens' block sums through the EVEX-encoded
+    /// instructions (with VL).
+    Avx512Vnni,
+}
+
+/// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`,
+/// with the instructions `dot` names: the same bits whichever it is.
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C ([`available`]), and AVX-512 when `avx512` is set. `data` holds whole rows of `row_bytes`
+/// The CPU must have AVX2, FMA and F16C ([`available`]), and the instructions `dot` names.
+/// `data` holds whole rows of `row_bytes`
 /// (a multiple of the block size) covering `rows`, `xs` has `row_bytes / block_bytes` blocks per
 /// row, and `out` is valid for writes at every index above.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -886,9 +928,9 @@ pub unsafe fn dot_rows(
     xs: &Q8Rows,
     out: *mut f32,
     n: usize,
-    avx512: bool,
+    dot: Dot,
 ) {
-    if avx512 && xs.rows() >= GROUP {
+    if dot == Dot::Avx512Vnni && xs.rows() >= GROUP {
         return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n);
     }
     // Blocks of the row's type; the activations were quantized in blocks of the same size.
@@ -990,18 +1032,22 @@ pub unsafe fn dot_rows(
         };
     }
     // AVX-512 VNNI CPUs all have VL so far, but ask.
-    let vnni = avx512 && is_x86_feature_detected!("avx512vl");
+    let vnni = dot == Dot::Avx512Vnni && is_x86_feature_detected!("avx512vl");
+    let avxvnni = dot == Dot::AvxVnni;
     // One token (decoding): Q4_0, Q4_1 and Q5_0 rows are read in place too.
     if m == 1 && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0) {
         let x = xs.row(0);
         walk_8_rows!(|ptrs, next, store| {
-            let o = match (ty, vnni) {
-                (BlockType::Q4_0, false) => direct8_q4_0(&ptrs, next, nb, &x),
-                (BlockType::Q4_1, false) => direct8_q4_1(&ptrs, next, nb, &x),
-                (_, false) => direct8_q5_0(&ptrs, next, nb, &x),
-                (BlockType::Q4_0, true) => direct8_q4_0_vnni(&ptrs, next, nb, &x),
-                (BlockType::Q4_1, true) => direct8_q4_1_vnni(&ptrs, next, nb, &x),
-                (_, true) => direct8_q5_0_vnni(&ptrs, next, nb, &x),
+            let o = match (ty, vnni, avxvnni) {
+                (BlockType::Q4_0, true, _) => direct8_q4_0_vnni(&ptrs, next, nb, &x),
+                (BlockType::Q4_1, true, _) => direct8_q4_1_vnni(&ptrs, next, nb, &x),
+                (_, true, _) => direct8_q5_0_vnni(&ptrs, next, nb, &x),
+                (BlockType::Q4_0, _, true) => direct8_q4_0_avxvnni(&ptrs, next, nb, &x),
+                (BlockType::Q4_1, _, true) => direct8_q4_1_avxvnni(&ptrs, next, nb, &x),
+                (_, _, true) => direct8_q5_0_avxvnni(&ptrs, next, nb, &x),
+                (BlockType::Q4_0, ..) => direct8_q4_0(&ptrs, next, nb, &x),
+                (BlockType::Q4_1, ..) => direct8_q4_1(&ptrs, next, nb, &x),
+                _ => direct8_q5_0(&ptrs, next, nb, &x),
             };
             store(0, &o);
         });
@@ -1015,6 +1061,9 @@ pub unsafe fn dot_rows(
         BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K4),
         BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K5),
         BlockType::Q6_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K6),
+        BlockType::Q4_K if m == 1 && avxvnni => in_place_8_rows!(k_rows8_avxvnni, K4),
+        BlockType::Q5_K if m == 1 && avxvnni => in_place_8_rows!(k_rows8_avxvnni, K5),
+        BlockType::Q6_K if m == 1 && avxvnni => in_place_8_rows!(k_rows8_avxvnni, K6),
         BlockType::Q4_K if m == 1 => in_place_8_rows!(k_rows8, K4),
         BlockType::Q5_K if m == 1 => in_place_8_rows!(k_rows8, K5),
         BlockType::Q6_K if m == 1 => in_place_8_rows!(k_rows8, K6),
