@@ -601,6 +601,7 @@ struct Out(*mut f32);
 unsafe impl Sync for Out {}
 
 /// How many rows ahead the single-token loops ask for key and value rows.
+#[cfg(target_arch = "x86_64")]
 const AHEAD: usize = 8;
 
 /// Query rows a tile holds at most (scores for each are kept while the tile runs).

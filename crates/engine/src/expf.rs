@@ -56,25 +56,26 @@ static TABLE: [u64; 32] = [
 ];
 
 /// `32 / ln 2`.
+#[cfg(target_arch = "x86_64")]
 const INV_LN2_32: u64 = 0x40471547652b82fe;
 /// `1.5 · 2^52`: adding it rounds a double below `2^51` in magnitude to an integer, which then
 /// sits in the low bits.
+#[cfg(target_arch = "x86_64")]
 const SHIFT: u64 = 0x4338000000000000;
 /// The cubic's coefficients for `r³`, `r²` and `r` (the constant is 1).
+#[cfg(target_arch = "x86_64")]
 const C: [u64; 3] = [0x3ebc6af84b912394, 0x3f2ebfce50fac4f3, 0x3f962e42ff0c52d6];
 /// Below this the result is 0 (the library's underflow case).
+#[cfg(target_arch = "x86_64")]
 const UNDER: u32 = 0xc2cff1b4;
 /// Above this the result is infinite (the library's overflow case).
+#[cfg(target_arch = "x86_64")]
 const OVER: u32 = 0x42b17217;
 
 /// Whether [`exp8`] runs here (AVX2 and FMA).
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 /// Four lanes of the method in double precision (finite inputs between the limits).

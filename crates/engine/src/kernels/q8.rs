@@ -96,14 +96,10 @@ impl Q8Rows {
 }
 
 /// Whether this CPU runs the AVX2 forms below (detected once).
+#[cfg(target_arch = "x86_64")]
 fn wide() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *WIDE.get_or_init(super::x86::available)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WIDE.get_or_init(super::x86::available)
 }
 
 /// The largest magnitude in `x` (0 for an empty or all-zero block).
@@ -210,6 +206,7 @@ mod tests {
         assert_eq!(q.row(1).sums.len(), 8);
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_form_gives_the_same_codes() {
         if !wide() {
