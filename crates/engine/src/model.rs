@@ -596,25 +596,16 @@ impl Transformer {
             _ => None,
         };
         let result = (|| -> Result<Option<Tensor>> {
-            if let Some(isa) = one_token {
-                // One token (decoding): the layers run on plain buffers, the same steps with
-                // the same bits, without a tensor per step.
-                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-                let mut bufs = StepBuffers::default();
-                for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
-                    if stop() {
-                        return Ok(None);
-                    }
-                    let rope = if layer.sliding {
-                        rope_local.as_ref().unwrap_or(&rope_global)
-                    } else {
-                        &rope_global
-                    };
-                    self.layer_one_token(isa, layer, kv, &mut values, rope, &mut bufs)?;
-                }
-                let dim = values.len();
-                return Ok(Some(Tensor::from_vec(values, (1, 1, dim), &self.device)?));
-            }
+            // One token (decoding): the layers run on plain buffers, the same steps with the
+            // same bits, without a tensor per step.
+            let mut one = match one_token {
+                Some(isa) => Some((
+                    isa,
+                    x.flatten_all()?.to_vec1::<f32>()?,
+                    StepBuffers::default(),
+                )),
+                None => None,
+            };
             for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
                 if stop() {
                     return Ok(None);
@@ -624,9 +615,20 @@ impl Transformer {
                 } else {
                     &rope_global
                 };
-                x = self.layer_forward(layer, kv, &x, rope)?;
+                match &mut one {
+                    Some((isa, values, bufs)) => {
+                        self.layer_one_token(*isa, layer, kv, values, rope, bufs)?
+                    }
+                    None => x = self.layer_forward(layer, kv, &x, rope)?,
+                }
             }
-            Ok(Some(x.clone()))
+            Ok(Some(match one {
+                Some((_, values, _)) => {
+                    let dim = values.len();
+                    Tensor::from_vec(values, (1, 1, dim), &self.device)?
+                }
+                None => x.clone(),
+            }))
         })();
         self.cache.layers = cache;
         let x = match result {
