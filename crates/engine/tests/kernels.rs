@@ -153,6 +153,15 @@ fn check(m: &QMatrix, step: usize) {
         }
         if isa == Isa::Scalar {
             scalar_out = many;
+        } else if matches!(isa, Isa::Neon | Isa::NeonDot) {
+            // The Arm kernels run the portable path's floating-point steps in its order for
+            // every type.
+            assert_eq!(
+                many,
+                scalar_out,
+                "{isa:?} {:?}: different bits from the portable path",
+                m.block_type()
+            );
         } else if m.block_type().block_values() == 256 {
             // The k-quants run the portable path's floating-point steps in its order on every
             // instruction set: the same bits.
@@ -230,6 +239,24 @@ fn isa_detection_includes_scalar_and_the_best() {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
     );
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert!(Isa::Neon.is_supported());
+        assert_eq!(
+            Isa::NeonDot.is_supported(),
+            std::arch::is_aarch64_feature_detected!("dotprod")
+        );
+        assert_eq!(
+            Isa::best(),
+            if Isa::NeonDot.is_supported() {
+                Isa::NeonDot
+            } else {
+                Isa::Neon
+            }
+        );
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    assert!(!Isa::Neon.is_supported() && !Isa::NeonDot.is_supported());
 }
 
 #[test]

@@ -7,15 +7,16 @@
 //! k-quants Q4_K, Q5_K, Q6_K ([`BlockType`]); a k-quant block of 256 values is read as eight
 //! sub-blocks of 32 against eight activation blocks.
 //!
-//! The instruction set is chosen at run time ([`Isa::best`]): AVX-512 with VNNI (for prompts
-//! and single tokens) where the CPU has it, else AVX2+FMA+F16C with AVX-VNNI (single tokens)
-//! where it has that, else AVX2+FMA+F16C, else the portable scalar path, which every build has
-//! and which the SIMD paths are tested against.
+//! The instruction set is chosen at run time ([`Isa::best`]): on x86-64, AVX-512 with VNNI (for
+//! prompts and single tokens) where the CPU has it, else AVX2+FMA+F16C with AVX-VNNI (single
+//! tokens) where it has that, else AVX2+FMA+F16C; on aarch64, NEON with the dot-product
+//! extension where the CPU has it, else NEON ([`neon`]); else the portable scalar path, which
+//! every build has and which the SIMD paths are tested against.
 //!
 //! The model uses these kernels wherever they cover a weight's type, with the best instruction
 //! set the CPU has. The environment variable `HEARTH_KERNELS` overrides that for diagnosis:
-//! `scalar` forces the portable path, `avx2` AVX2 alone, `avxvnni` AVX2 with AVX-VNNI, `candle`
-//! uses candle's kernels everywhere. It is read once
+//! `scalar` forces the portable path, `avx2` AVX2 alone, `avxvnni` AVX2 with AVX-VNNI, `neon`
+//! NEON without the dot-product extension, `candle` uses candle's kernels everywhere. It is read once
 //! per process; [`crate::model::Transformer::set_kernels`] overrides it per model.
 //!
 //! Each output row is computed by the same code whatever the number of tokens in the call, so a
@@ -24,6 +25,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod q8;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -115,6 +118,12 @@ pub enum Isa {
     /// 16-row tiles and 8-bit dot-product instructions; single tokens as with [`Isa::Avx2`].
     /// Gives the same bits as [`Isa::Avx2`].
     Avx512Vnni,
+    /// aarch64 (NEON, which every 64-bit Arm CPU has): 16-byte products by `vmull_s8`. Gives
+    /// the same bits as [`Isa::Scalar`].
+    Neon,
+    /// aarch64 with the dot-product extension (`sdot`; Armv8.2 and later). Gives the same bits
+    /// as [`Isa::Neon`].
+    NeonDot,
 }
 
 impl Isa {
@@ -130,6 +139,12 @@ impl Isa {
             Isa::Avx512Vnni => x86::available() && avx512::available(),
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => false,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDot => neon::has_dotprod(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Isa::Neon | Isa::NeonDot => false,
         }
     }
 
@@ -143,6 +158,10 @@ impl Isa {
                 Isa::AvxVnni
             } else if Isa::Avx2.is_supported() {
                 Isa::Avx2
+            } else if Isa::NeonDot.is_supported() {
+                Isa::NeonDot
+            } else if Isa::Neon.is_supported() {
+                Isa::Neon
             } else {
                 Isa::Scalar
             }
@@ -151,10 +170,17 @@ impl Isa {
 
     /// Every instruction set the running CPU supports, the scalar one first.
     pub fn supported() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni]
-            .into_iter()
-            .filter(|i| i.is_supported())
-            .collect()
+        [
+            Isa::Scalar,
+            Isa::Avx2,
+            Isa::AvxVnni,
+            Isa::Avx512Vnni,
+            Isa::Neon,
+            Isa::NeonDot,
+        ]
+        .into_iter()
+        .filter(|i| i.is_supported())
+        .collect()
     }
 }
 
@@ -166,6 +192,7 @@ pub fn selected() -> Option<Isa> {
         Ok("scalar") => Some(Isa::Scalar),
         Ok("avx2") if Isa::Avx2.is_supported() => Some(Isa::Avx2),
         Ok("avxvnni") if Isa::AvxVnni.is_supported() => Some(Isa::AvxVnni),
+        Ok("neon") if Isa::Neon.is_supported() => Some(Isa::Neon),
         Ok("candle") => None,
         _ => Some(Isa::best()),
     })
@@ -370,6 +397,13 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                     Isa::Avx512Vnni => unsafe {
                         x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx512Vnni)
                     },
+                    #[cfg(target_arch = "aarch64")]
+                    // SAFETY: as above; NEON is part of every aarch64 CPU.
+                    Isa::Neon => unsafe { neon::dot_rows(ty, data, rb, rows, xs, out, n, false) },
+                    #[cfg(target_arch = "aarch64")]
+                    // SAFETY: as above; the dot-product extension was checked with the
+                    // instruction set.
+                    Isa::NeonDot => unsafe { neon::dot_rows(ty, data, rb, rows, xs, out, n, true) },
                     // SAFETY: as above.
                     _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, out, n) },
                 }
