@@ -156,6 +156,17 @@ impl Tile8 {
             self.o.resize(nb * 8, 0.0);
         }
     }
+
+    /// Rewrites the codes of the first `nb` blocks, decoded row by row (`q[b * 8 + r]`), in
+    /// the order [`tile8_product`] reads: `q[b * 8 + k]` holds codes `4k..4k + 4` of block `b`
+    /// of row `r` in its 32-bit word `r`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn interleave(&mut self, nb: usize) {
+        for b in 0..nb {
+            let q = self.q.as_mut_ptr().add(b * 8) as *mut [__m256i; 8];
+            *q = transpose8(&*q);
+        }
+    }
 }
 
 /// Decodes row `r` of a tile: `nb` blocks of `$bs` bytes from `row`.
@@ -479,15 +490,60 @@ pub(crate) unsafe fn decode_block(ty: BlockType, row: *const u8, b: usize) -> (_
     }
 }
 
-/// The eight decoded rows of `tile` against `N` tokens: lane `r` of each vector belongs to row
-/// `r`. Per block and token, each row's integer dot product is summed exactly into its lane,
-/// then `acc += (d_w · d_x) · sum` and (with `OFFSET`) `off += o_w · s_x` for the eight rows at
-/// once; the result is `acc + off`. `SIGNED`: the codes are signed (Q8_0). A row's result goes
-/// through the same operations whichever lane or group of tokens it is in, so a token's result
-/// is bit-for-bit the same alone or in a group (the prefix cache relies on it).
+/// Eight rows' vectors of 32 bytes (`v[r]`) transposed as 32-bit words: word `r` of result `k`
+/// is word `k` of `v[r]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile8_product<const N: usize, const SIGNED: bool, const OFFSET: bool>(
+unsafe fn transpose8(v: &[__m256i; 8]) -> [__m256i; 8] {
+    let t0 = _mm256_unpacklo_epi32(v[0], v[1]);
+    let t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    let t2 = _mm256_unpacklo_epi32(v[2], v[3]);
+    let t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    let t4 = _mm256_unpacklo_epi32(v[4], v[5]);
+    let t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+    let t6 = _mm256_unpacklo_epi32(v[6], v[7]);
+    let t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+    // u0: word 0 of rows 0-3 | word 4 of rows 0-3, u1: words 1 | 5, u2: 2 | 6, u3: 3 | 7.
+    let u0 = _mm256_unpacklo_epi64(t0, t2);
+    let u1 = _mm256_unpackhi_epi64(t0, t2);
+    let u2 = _mm256_unpacklo_epi64(t1, t3);
+    let u3 = _mm256_unpackhi_epi64(t1, t3);
+    let u4 = _mm256_unpacklo_epi64(t4, t6);
+    let u5 = _mm256_unpackhi_epi64(t4, t6);
+    let u6 = _mm256_unpacklo_epi64(t5, t7);
+    let u7 = _mm256_unpackhi_epi64(t5, t7);
+    [
+        _mm256_permute2x128_si256::<0x20>(u0, u4),
+        _mm256_permute2x128_si256::<0x20>(u1, u5),
+        _mm256_permute2x128_si256::<0x20>(u2, u6),
+        _mm256_permute2x128_si256::<0x20>(u3, u7),
+        _mm256_permute2x128_si256::<0x31>(u0, u4),
+        _mm256_permute2x128_si256::<0x31>(u1, u5),
+        _mm256_permute2x128_si256::<0x31>(u2, u6),
+        _mm256_permute2x128_si256::<0x31>(u3, u7),
+    ]
+}
+
+/// Four activations (bytes `at..at + 4` of a token's codes) in every 32-bit lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quad(x: &Q8Row<'_>, at: usize) -> __m256i {
+    _mm256_set1_epi32((x.qs.as_ptr().add(at) as *const i32).read_unaligned())
+}
+
+/// The eight interleaved rows of `tile` (see [`Tile8::interleave`]) against `N` tokens: lane
+/// `r` of each vector belongs to row `r`, and word `k` of a block meets the token's four
+/// activations `4k..4k + 4` broadcast to every lane, so a row's block sum builds up in its own
+/// lane with no horizontal additions. The 16-bit sums of `maddubs` are added as 16-bit values
+/// before they are widened: eight of them for 4-bit codes (at most 8 · 2 · 15 · 127 = 30,480),
+/// four at a time for Q5_0's 5-bit codes (`FIVE`: 4 · 2 · 31 · 127 = 31,496), so the integers
+/// stay exact. Per block and token, `acc += (d_w · d_x) · sum` and `off += o_w · s_x` for the
+/// eight rows at once; the result is `acc + off`. A row's result goes through the same
+/// operations whichever lane or group of tokens it is in, so a token's result is bit-for-bit the
+/// same alone or in a group (the prefix cache relies on it).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile8_product<const N: usize, const FIVE: bool>(
     tile: &Tile8,
     nb: usize,
     xs: &[Q8Row<'_>; N],
@@ -497,28 +553,29 @@ unsafe fn tile8_product<const N: usize, const SIGNED: bool, const OFFSET: bool>(
     let mut off = [_mm256_setzero_ps(); N];
     let ones = _mm256_set1_epi16(1);
     for b in 0..nb {
+        let q = tile.q.as_ptr().add(b * 8);
+        let mut sum = [_mm256_setzero_si256(); N];
+        let mut s16 = [_mm256_setzero_si256(); N];
+        for k in 0..8 {
+            let w = *q.add(k);
+            for t in 0..N {
+                let y = quad(&xs[t], b * QK + 4 * k);
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, y));
+            }
+            if k == 7 || (FIVE && k == 3) {
+                for t in 0..N {
+                    sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(s16[t], ones));
+                    s16[t] = _mm256_setzero_si256();
+                }
+            }
+        }
         let dw = _mm256_loadu_ps(tile.d.as_ptr().add(b * 8));
         let ow = _mm256_loadu_ps(tile.o.as_ptr().add(b * 8));
-        let q = tile.q.as_ptr().add(b * 8);
         for t in 0..N {
             let x = &xs[t];
-            let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
-            let mut p = [_mm256_setzero_si256(); 8];
-            for r in 0..8 {
-                let w = *q.add(r);
-                let pairs = if SIGNED {
-                    _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w))
-                } else {
-                    _mm256_maddubs_epi16(w, y)
-                };
-                p[r] = _mm256_madd_epi16(pairs, ones);
-            }
-            let sum = _mm256_cvtepi32_ps(reduce8(&p));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
-            acc[t] = _mm256_fmadd_ps(scale, sum, acc[t]);
-            if OFFSET {
-                off[t] = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off[t]);
-            }
+            acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            off[t] = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off[t]);
         }
     }
     for t in 0..N {
@@ -730,10 +787,28 @@ unsafe fn k_close8<const N: usize, const K: u8>(
     acc: &mut [__m256; N],
     off: &mut [__m256; N],
 ) {
+    let sums: [__m256i; N] = std::array::from_fn(|t| reduce8(&p[t]));
+    k_close::<N, K>(&sums, mins, d, nd, xs, sb, acc, off);
+}
+
+/// [`k_close8`] with each row's integer sum already in its lane (`sums[t]`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn k_close<const N: usize, const K: u8>(
+    sums: &[__m256i; N],
+    mins: &[__m128i; 8],
+    d: __m256,
+    nd: __m256,
+    xs: &[Q8Row<'_>; N],
+    sb: usize,
+    acc: &mut [__m256; N],
+    off: &mut [__m256; N],
+) {
     for t in 0..N {
         let x = &xs[t];
         let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
-        let isum = _mm256_cvtepi32_ps(reduce8(&p[t]));
+        let isum = _mm256_cvtepi32_ps(sums[t]);
         acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), isum));
         if K != K6 {
             let s = x.sums.as_ptr().add(sb * 8);
@@ -811,13 +886,16 @@ k_rows8!(
     k_row_block_vnni
 );
 
-/// Eight k-quant rows decoded for a prompt, once per call: for block `b` and row `r`, the
-/// codes (`q[(b * 8 + r) * 8 + j]`, sub-block `j`), their multipliers (`mul`, see
-/// [`k_muls`]), the mins, `d` and `-dmin` (`nd`, at `b * 8 + r`).
+/// Eight k-quant rows decoded for a prompt, once per call. Row by row, [`decode_k8`] writes
+/// the codes to `raw` (`raw[(b * 8 + r) * 8 + j]`: sub-block `j` of block `b` of row `r`);
+/// [`TileK8::interleave`] then moves them to `q` in the order [`k_tile8`] reads. `mul[(b * 16
+/// + i) * 8 + r]`: row `r`'s scale for codes `16i..16i + 16` of block `b`, twice as i16 (the
+/// multiplier of a `madd`); the mins, `d` and `-dmin` (`nd`) at `b * 8 + r`.
 #[derive(Default)]
 struct TileK8 {
+    raw: Vec<__m256i>,
     q: Vec<__m256i>,
-    mul: Vec<__m256i>,
+    mul: Vec<i32>,
     mins: Vec<__m128i>,
     d: Vec<f32>,
     nd: Vec<f32>,
@@ -828,11 +906,26 @@ impl TileK8 {
         // SAFETY: zero vectors need no CPU feature beyond the baseline.
         let (zero, zero128) = unsafe { (_mm256_setzero_si256(), _mm_setzero_si128()) };
         if self.d.len() < nsb * 8 {
+            self.raw.resize(nsb * 64, zero);
             self.q.resize(nsb * 64, zero);
-            self.mul.resize(nsb * 64, zero);
+            self.mul.resize(nsb * 128, 0);
             self.mins.resize(nsb * 8, zero128);
             self.d.resize(nsb * 8, 0.0);
             self.nd.resize(nsb * 8, 0.0);
+        }
+    }
+
+    /// `q[(b * 8 + j) * 8 + k]` holds codes `4k..4k + 4` of sub-block `j` of block `b` of row
+    /// `r` in its 32-bit word `r`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn interleave(&mut self, nsb: usize) {
+        for b in 0..nsb {
+            for j in 0..8 {
+                let rows: [__m256i; 8] =
+                    std::array::from_fn(|r| *self.raw.get_unchecked((b * 8 + r) * 8 + j));
+                let q = self.q.as_mut_ptr().add((b * 8 + j) * 8) as *mut [__m256i; 8];
+                *q = transpose8(&rows);
+            }
         }
     }
 }
@@ -846,6 +939,8 @@ thread_local! {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode_k8<const K: u8>(tile: &mut TileK8, r: usize, row: *const u8, nsb: usize) {
     let bytes = k_bytes(K);
+    // A scale as the two equal i16 of a `madd` multiplier.
+    let twice = |s: i16| (s as u16 as u32 * 0x1_0001) as i32;
     for b in 0..nsb {
         let blk = row.add(b * bytes);
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096) as *const i8);
@@ -853,20 +948,37 @@ unsafe fn decode_k8<const K: u8>(tile: &mut TileK8, r: usize, row: *const u8, ns
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + 128) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + bytes - 1) as *const i8);
         let codes = k_codes::<K>(blk);
-        let (muls, mins) = k_muls::<K>(blk);
         let at = (b * 8 + r) * 8;
-        tile.q.get_unchecked_mut(at..at + 8).copy_from_slice(&codes);
-        tile.mul
+        tile.raw
             .get_unchecked_mut(at..at + 8)
-            .copy_from_slice(&muls);
-        *tile.mins.get_unchecked_mut(b * 8 + r) = mins;
+            .copy_from_slice(&codes);
+        let mul = tile.mul.as_mut_ptr().add(b * 128 + r);
+        if K == K6 {
+            let scales = blk.add(192) as *const i8;
+            for i in 0..16 {
+                *mul.add(i * 8) = twice(*scales.add(i) as i16);
+            }
+            *tile.mins.get_unchecked_mut(b * 8 + r) = _mm_setzero_si128();
+        } else {
+            let (sc, m) = k4_scales(blk.add(4));
+            for i in 0..16 {
+                *mul.add(i * 8) = twice(sc[i / 2] as i16);
+            }
+            *tile.mins.get_unchecked_mut(b * 8 + r) =
+                _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr() as *const __m128i));
+        }
         *tile.d.get_unchecked_mut(b * 8 + r) = half(blk.add(if K == K6 { 208 } else { 0 }));
         *tile.nd.get_unchecked_mut(b * 8 + r) = -half(blk.add(2));
     }
 }
 
-/// The eight decoded rows of a k-quant tile against `N` tokens: the operations of [`k_rows8`]
-/// on codes decoded once per call.
+/// The eight interleaved rows of a k-quant tile against `N` tokens, as [`tile8_product`] does
+/// for blocks of 32: each row's block sum builds up in its own lane. The 16-bit sums of
+/// `maddubs` are added as 16-bit values, then multiplied by their scale with `madd`: eight at a
+/// time for Q4_K's 4-bit codes (at most 8 · 2 · 15 · 127 = 30,480), four for Q5_K's 5-bit codes
+/// (4 · 2 · 31 · 127 = 31,496) and Q6_K's 16-code sub-blocks (signed codes through `maddubs`
+/// as |w| times y with w's sign: 4 · 2 · 32 · 127 = 32,512), so the integers are exact and each
+/// block ends in [`k_close`] with the same sums [`k_rows8`] makes: the same bits.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn k_tile8<const N: usize, const K: u8>(
@@ -878,17 +990,34 @@ unsafe fn k_tile8<const N: usize, const K: u8>(
     let mut acc = [_mm256_setzero_ps(); N];
     let mut off = [_mm256_setzero_ps(); N];
     for b in 0..nsb {
-        let mut p = [[_mm256_setzero_si256(); 8]; N];
-        for r in 0..8 {
-            let at = (b * 8 + r) * 8;
-            let codes = &*(tile.q.as_ptr().add(at) as *const [__m256i; 8]);
-            let muls = &*(tile.mul.as_ptr().add(at) as *const [__m256i; 8]);
-            k_row_block::<N, K>(codes, muls, xs, b, &mut p, r);
+        let mut p = [_mm256_setzero_si256(); N];
+        for j in 0..8 {
+            let q = tile.q.as_ptr().add((b * 8 + j) * 8);
+            let mut s16 = [_mm256_setzero_si256(); N];
+            for k in 0..8 {
+                let w = *q.add(k);
+                let aw = if K == K6 { _mm256_sign_epi8(w, w) } else { w };
+                for t in 0..N {
+                    let y = quad(&xs[t], b * 256 + 32 * j + 4 * k);
+                    let y = if K == K6 { _mm256_sign_epi8(y, w) } else { y };
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(aw, y));
+                }
+                if k == 7 || (K != K4 && k == 3) {
+                    let i = 2 * j + k / 4;
+                    let mul = _mm256_loadu_si256(
+                        tile.mul.as_ptr().add((b * 16 + i) * 8) as *const __m256i
+                    );
+                    for t in 0..N {
+                        p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(s16[t], mul));
+                        s16[t] = _mm256_setzero_si256();
+                    }
+                }
+            }
         }
         let d = _mm256_loadu_ps(tile.d.as_ptr().add(b * 8));
         let nd = _mm256_loadu_ps(tile.nd.as_ptr().add(b * 8));
         let mins = &*(tile.mins.as_ptr().add(b * 8) as *const [__m128i; 8]);
-        k_close8::<N, K>(&p, mins, d, nd, xs, b, &mut acc, &mut off);
+        k_close::<N, K>(&p, mins, d, nd, xs, b, &mut acc, &mut off);
     }
     for t in 0..N {
         _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
@@ -961,6 +1090,7 @@ pub unsafe fn dot_rows(
                         let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
                         $decode(&mut tile, r, row, nb);
                     }
+                    tile.interleave(nb);
                     for (g, group) in groups.iter().enumerate() {
                         let mut o = [[0f32; 8]; GROUP];
                         $product::<GROUP $(, $gen)*>(&tile, nb, group, &mut o);
@@ -1054,9 +1184,9 @@ pub unsafe fn dot_rows(
         return;
     }
     match ty {
-        BlockType::Q4_0 => each_8_rows!(TILE, decode8_q4_0, tile8_product, false, true),
-        BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false, true),
-        BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, false, true),
+        BlockType::Q4_0 => each_8_rows!(TILE, decode8_q4_0, tile8_product, false),
+        BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false),
+        BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, true),
         BlockType::Q8_0 => in_place_8_rows!(q8_0_rows8),
         BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K4),
         BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K5),
