@@ -583,16 +583,28 @@ unsafe fn tile8_product<const N: usize, const FIVE: bool>(
     }
 }
 
+/// The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 bytes at `p`, as the bytes of two
+/// u64 (scale or min `j` in byte `j`): [`super::scalar::k4_scale_min`] on whole 32-bit words.
+#[inline]
+pub(crate) unsafe fn k4_scales_packed(p: *const u8) -> (u64, u64) {
+    let w = |i: usize| (p.add(4 * i) as *const u32).read_unaligned();
+    let (u0, u1, u2) = (w(0), w(1), w(2));
+    let (low6, low4, top2) = (0x3f3f_3f3f, 0x0f0f_0f0f, 0x0303_0303);
+    // Sub-blocks 0-3: the low six bits of bytes 0-3 (scales) and 4-7 (mins); 4-7: the nibbles of
+    // bytes 8-11 with the top two bits of bytes 0-3 (scales) or 4-7 (mins) above them.
+    let sc_hi = (u2 & low4) | (((u0 >> 6) & top2) << 4);
+    let m_hi = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
+    (
+        (u0 & low6) as u64 | (sc_hi as u64) << 32,
+        (u1 & low6) as u64 | (m_hi as u64) << 32,
+    )
+}
+
 /// The 8 scales and 8 mins of a Q4_K/Q5_K block from its 12 bytes at `p`.
 #[inline]
 pub(crate) unsafe fn k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
-    let s = std::slice::from_raw_parts(p, 12);
-    let mut sc = [0u8; 8];
-    let mut m = [0u8; 8];
-    for j in 0..8 {
-        (sc[j], m[j]) = super::scalar::k4_scale_min(j, s);
-    }
-    (sc, m)
+    let (sc, m) = k4_scales_packed(p);
+    (sc.to_le_bytes(), m.to_le_bytes())
 }
 
 /// 0x10 in each byte whose bit `j` is set in `qh`, else 0.
@@ -696,31 +708,40 @@ unsafe fn mins8(m: &[__m128i; 8], y: __m128i) -> __m256i {
 
 /// The eight multipliers of a k-quant block's sub-blocks of 32 for `madd` (each 16-bit lane
 /// holds the scale of the code pair it multiplies: one scale per 32 codes, or per 16 for Q6_K)
-/// and, for Q4_K and Q5_K, the eight mins as u16.
+/// and, for Q4_K and Q5_K, the eight mins as u16. The scales are widened to 16 bits in one
+/// vector and each multiplier picked from it with one shuffle.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
     let mut muls = [_mm256_setzero_si256(); 8];
+    // Bytes `i` and `i + 1` of each 128-bit half in every 16-bit lane of that half.
+    let pick = |lo: i16, hi: i16| {
+        _mm256_set_m128i(
+            _mm_set1_epi16(hi | (hi + 1) << 8),
+            _mm_set1_epi16(lo | (lo + 1) << 8),
+        )
+    };
     if K == K6 {
-        let scales = blk.add(192) as *const i8;
+        // Sixteen signed scales, one per 16 codes: sub-block j's first half takes scale 2j (the
+        // multiplier's low 128 bits), its second half 2j + 1.
+        let s = _mm_loadu_si128(blk.add(192) as *const __m128i);
+        let first = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(s));
+        let second = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128::<8>(s)));
         for (j, mul) in muls.iter_mut().enumerate() {
-            *mul = _mm256_set_m128i(
-                _mm_set1_epi16(*scales.add(2 * j + 1) as i16),
-                _mm_set1_epi16(*scales.add(2 * j) as i16),
-            );
+            let i = 4 * (j % 4) as i16;
+            let src = if j < 4 { first } else { second };
+            *mul = _mm256_shuffle_epi8(src, pick(i, i + 2));
         }
         return (muls, _mm_setzero_si128());
     }
-    let (sc, m) = k4_scales(blk.add(4));
-    for (mul, s) in muls.iter_mut().zip(sc) {
-        *mul = _mm256_set1_epi16(s as i16);
+    let (sc, m) = k4_scales_packed(blk.add(4));
+    let s = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+    for (j, mul) in muls.iter_mut().enumerate() {
+        let i = 2 * j as i16;
+        *mul = _mm256_shuffle_epi8(s, pick(i, i));
     }
-    (
-        muls,
-        _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr() as *const __m128i)),
-    )
+    (muls, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64)))
 }
-
 /// Row `r`'s block `sb` against `N` tokens: `p[t][r] += Σ_j (codes_j · y_tj) · mul_j` in 32-bit
 /// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Three
 /// functions: `k_row_block` for AVX2 (the 16-bit products widened and added by `madd` and
@@ -1200,5 +1221,35 @@ pub unsafe fn dot_rows(
         BlockType::Q4_K => each_8_rows!(TILE_K8, decode_k8::<K4>, k_tile8, K4),
         BlockType::Q5_K => each_8_rows!(TILE_K8, decode_k8::<K5>, k_tile8, K5),
         BlockType::Q6_K => each_8_rows!(TILE_K8, decode_k8::<K6>, k_tile8, K6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packed Q4_K/Q5_K scales and mins are the portable path's, bit patterns chosen so that
+    /// every byte position and both halves of each six-bit value are exercised.
+    #[test]
+    fn packed_k4_scales_match_the_portable_path() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut s = [0u8; 12];
+            for b in s.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            // SAFETY: `s` holds the 12 bytes read; no CPU feature is needed.
+            let (sc, m) = unsafe { k4_scales(s.as_ptr()) };
+            for j in 0..8 {
+                assert_eq!(
+                    (sc[j], m[j]),
+                    super::super::scalar::k4_scale_min(j, &s),
+                    "{s:?} {j}"
+                );
+            }
+        }
     }
 }
