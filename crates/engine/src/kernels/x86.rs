@@ -202,6 +202,11 @@ decode_rows8!(decode8_q5_0, 22, |blk| (
     half(blk),
     -16.0 * half(blk)
 ));
+decode_rows8!(decode8_q8_0, 34, |blk| (
+    _mm256_loadu_si256(blk.add(2) as *const __m256i),
+    half(blk),
+    0.0
+));
 
 /// Rows `k` and `k + 4` of a group of eight, one block each at `a` and `b` (16 bytes of packed
 /// 4-bit codes), as the two vectors the single-token kernels multiply: `lo` holds the codes
@@ -540,10 +545,12 @@ unsafe fn quad(x: &Q8Row<'_>, at: usize) -> __m256i {
 /// stay exact. Per block and token, `acc += (d_w · d_x) · sum` and `off += o_w · s_x` for the
 /// eight rows at once; the result is `acc + off`. A row's result goes through the same
 /// operations whichever lane or group of tokens it is in, so a token's result is bit-for-bit the
-/// same alone or in a group (the prefix cache relies on it).
+/// same alone or in a group (the prefix cache relies on it). `SIGNED`: Q8_0's signed codes,
+/// through `maddubs` as |w| times y with w's sign, each sum widened at once (two could exceed
+/// `i16::MAX`), and no offset (the result is `acc + 0`, as [`q8_0_rows8`] gives it).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile8_product<const N: usize, const FIVE: bool>(
+unsafe fn tile8_product<const N: usize, const FIVE: bool, const SIGNED: bool>(
     tile: &Tile8,
     nb: usize,
     xs: &[Q8Row<'_>; N],
@@ -558,6 +565,15 @@ unsafe fn tile8_product<const N: usize, const FIVE: bool>(
         let mut s16 = [_mm256_setzero_si256(); N];
         for k in 0..8 {
             let w = *q.add(k);
+            if SIGNED {
+                let aw = _mm256_sign_epi8(w, w);
+                for t in 0..N {
+                    let y = _mm256_sign_epi8(quad(&xs[t], b * QK + 4 * k), w);
+                    let pairs = _mm256_maddubs_epi16(aw, y);
+                    sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(pairs, ones));
+                }
+                continue;
+            }
             for t in 0..N {
                 let y = quad(&xs[t], b * QK + 4 * k);
                 s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, y));
@@ -575,7 +591,9 @@ unsafe fn tile8_product<const N: usize, const FIVE: bool>(
             let x = &xs[t];
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
             acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum[t]), acc[t]);
-            off[t] = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off[t]);
+            if !SIGNED {
+                off[t] = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off[t]);
+            }
         }
     }
     for t in 0..N {
@@ -1205,10 +1223,11 @@ pub unsafe fn dot_rows(
         return;
     }
     match ty {
-        BlockType::Q4_0 => each_8_rows!(TILE, decode8_q4_0, tile8_product, false),
-        BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false),
-        BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, true),
-        BlockType::Q8_0 => in_place_8_rows!(q8_0_rows8),
+        BlockType::Q4_0 => each_8_rows!(TILE, decode8_q4_0, tile8_product, false, false),
+        BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false, false),
+        BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, true, false),
+        BlockType::Q8_0 if m == 1 => in_place_8_rows!(q8_0_rows8),
+        BlockType::Q8_0 => each_8_rows!(TILE, decode8_q8_0, tile8_product, false, true),
         BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K4),
         BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K5),
         BlockType::Q6_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K6),
