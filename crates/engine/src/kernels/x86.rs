@@ -1175,20 +1175,23 @@ pub unsafe fn dot_rows(
     // Eight rows at a time read in place (the last ones padded by repeating the last row, whose
     // extra results are dropped); `next` is where the following eight start, and `store(t, o)`
     // writes token `t`'s results for these rows.
-    // The in-place kernels prefetch the rows at least 4 KiB ahead of the ones they read: one
-    // group of eight rows ahead when rows are long, more when they are short (one group of
-    // SmolLM2's 4-bit rows is 2.6 KiB, too close: 5-8% slower in kernel_bench).
-    let ahead_groups = 4096usize.div_ceil(8 * row_bytes).max(1);
+    // The in-place kernels prefetch the rows at least 12 KiB ahead of the ones they read (whole
+    // groups of eight rows): on a core that takes in 35 GB/s (an AMD EPYC), 4 KiB was too close,
+    // 3-13% slower per token in kernel_bench (1B shape Q4_0 to SmolLM2 Q4_0), and 20 KiB too far
+    // for Q8_0's long rows. They prefetch on past the end of their chunk, up to the matrix's end:
+    // the pool hands a thread the chunks of its share in order (see `crate::pool`), so what
+    // follows a chunk is usually the thread's next one.
+    let ahead_groups = 12288usize.div_ceil(8 * row_bytes).max(1);
     macro_rules! walk_8_rows {
         (|$ptrs:ident, $next:ident, $store:ident| $body:block) => {{
-            let end = data.as_ptr().add(rows.end * row_bytes);
+            let end = data.as_ptr_range().end;
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let valid = (rows.end - r0).min(8);
                 let $ptrs: [*const u8; 8] = std::array::from_fn(|i| {
                     data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes)
                 });
-                // Prefetching past the chunk's end reads nothing wrong (a prefetch never faults;
+                // Prefetching past the matrix's end reads nothing wrong (a prefetch never faults;
                 // the addresses are formed with wrapping arithmetic and never dereferenced).
                 let $next = data.as_ptr().wrapping_add((r0 + 8 * ahead_groups) * row_bytes).min(end);
                 let $store = |t: usize, o: &[f32; 8]| {
