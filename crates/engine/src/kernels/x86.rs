@@ -248,23 +248,6 @@ unsafe fn fifth_bit_pair(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
     )
 }
 
-/// Q5_0 codes of two rows as [`nibble_pair`] and [`fifth_bit_pair`] give them together, for
-/// AVX-512 BW and VL: the row's 32 fifth bits are used as byte masks straight from their u32,
-/// adding 16 to the nibbles they select (the nibbles are below 16, so that is the same as
-/// setting bit 4), where the AVX2 path spreads and compares bytes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q5_0_pair_masked(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
-    let (lo, hi) = nibble_pair(a.add(6), b.add(6));
-    let qa = (a.add(2) as *const u32).read_unaligned();
-    let qb = (b.add(2) as *const u32).read_unaligned();
-    let sixteen = _mm256_set1_epi8(16);
-    (
-        _mm256_mask_add_epi8(lo, (qa & 0xffff) | (qb << 16), lo, sixteen),
-        _mm256_mask_add_epi8(hi, (qa >> 16) | (qb & 0xffff_0000), hi, sixteen),
-    )
-}
-
 /// Exact: lane `r` of the result is the sum of the four 32-bit lanes that belong to row `r` in
 /// `p`, where `p[k]` holds row `k` in its low half and row `k + 4` in its high half.
 #[inline]
@@ -281,17 +264,6 @@ unsafe fn reduce_pairs(p: &[__m256i; 4]) -> __m256i {
 unsafe fn pair_sum(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m256i {
     let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
     _mm256_madd_epi16(s, _mm256_set1_epi16(1))
-}
-
-/// [`pair_sum`] with two `vpdpbusd`: the same exact integers.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn pair_sum_vnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i) -> __m256i {
-    _mm256_dpbusd_epi32(
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, ylo),
-        hi,
-        yhi,
-    )
 }
 
 /// [`pair_sum`] with two VEX-encoded `vpdpbusd` (AVX-VNNI): the same exact integers.
@@ -313,21 +285,16 @@ unsafe fn pair_sum_avxvnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i)
 /// the same token inside a prompt. Two rows share each vector (`$codes` gives rows `k` and
 /// `k + 4` as [`nibble_pair`] does), which halves the multiplies and leaves three horizontal
 /// additions per block instead of seven. `next` is where the rows to prefetch start (see
-/// `dot_rows`), read as these are. Each type gets three functions: `$name` for AVX2, `$avxvnni`
-/// for CPUs with AVX-VNNI and `$vnni` for CPUs with AVX-512 VNNI, BW and VL, which make each
-/// pair's sum with two `vpdpbusd` (the same integers, fewer instructions: the 4-bit rows are
-/// partly bound by instructions, not memory); `$vnni` takes its codes from `$vcodes` (the same
-/// codes, which may use AVX-512 masks).
+/// `dot_rows`), read as these are. Each type gets two functions: `$name` for AVX2 and
+/// `$avxvnni` for CPUs with AVX-VNNI, which makes each pair's sum with two `vpdpbusd` (the same
+/// integers, fewer instructions: the 4-bit rows are partly bound by instructions, not memory).
+/// CPUs with AVX-512 VNNI take [`direct_rows8_zmm`]'s kernels instead.
 macro_rules! direct_rows8 {
-    ($name:ident, $avxvnni:ident, $vnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, $vcodes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+    ($name:ident, $avxvnni:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
         direct_rows8!(@one $name, "avx2,fma,f16c", pair_sum, $bs, |$a, $b| $codes, |$blocks, $dw| $ow);
         direct_rows8!(
             @one $avxvnni, "avx2,fma,f16c,avxvnni", pair_sum_avxvnni, $bs,
             |$a, $b| $codes, |$blocks, $dw| $ow
-        );
-        direct_rows8!(
-            @one $vnni, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", pair_sum_vnni, $bs,
-            |$a, $b| $vcodes, |$blocks, $dw| $ow
         );
     };
     (@one $name:ident, $feat:literal, $sum:ident, $bs:expr, |$a:ident, $b:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
@@ -375,34 +342,154 @@ macro_rules! direct_rows8 {
 direct_rows8!(
     direct8_q4_0,
     direct8_q4_0_avxvnni,
-    direct8_q4_0_vnni,
     18,
     |a, b| nibble_pair(a.add(2), b.add(2)),
-    nibble_pair(a.add(2), b.add(2)),
     |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
 );
 direct_rows8!(
     direct8_q4_1,
     direct8_q4_1_avxvnni,
-    direct8_q4_1_vnni,
     20,
     |a, b| nibble_pair(a.add(4), b.add(4)),
-    nibble_pair(a.add(4), b.add(4)),
     |blocks, dw| halves8(&blocks, 2)
 );
 direct_rows8!(
     direct8_q5_0,
     direct8_q5_0_avxvnni,
-    direct8_q5_0_vnni,
     22,
     |a, b| {
         let (lo, hi) = nibble_pair(a.add(6), b.add(6));
         let (flo, fhi) = fifth_bit_pair(a.add(2), b.add(2));
         (_mm256_or_si256(lo, flo), _mm256_or_si256(hi, fhi))
     },
-    q5_0_pair_masked(a, b),
     |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 );
+
+/// Sixteen bytes at `at` of each of four blocks, block `r` in the 128-bit lane `r`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn bytes16x4(b: &[*const u8], at: usize) -> __m512i {
+    let lane = |r: usize| _mm_loadu_si128(b[r].add(at) as *const __m128i);
+    let v = _mm512_castsi128_si512(lane(0));
+    let v = _mm512_inserti32x4::<1>(v, lane(1));
+    let v = _mm512_inserti32x4::<2>(v, lane(2));
+    _mm512_inserti32x4::<3>(v, lane(3))
+}
+
+/// The low and high nibbles of [`bytes16x4`]: codes `0..16` and `16..32` of four 4-bit blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn nibbles4(b: &[*const u8], at: usize) -> (__m512i, __m512i) {
+    let v = bytes16x4(b, at);
+    let m = _mm512_set1_epi8(0x0f);
+    (
+        _mm512_and_si512(v, m),
+        _mm512_and_si512(_mm512_srli_epi16::<4>(v), m),
+    )
+}
+
+/// Q5_0 codes of four blocks laid out as [`nibbles4`] lays them out: the fifth bits of block
+/// `r` (its little-endian u32 at byte 2) become byte masks straight away, bit `j` of the low
+/// (high) 16 selecting byte `16r + j` of the low (high) codes, which gain 16 (the nibbles are
+/// below 16, so that is setting bit 4).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q5_0_codes4(b: &[*const u8]) -> (__m512i, __m512i) {
+    let (lo, hi) = nibbles4(b, 6);
+    let q = |r: usize| (b[r].add(2) as *const i32).read_unaligned();
+    // The four u32 side by side, then their low halves in the low 64 bits and their high
+    // halves in the high 64 bits.
+    let v = _mm_setr_epi32(q(0), q(1), q(2), q(3));
+    let s = _mm_shuffle_epi8(
+        v,
+        _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15),
+    );
+    let (ml, mh) = (
+        _mm_cvtsi128_si64(s) as u64,
+        _mm_extract_epi64::<1>(s) as u64,
+    );
+    let sixteen = _mm512_set1_epi8(16);
+    (
+        _mm512_mask_add_epi8(lo, ml, lo, sixteen),
+        _mm512_mask_add_epi8(hi, mh, hi, sixteen),
+    )
+}
+
+/// One token against eight rows of a type with blocks of 32, read in place, for CPUs with
+/// AVX-512 VNNI, BW and VL: [`direct_rows8`]'s kernel with four rows to a 512-bit vector (row
+/// `r` of a half in 128-bit lane `r`), so a block of eight rows takes four `vpdpbusd` and half
+/// the decoding instructions of two rows to a 256-bit vector; the 4-bit kernels are bound by
+/// instructions more than by memory on a core that reads 35 GB/s. Each row's block sum is the
+/// same exact integer, gathered into lane `r` by two rounds of pairwise additions, and the
+/// floating-point steps per lane are [`direct_rows8`]'s in its order: the same bits.
+macro_rules! direct_rows8_zmm {
+    ($name:ident, $bs:expr, |$b4:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        unsafe fn $name(
+            rows: &[*const u8; 8],
+            next: *const u8,
+            nb: usize,
+            x: &Q8Row<'_>,
+        ) -> [f32; 8] {
+            let mut acc = _mm256_setzero_ps();
+            let mut off = _mm256_setzero_ps();
+            // The even and the odd 32-bit lanes of two vectors (a's, then b's).
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+            for b in 0..nb {
+                let $blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * $bs));
+                // The next rows' block b (8 · $bs bytes, up to 176), three or four lines.
+                let ahead = next.wrapping_add(b * 8 * $bs);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(8 * $bs) as *const i8);
+                let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
+                let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y));
+                let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(y.add(1)));
+                // Lanes 4r..4r + 4 of p[h]: row 4h + r's four partial sums.
+                let p: [__m512i; 2] = std::array::from_fn(|h| {
+                    let $b4 = &$blocks[4 * h..4 * h + 4];
+                    let (lo, hi): (__m512i, __m512i) = $codes;
+                    _mm512_dpbusd_epi32(
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, ylo),
+                        hi,
+                        yhi,
+                    )
+                });
+                // Row r's partial sums: lanes 2r and 2r + 1 of e, then lane r of f.
+                let e = _mm512_add_epi32(
+                    _mm512_permutex2var_epi32(p[0], even, p[1]),
+                    _mm512_permutex2var_epi32(p[0], odd, p[1]),
+                );
+                let f = _mm512_add_epi32(
+                    _mm512_permutexvar_epi32(even, e),
+                    _mm512_permutexvar_epi32(odd, e),
+                );
+                let sum = _mm256_cvtepi32_ps(_mm512_castsi512_si256(f));
+                let $dw = halves8(&$blocks, 0);
+                let scale = _mm256_mul_ps($dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+                acc = _mm256_fmadd_ps(scale, sum, acc);
+                let ow: __m256 = $ow;
+                off = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off);
+            }
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
+            out
+        }
+    };
+}
+
+direct_rows8_zmm!(direct8_q4_0_zmm, 18, |b4| nibbles4(b4, 2), |blocks, dw| {
+    _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
+});
+direct_rows8_zmm!(direct8_q4_1_zmm, 20, |b4| nibbles4(b4, 4), |blocks, dw| {
+    halves8(&blocks, 2)
+});
+direct_rows8_zmm!(direct8_q5_0_zmm, 22, |b4| q5_0_codes4(b4), |blocks, dw| {
+    _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
+});
 
 /// The f16 at byte `at` of each of eight blocks, as f32, built in a register (writing the
 /// values to memory and reading them back as one vector would stall on store forwarding).
@@ -1232,9 +1319,9 @@ pub unsafe fn dot_rows(
         let x = xs.row(0);
         walk_8_rows!(|ptrs, next, store| {
             let o = match (ty, vnni, avxvnni) {
-                (BlockType::Q4_0, true, _) => direct8_q4_0_vnni(&ptrs, next, nb, &x),
-                (BlockType::Q4_1, true, _) => direct8_q4_1_vnni(&ptrs, next, nb, &x),
-                (_, true, _) => direct8_q5_0_vnni(&ptrs, next, nb, &x),
+                (BlockType::Q4_0, true, _) => direct8_q4_0_zmm(&ptrs, next, nb, &x),
+                (BlockType::Q4_1, true, _) => direct8_q4_1_zmm(&ptrs, next, nb, &x),
+                (_, true, _) => direct8_q5_0_zmm(&ptrs, next, nb, &x),
                 (BlockType::Q4_0, _, true) => direct8_q4_0_avxvnni(&ptrs, next, nb, &x),
                 (BlockType::Q4_1, _, true) => direct8_q4_1_avxvnni(&ptrs, next, nb, &x),
                 (_, _, true) => direct8_q5_0_avxvnni(&ptrs, next, nb, &x),
