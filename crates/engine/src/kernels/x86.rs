@@ -448,16 +448,14 @@ macro_rules! direct_rows8_zmm {
                 let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
                 let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y));
                 let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(y.add(1)));
-                // Lanes 4r..4r + 4 of p[h]: row 4h + r's four partial sums.
-                let p: [__m512i; 2] = std::array::from_fn(|h| {
+                // Lanes 4r..4r + 4 of p[h]: row 4h + r's four partial sums. (A loop, not a
+                // closure, which the compiler may leave uninlined in this hot loop.)
+                let mut p = [_mm512_setzero_si512(); 2];
+                for (h, p) in p.iter_mut().enumerate() {
                     let $b4 = &$blocks[4 * h..4 * h + 4];
                     let (lo, hi): (__m512i, __m512i) = $codes;
-                    _mm512_dpbusd_epi32(
-                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, ylo),
-                        hi,
-                        yhi,
-                    )
-                });
+                    *p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*p, lo, ylo), hi, yhi);
+                }
                 // Row r's partial sums: lanes 2r and 2r + 1 of e, then lane r of f.
                 let e = _mm512_add_epi32(
                     _mm512_permutex2var_epi32(p[0], even, p[1]),
@@ -869,10 +867,10 @@ unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
     (muls, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64)))
 }
 /// Row `r`'s block `sb` against `N` tokens: `p[t][r] += Σ_j (codes_j · y_tj) · mul_j` in 32-bit
-/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Three
+/// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Two
 /// functions: `k_row_block` for AVX2 (the 16-bit products widened and added by `madd` and
-/// `add`), `k_row_block_avxvnni` for AVX-VNNI and `k_row_block_vnni` for AVX-512 VNNI and VL,
-/// where one `vpdpwssd` does both (the same integers).
+/// `add`) and `k_row_block_avxvnni` for AVX-VNNI, where one `vpdpwssd` does both (the same
+/// integers). CPUs with AVX-512 VNNI take [`k_rows8_zmm`], two rows to a vector.
 macro_rules! k_row_block {
     ($name:ident, $feat:literal, |$p:ident, $pairs:ident, $mul:ident| $step:expr) => {
         #[inline]
@@ -909,11 +907,6 @@ k_row_block!(
     k_row_block_avxvnni,
     "avx2,fma,f16c,avxvnni",
     |p, pairs, mul| _mm256_dpwssd_avx_epi32(p, pairs, mul)
-);
-k_row_block!(
-    k_row_block_vnni,
-    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    |p, pairs, mul| _mm256_dpwssd_epi32(p, pairs, mul)
 );
 
 /// Ends block `sb` of eight k-quant rows for `N` tokens: lane `r` of `reduce8(p[t])` is row
@@ -1027,11 +1020,207 @@ k_rows8!(
     "avx2,fma,f16c,avxvnni",
     k_row_block_avxvnni
 );
-k_rows8!(
-    k_rows8_vnni,
-    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    k_row_block_vnni
-);
+
+/// Two 256-bit loads at `at` of blocks `a` and `b`: `a`'s in the low half, `b`'s in the high.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load2(a: *const u8, b: *const u8, at: usize) -> __m512i {
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_loadu_si256(a.add(at) as *const __m256i)),
+        _mm256_loadu_si256(b.add(at) as *const __m256i),
+    )
+}
+
+/// [`k_codes`] of two k-quant blocks at once: vector `j` holds block `a`'s vector `j` in its
+/// low 256 bits and block `b`'s in its high 256 bits (the same codes, half the instructions).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k_codes2<const K: u8>(a: *const u8, b: *const u8) -> [__m512i; 8] {
+    let low4 = _mm512_set1_epi8(0x0f);
+    let bits = |v: __m512i, m: u8| _mm512_and_si512(v, _mm512_set1_epi8(m as i8));
+    let mut out = [_mm512_setzero_si512(); 8];
+    if K == K6 {
+        let m32 = _mm512_set1_epi8(32);
+        for n in 0..2 {
+            let ql0 = load2(a, b, 64 * n);
+            let ql1 = load2(a, b, 64 * n + 32);
+            let qh = load2(a, b, 128 + 32 * n);
+            let q = [
+                _mm512_or_si512(
+                    _mm512_and_si512(ql0, low4),
+                    _mm512_slli_epi16::<4>(bits(qh, 0x03)),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(ql1, low4),
+                    _mm512_slli_epi16::<2>(bits(qh, 0x0c)),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(ql0), low4),
+                    bits(qh, 0x30),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(ql1), low4),
+                    _mm512_srli_epi16::<2>(bits(qh, 0xc0)),
+                ),
+            ];
+            for (k, qk) in q.into_iter().enumerate() {
+                out[4 * n + k] = _mm512_sub_epi8(qk, m32);
+            }
+        }
+        return out;
+    }
+    let codes = if K == K5 { 48 } else { 16 };
+    let qh = if K == K5 {
+        load2(a, b, 16)
+    } else {
+        _mm512_setzero_si512()
+    };
+    // 0x10 in each byte whose bit `j` is set in `qh`.
+    let fifth = |j: i32| {
+        let one = _mm512_set1_epi8(1);
+        _mm512_slli_epi16::<4>(_mm512_and_si512(
+            _mm512_srl_epi16(qh, _mm_cvtsi32_si128(j)),
+            one,
+        ))
+    };
+    for p in 0..4 {
+        let v = load2(a, b, codes + 32 * p);
+        let mut lo = _mm512_and_si512(v, low4);
+        let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low4);
+        if K == K5 {
+            lo = _mm512_or_si512(lo, fifth(2 * p as i32));
+            hi = _mm512_or_si512(hi, fifth(2 * p as i32 + 1));
+        }
+        out[2 * p] = lo;
+        out[2 * p + 1] = hi;
+    }
+    out
+}
+
+/// [`k_muls`] of two k-quant blocks at once, laid out as [`k_codes2`] lays out their codes, and
+/// the mins of `a` and of `b`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k_muls2<const K: u8>(a: *const u8, b: *const u8) -> ([__m512i; 8], __m128i, __m128i) {
+    let mut muls = [_mm512_setzero_si512(); 8];
+    // Bytes `i` and `i + 1` of each 128-bit quarter in every 16-bit lane of that quarter: `lo`
+    // in the first and third quarters, `hi` in the second and fourth.
+    let pick = |lo: i16, hi: i16| {
+        _mm512_broadcast_i64x4(_mm256_set_m128i(
+            _mm_set1_epi16(hi | (hi + 1) << 8),
+            _mm_set1_epi16(lo | (lo + 1) << 8),
+        ))
+    };
+    // `x` in both quarters of the low half, `y` in both of the high half.
+    let both = |x: __m128i, y: __m128i| {
+        _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_broadcastsi128_si256(x)),
+            _mm256_broadcastsi128_si256(y),
+        )
+    };
+    if K == K6 {
+        let (sa, sb) = (
+            _mm_loadu_si128(a.add(192) as *const __m128i),
+            _mm_loadu_si128(b.add(192) as *const __m128i),
+        );
+        let first = both(_mm_cvtepi8_epi16(sa), _mm_cvtepi8_epi16(sb));
+        let second = both(
+            _mm_cvtepi8_epi16(_mm_srli_si128::<8>(sa)),
+            _mm_cvtepi8_epi16(_mm_srli_si128::<8>(sb)),
+        );
+        for (j, mul) in muls.iter_mut().enumerate() {
+            let i = 4 * (j % 4) as i16;
+            let src = if j < 4 { first } else { second };
+            *mul = _mm512_shuffle_epi8(src, pick(i, i + 2));
+        }
+        return (muls, _mm_setzero_si128(), _mm_setzero_si128());
+    }
+    let (sca, ma) = k4_scales_packed(a.add(4));
+    let (scb, mb) = k4_scales_packed(b.add(4));
+    let widen = |v: u64| _mm_cvtepu8_epi16(_mm_cvtsi64_si128(v as i64));
+    let s = both(widen(sca), widen(scb));
+    for (j, mul) in muls.iter_mut().enumerate() {
+        let i = 2 * j as i16;
+        *mul = _mm512_shuffle_epi8(s, pick(i, i));
+    }
+    (muls, widen(ma), widen(mb))
+}
+
+/// [`k_rows8`] for CPUs with AVX-512 VNNI, BW and VL: rows `k` and `k + 4` share each 512-bit
+/// vector, so decoding the codes and scales and the products take half the instructions; the
+/// k-quant rows are bound by instructions more than by memory on a core that reads 35 GB/s.
+/// Each row's block sum is the same exact integer (Q6_K's signs taken by a mask, as AVX-512
+/// has no byte `sign`), closed by [`k_close8`]: the same bits as every other path.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k_rows8_zmm<const N: usize, const K: u8>(
+    rows: &[*const u8; 8],
+    next: *const u8,
+    nsb: usize,
+    xs: &[Q8Row<'_>; N],
+    out: &mut [[f32; 8]; N],
+) {
+    let bytes = k_bytes(K);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut off = [_mm256_setzero_ps(); N];
+    let sign = _mm256_set1_ps(-0.0);
+    for sb in 0..nsb {
+        let blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(sb * bytes));
+        let ahead = next.wrapping_add(sb * 8 * bytes);
+        // Each token's activations for sub-block j in both halves.
+        let ys: [[__m512i; 8]; N] = std::array::from_fn(|t| {
+            std::array::from_fn(|j| {
+                _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    xs[t].qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
+                ))
+            })
+        });
+        let mut p = [[_mm256_setzero_si256(); 8]; N];
+        let mut mins = [_mm_setzero_si128(); 8];
+        for k in 0..4 {
+            // An eighth of the next rows' share per row, spread over the rows' work.
+            for r in [k, k + 4] {
+                let at = ahead.wrapping_add(r * bytes);
+                _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(128) as *const i8);
+                if bytes > 192 {
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(192) as *const i8);
+                }
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(bytes - 1) as *const i8);
+            }
+            let codes = k_codes2::<K>(blocks[k], blocks[k + 4]);
+            let (muls, ma, mb) = k_muls2::<K>(blocks[k], blocks[k + 4]);
+            (mins[k], mins[k + 4]) = (ma, mb);
+            for t in 0..N {
+                let mut s = _mm512_setzero_si512();
+                for j in 0..8 {
+                    let w = codes[j];
+                    let (aw, y) = if K == K6 {
+                        // |w| times y with w's sign (w is 0 where |w| is, so its product too).
+                        let negative = _mm512_movepi8_mask(w);
+                        let y = ys[t][j];
+                        (
+                            _mm512_abs_epi8(w),
+                            _mm512_mask_sub_epi8(y, negative, _mm512_setzero_si512(), y),
+                        )
+                    } else {
+                        (w, ys[t][j])
+                    };
+                    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(aw, y), muls[j]);
+                }
+                p[t][k] = _mm512_castsi512_si256(s);
+                p[t][k + 4] = _mm512_extracti64x4_epi64::<1>(s);
+            }
+        }
+        let d = halves8(&blocks, if K == K6 { 208 } else { 0 });
+        let nd = _mm256_xor_ps(halves8(&blocks, 2), sign);
+        k_close8::<N, K>(&p, &mins, d, nd, xs, sb, &mut acc, &mut off);
+    }
+    for t in 0..N {
+        _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
+    }
+}
 
 /// Eight k-quant rows decoded for a prompt, once per call. Row by row, [`decode_k8`] writes
 /// the codes to `raw` (`raw[(b * 8 + r) * 8 + j]`: sub-block `j` of block `b` of row `r`);
@@ -1351,9 +1540,9 @@ pub unsafe fn dot_rows(
         BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false, false),
         BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, true, false),
         BlockType::Q8_0 => each_8_rows!(TILE, decode8_q8_0, tile8_product, false, true),
-        BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K4),
-        BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K5),
-        BlockType::Q6_K if m == 1 && vnni => in_place_8_rows!(k_rows8_vnni, K6),
+        BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_zmm, K4),
+        BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_zmm, K5),
+        BlockType::Q6_K if m == 1 && vnni => in_place_8_rows!(k_rows8_zmm, K6),
         BlockType::Q4_K if m == 1 && avxvnni => in_place_8_rows!(k_rows8_avxvnni, K4),
         BlockType::Q5_K if m == 1 && avxvnni => in_place_8_rows!(k_rows8_avxvnni, K5),
         BlockType::Q6_K if m == 1 && avxvnni => in_place_8_rows!(k_rows8_avxvnni, K6),
