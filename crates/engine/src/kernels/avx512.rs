@@ -26,12 +26,14 @@ use super::q8::{Q8Row, Q8Rows, QK};
 use super::x86::{half, k4_scales, k_bytes, k_codes, K4, K5, K6};
 use super::BlockType;
 
-/// Whether this CPU has the AVX-512 parts these functions use (F, BW, VNNI); the caller also
+/// Whether this CPU has the AVX-512 parts these functions and the AVX-512 single-token kernels
+/// of [`super::x86`] use (F, BW, VNNI, and BMI2, which every AVX-512 CPU has); the caller also
 /// checks AVX2, FMA and F16C ([`super::x86::available`]).
 pub fn available() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vnni")
+        && is_x86_feature_detected!("bmi2")
 }
 
 /// Rows per tile.

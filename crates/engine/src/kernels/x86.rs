@@ -393,21 +393,16 @@ unsafe fn nibbles4(b: &[*const u8], at: usize) -> (__m512i, __m512i) {
 /// (high) 16 selecting byte `16r + j` of the low (high) codes, which gain 16 (the nibbles are
 /// below 16, so that is setting bit 4).
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
 unsafe fn q5_0_codes4(b: &[*const u8]) -> (__m512i, __m512i) {
     let (lo, hi) = nibbles4(b, 6);
-    let q = |r: usize| (b[r].add(2) as *const i32).read_unaligned();
-    // The four u32 side by side, then their low halves in the low 64 bits and their high
-    // halves in the high 64 bits.
-    let v = _mm_setr_epi32(q(0), q(1), q(2), q(3));
-    let s = _mm_shuffle_epi8(
-        v,
-        _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15),
-    );
-    let (ml, mh) = (
-        _mm_cvtsi128_si64(s) as u64,
-        _mm_extract_epi64::<1>(s) as u64,
-    );
+    let q = |r: usize| (b[r].add(2) as *const u32).read_unaligned() as u64;
+    // Two blocks' u32 side by side; the low (high) 16 bits of each, packed, are the masks of
+    // their low (high) codes. Integer instructions: the vector ones are the busy ones here.
+    let (x01, x23) = (q(0) | q(1) << 32, q(2) | q(3) << 32);
+    let (low, high) = (0x0000_ffff_0000_ffff, 0xffff_0000_ffff_0000);
+    let ml = _pext_u64(x01, low) | _pext_u64(x23, low) << 32;
+    let mh = _pext_u64(x01, high) | _pext_u64(x23, high) << 32;
     let sixteen = _mm512_set1_epi8(16);
     (
         _mm512_mask_add_epi8(lo, ml, lo, sixteen),
@@ -425,7 +420,7 @@ unsafe fn q5_0_codes4(b: &[*const u8]) -> (__m512i, __m512i) {
 macro_rules! direct_rows8_zmm {
     ($name:ident, $bs:expr, |$b4:ident| $codes:expr, |$blocks:ident, $dw:ident| $ow:expr) => {
         #[inline]
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
         unsafe fn $name(
             rows: &[*const u8; 8],
             next: *const u8,
