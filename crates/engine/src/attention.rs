@@ -266,6 +266,18 @@ trait Elem: Copy {
     /// # Safety
     /// Eight elements must be readable at `p`; the CPU must have AVX and F16C.
     unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+
+    /// Eight elements from `a` in the low half and eight from `b` in the high half, as f32.
+    ///
+    /// # Safety
+    /// As [`Elem::load8`] at both; the CPU must have AVX-512 F.
+    unsafe fn load8x2(a: *const Self, b: *const Self) -> std::arch::x86_64::__m512;
+
+    /// Sixteen elements from `p` as f32.
+    ///
+    /// # Safety
+    /// Sixteen elements must be readable at `p`; the CPU must have AVX-512 F.
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -274,6 +286,25 @@ impl Elem for f32 {
     unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
         // SAFETY: the caller's contract.
         unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn load8x2(a: *const f32, b: *const f32) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe {
+            let lo = _mm512_castps256_ps512(_mm256_loadu_ps(a));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                _mm512_castps_pd(lo),
+                _mm256_castps_pd(_mm256_loadu_ps(b)),
+            ))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
     }
 }
 
@@ -284,6 +315,25 @@ impl Elem for f16 {
         use std::arch::x86_64::*;
         // SAFETY: the caller's contract.
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+
+    #[inline(always)]
+    unsafe fn load8x2(a: *const f16, b: *const f16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe {
+            _mm512_cvtph_ps(_mm256_set_m128i(
+                _mm_loadu_si128(b as *const __m128i),
+                _mm_loadu_si128(a as *const __m128i),
+            ))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load16(p: *const f16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
     }
 }
 
@@ -594,6 +644,190 @@ unsafe fn weighted_hd<V: Elem>(
     }
 }
 
+/// [`dot4_rows_avx`] with AVX-512: keys 0 and 1 share a 512-bit vector, as do keys 2 and 3
+/// (each key's eight running sums in its own half), so every product and addition of the AVX2
+/// build happens in the same lane order with half the instructions; the sums are then reduced
+/// as there. The same bits.
+///
+/// # Safety
+/// As [`dot4_rows_avx`]; the CPU must have AVX-512 F too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn dot4_rows_zmm<K: Elem, const R: usize>(
+    keys: [*const K; 4],
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [[f32; 4]; R] {
+    use std::arch::x86_64::*;
+    debug_assert!(n.is_multiple_of(8));
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for p in keys {
+        let ahead = p.wrapping_add(AHEAD * stride) as *const i8;
+        for at in (0..n * std::mem::size_of::<K>()).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
+        }
+    }
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and every pointer has n elements.
+        unsafe {
+            let k = [
+                K::load8x2(keys[0].add(i), keys[1].add(i)),
+                K::load8x2(keys[2].add(i), keys[3].add(i)),
+            ];
+            for (a, q) in acc.iter_mut().zip(queries) {
+                let y = _mm256_castps_pd(_mm256_loadu_ps(q.add(i)));
+                let y = _mm512_castpd_ps(_mm512_broadcast_f64x4(y));
+                for (a, x) in a.iter_mut().zip(k) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(x, y));
+                }
+            }
+        }
+        i += 8;
+    }
+    let halves = |a: __m512| {
+        (
+            _mm512_castps512_ps256(a),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a))),
+        )
+    };
+    let mut out = [[0f32; 4]; R];
+    for (o, a) in out.iter_mut().zip(acc) {
+        let ((k0, k1), (k2, k3)) = (halves(a[0]), halves(a[1]));
+        // SAFETY: the caller's contract (AVX).
+        *o = unsafe { reduce4_avx([k0, k1, k2, k3]) };
+    }
+    out
+}
+
+/// [`key_scores`] with [`dot4_rows_zmm`].
+///
+/// # Safety
+/// As [`key_scores`]; the CPU must have AVX-512 F too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn key_scores_zmm<K: Elem>(
+    keys: *const K,
+    ks: usize,
+    q: *const f32,
+    rows: usize,
+    hd: usize,
+) -> [[f32; 4]; 3] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let k = [keys, keys.add(ks), keys.add(2 * ks), keys.add(3 * ks)];
+        let mut out = [[0f32; 4]; 3];
+        match rows {
+            1 => out[..1].copy_from_slice(&dot4_rows_zmm::<K, 1>(k, ks, [q], hd)),
+            2 => out[..2].copy_from_slice(&dot4_rows_zmm::<K, 2>(k, ks, [q, q.add(hd)], hd)),
+            _ => out.copy_from_slice(&dot4_rows_zmm::<K, 3>(
+                k,
+                ks,
+                [q, q.add(hd), q.add(2 * hd)],
+                hd,
+            )),
+        }
+        out
+    }
+}
+
+/// [`weighted_rows_avx`] with AVX-512 for a head width of `16·C` (16, 32 or 64): each output
+/// row in `C` 512-bit registers throughout (one pass over the value rows), every element getting
+/// the same products and additions in the same order: the same bits.
+///
+/// # Safety
+/// As [`weighted_rows_avx`]; the CPU must have AVX-512 F too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn weighted_rows_zmm<const C: usize, const R: usize, V: Elem>(
+    outs: [*mut f32; R],
+    ws: [&[f32]; R],
+    invs: [f32; R],
+    vals: *const V,
+    stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let n = ws[0].len();
+    debug_assert!(ws.iter().all(|w| w.len() == n));
+    // SAFETY: the caller's contract: each `outs[r]` holds 16·C floats, `vals` n rows of them.
+    unsafe {
+        let mut o = [[_mm512_setzero_ps(); C]; R];
+        for (o, out) in o.iter_mut().zip(outs) {
+            for (c, o) in o.iter_mut().enumerate() {
+                *o = _mm512_loadu_ps(out.add(16 * c));
+            }
+        }
+        for j in 0..n {
+            let mut f = [_mm512_setzero_ps(); R];
+            for (f, (w, inv)) in f.iter_mut().zip(ws.iter().zip(invs)) {
+                *f = _mm512_set1_ps(w.get_unchecked(j) * inv);
+            }
+            let row = vals.add(j * stride);
+            // Whole rows a few rows ahead (see `weighted_rows_avx`).
+            let ahead = vals.wrapping_add((j + AHEAD) * stride) as *const i8;
+            for at in (0..16 * C * std::mem::size_of::<V>()).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
+            }
+            for c in 0..C {
+                let v = V::load16(row.add(16 * c));
+                for (o, f) in o.iter_mut().zip(f) {
+                    o[c] = _mm512_add_ps(o[c], _mm512_mul_ps(f, v));
+                }
+            }
+        }
+        for (o, out) in o.iter().zip(outs) {
+            for (c, o) in o.iter().enumerate() {
+                _mm512_storeu_ps(out.add(16 * c), *o);
+            }
+        }
+    }
+}
+
+/// [`weighted_few`] with [`weighted_rows_zmm`].
+///
+/// # Safety
+/// As [`weighted_few`]; the CPU must have AVX-512 F too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn weighted_few_zmm<V: Elem>(
+    hd: usize,
+    n: usize,
+    outs: [*mut f32; 3],
+    ws: [&[f32]; 3],
+    invs: [f32; 3],
+    vals: *const V,
+    stride: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        macro_rules! rows {
+            ($c:literal) => {
+                match n {
+                    1 => weighted_rows_zmm::<$c, 1, V>([outs[0]], [ws[0]], [invs[0]], vals, stride),
+                    2 => weighted_rows_zmm::<$c, 2, V>(
+                        [outs[0], outs[1]],
+                        [ws[0], ws[1]],
+                        [invs[0], invs[1]],
+                        vals,
+                        stride,
+                    ),
+                    _ => weighted_rows_zmm::<$c, 3, V>(outs, ws, invs, vals, stride),
+                }
+            };
+        }
+        match hd {
+            16 => rows!(1),
+            32 => rows!(2),
+            _ => rows!(4),
+        }
+    }
+}
+
 /// The output pointer shared by the workers; each writes only its own (head, query) rows.
 struct Out(*mut f32);
 // SAFETY: workers write disjoint `hd`-long slices, and the caller waits for all of them before
@@ -669,7 +903,7 @@ impl Run<'_> {
     /// instructions when `AVX` (the caller has checked for AVX2, FMA and F16C) or portable code:
     /// the same operations in the same order either way.
     #[inline(always)]
-    fn items_with<const AVX: bool>(&self, tiles: std::ops::Range<usize>) {
+    fn items_with<const AVX: bool, const Z: bool>(&self, tiles: std::ops::Range<usize>) {
         let (t, nh, hd) = (self.t, self.nh, self.q.hd);
         let parts = self.rep.div_ceil(self.tile_heads);
         let blocks = t.div_ceil(self.tile_queries);
@@ -725,6 +959,12 @@ impl Run<'_> {
                     let d = unsafe {
                         let q = s.q.as_ptr();
                         match self.k.data {
+                            Data::F16(k) if Z => {
+                                key_scores_zmm(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
+                            }
+                            Data::F32(k) if Z => {
+                                key_scores_zmm(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
+                            }
                             Data::F16(k) => {
                                 key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
                             }
@@ -824,6 +1064,14 @@ impl Run<'_> {
                         // last one).
                         unsafe {
                             match self.v.data {
+                                Data::F16(v) if Z => {
+                                    let p = v.as_ptr().add(vb + a * vs);
+                                    weighted_few_zmm(hd, n, outs, ws, invs, p, vs)
+                                }
+                                Data::F32(v) if Z => {
+                                    let p = v.as_ptr().add(vb + a * vs);
+                                    weighted_few_zmm(hd, n, outs, ws, invs, p, vs)
+                                }
                                 Data::F16(v) => {
                                     let p = v.as_ptr().add(vb + a * vs);
                                     weighted_few(hd, n, outs, ws, invs, p, vs)
@@ -890,7 +1138,7 @@ impl Run<'_> {
 
     /// [`Run::items_with`], portable.
     fn items(&self, tiles: std::ops::Range<usize>) {
-        self.items_with::<false>(tiles)
+        self.items_with::<false, false>(tiles)
     }
 
     /// [`Run::items_with`] compiled for AVX2: the same operations in the same order (no fused
@@ -901,8 +1149,32 @@ impl Run<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn items_avx2(&self, tiles: std::ops::Range<usize>) {
-        self.items_with::<true>(tiles)
+        self.items_with::<true, false>(tiles)
     }
+
+    /// [`Run::items_avx2`] with a single token's loops (keys four at a time, values to up to
+    /// three rows) in 512-bit registers: the same operations per lane in the same order, so the
+    /// same bits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C and AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    unsafe fn items_avx512(&self, tiles: std::ops::Range<usize>) {
+        self.items_with::<true, true>(tiles)
+    }
+}
+
+/// Whether the AVX-512 build of the single-token loops runs here (given [`wide`]): where the
+/// kernels run their AVX-512 instruction set.
+fn wide512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::kernels::selected() == Some(crate::kernels::Isa::Avx512Vnni)
+            && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether the AVX2 build of the inner loops runs here.
@@ -969,14 +1241,22 @@ impl CustomOp3 for Attend {
             out: Out(out.as_mut_ptr()),
         };
         let wide = wide();
+        let wide512 = wide && wide512();
         pool.run_chunked(run.tiles(), |items| {
+            #[cfg(target_arch = "x86_64")]
+            if wide512 {
+                // SAFETY: `wide512()` holds only on a CPU with AVX-512 F, and `wide()` on one
+                // with AVX2, FMA and F16C.
+                unsafe { run.items_avx512(items) };
+                return;
+            }
             #[cfg(target_arch = "x86_64")]
             if wide {
                 // SAFETY: `wide()` holds only on a CPU with AVX2, FMA and F16C.
                 unsafe { run.items_avx2(items) };
                 return;
             }
-            let _ = wide;
+            let _ = (wide, wide512);
             run.items(items);
         });
         Ok((CpuStorage::F32(out), Shape::from((1, t, nh * hd))))
@@ -1101,8 +1381,9 @@ mod tests {
         assert_eq!(a, b);
     }
 
-    /// The AVX2 build of the inner loops gives the same bits as the portable one (the prefix
-    /// cache's exactness must not depend on which one a process picked).
+    /// The AVX2 build of the inner loops, and the AVX-512 one where the CPU has it, give the
+    /// same bits as the portable one (the prefix cache's exactness must not depend on which one
+    /// a process picked).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_build_gives_the_same_bits_as_the_portable_one() {
@@ -1125,7 +1406,13 @@ mod tests {
             let ((sq, lq), (sk, lk), (sv, lv)) = (storage(q), storage(k), storage(v));
             let (hd, total) = (q.dim(3).unwrap(), k.dim(2).unwrap());
             let mut outs = Vec::new();
-            for wide in [false, true] {
+            // Portable, AVX2, and AVX-512 where this CPU has it.
+            let builds = if is_x86_feature_detected!("avx512f") {
+                3
+            } else {
+                2
+            };
+            for build in 0..builds {
                 let mut out = vec![0f32; t * nh * hd];
                 let run = Run {
                     q: View::new("q", &sq, &lq).unwrap(),
@@ -1141,10 +1428,10 @@ mod tests {
                     tile_queries,
                     out: Out(out.as_mut_ptr()),
                 };
-                if wide {
-                    unsafe { run.items_avx2(0..run.tiles()) };
-                } else {
-                    run.items(0..run.tiles());
+                match build {
+                    0 => run.items(0..run.tiles()),
+                    1 => unsafe { run.items_avx2(0..run.tiles()) },
+                    _ => unsafe { run.items_avx512(0..run.tiles()) },
                 }
                 outs.push(out);
             }
@@ -1162,10 +1449,12 @@ mod tests {
             [(None, 2, 2), (Some(9), 2, 2), (None, 3, 1), (Some(9), 2, 1)]
         {
             let outs = both(&q, &k, &v, window, tile_heads, tile_queries);
-            assert_eq!(
-                outs[0], outs[1],
-                "window {window:?}, {tile_heads} x {tile_queries}"
-            );
+            for o in &outs[1..] {
+                assert_eq!(
+                    &outs[0], o,
+                    "window {window:?}, {tile_heads} x {tile_queries}"
+                );
+            }
             assert!(outs[0].iter().any(|v| *v != 0.0));
         }
         // And with an f16 cache, whose rows each build widens its own way (the AVX build
@@ -1197,7 +1486,9 @@ mod tests {
             let k16 = f16(tensor(22, (1, 2, total, hd)));
             let v16 = f16(tensor(23, (1, 2, total, hd)));
             let outs = both(&q, &k16, &v16, window, tile_heads, tile_queries);
-            assert_eq!(outs[0], outs[1], "f16 cache, width {hd}, {total} positions");
+            for o in &outs[1..] {
+                assert_eq!(&outs[0], o, "f16 cache, width {hd}, {total} positions");
+            }
             assert!(outs[0].iter().all(|v| v.is_finite()) && outs[0].iter().any(|v| *v != 0.0));
         }
     }
