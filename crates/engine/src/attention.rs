@@ -404,10 +404,7 @@ unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
     let mut acc = [[_mm256_setzero_ps(); 4]; R];
     // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
     for p in keys {
-        let ahead = p.wrapping_add(AHEAD * stride) as *const i8;
-        for at in (0..n * std::mem::size_of::<K>()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
-        }
+        prefetch_row(p.wrapping_add(AHEAD * stride), n);
     }
     let mut i = 0;
     while i < n {
@@ -506,10 +503,7 @@ unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
                 // first pass. A prefetch never faults; the address is formed with wrapping
                 // arithmetic.
                 if c0 == 0 {
-                    let ahead = vals.wrapping_add((j + AHEAD) * stride) as *const i8;
-                    for at in (0..hd * std::mem::size_of::<V>()).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
-                    }
+                    prefetch_row(vals.wrapping_add((j + AHEAD) * stride), hd);
                 }
                 for c in 0..C {
                     let v = V::load8(row.add(8 * c));
@@ -527,38 +521,51 @@ unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
     }
 }
 
-/// The scores of four key rows (`keys`, `keys + ks`, ...) against `rows` (1 to 3) query rows
-/// of `hd` at `q`: [`dot4_rows_avx`] for that many rows; rows past `rows` are left zero.
-///
-/// # Safety
-/// As [`dot4_rows_avx`], with `hd` elements at each key row and `rows · hd` at `q`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c")]
-#[inline]
-unsafe fn key_scores<K: Elem>(
-    keys: *const K,
-    ks: usize,
-    q: *const f32,
-    rows: usize,
-    hd: usize,
-) -> [[f32; 4]; 3] {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let k = std::array::from_fn(|u| keys.add(u * ks));
-        let mut out = [[0f32; 4]; 3];
-        match rows {
-            1 => out[..1].copy_from_slice(&dot4_rows_avx::<K, 1>(k, ks, [q], hd)),
-            2 => out[..2].copy_from_slice(&dot4_rows_avx::<K, 2>(k, ks, [q, q.add(hd)], hd)),
-            _ => out.copy_from_slice(&dot4_rows_avx::<K, 3>(
-                k,
-                ks,
-                [q, q.add(hd), q.add(2 * hd)],
-                hd,
-            )),
+/// A function giving the scores of four key rows (`keys`, `keys + ks`, ...) against `rows` (1
+/// to 3) query rows of `hd` at `q` with `$dot4` for that many rows; rows past `rows` are left
+/// zero.
+macro_rules! key_scores_with {
+    ($(#[$doc:meta])* $name:ident, $dot4:ident, $feat:literal) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn $name<K: Elem>(
+            keys: *const K,
+            ks: usize,
+            q: *const f32,
+            rows: usize,
+            hd: usize,
+        ) -> [[f32; 4]; 3] {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let k = [keys, keys.add(ks), keys.add(2 * ks), keys.add(3 * ks)];
+                let mut out = [[0f32; 4]; 3];
+                match rows {
+                    1 => out[..1].copy_from_slice(&$dot4::<K, 1>(k, ks, [q], hd)),
+                    2 => out[..2].copy_from_slice(&$dot4::<K, 2>(k, ks, [q, q.add(hd)], hd)),
+                    _ => out.copy_from_slice(&$dot4::<K, 3>(
+                        k,
+                        ks,
+                        [q, q.add(hd), q.add(2 * hd)],
+                        hd,
+                    )),
+                }
+                out
+            }
         }
-        out
-    }
+    };
 }
+
+key_scores_with!(
+    /// The scores of four key rows against 1 to 3 query rows with [`dot4_rows_avx`].
+    ///
+    /// # Safety
+    /// As [`dot4_rows_avx`], with `hd` elements at each key row and `rows · hd` at `q`.
+    key_scores,
+    dot4_rows_avx,
+    "avx,f16c"
+);
 
 /// [`weighted_rows_avx`] for the first `n` (1 to 3) of three output rows, with a head width of
 /// 16, 32 or 64 (one row: [`weighted_hd`], which keeps a whole row of 64 in registers).
@@ -664,10 +671,7 @@ unsafe fn dot4_rows_zmm<K: Elem, const R: usize>(
     debug_assert!(n.is_multiple_of(8));
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for p in keys {
-        let ahead = p.wrapping_add(AHEAD * stride) as *const i8;
-        for at in (0..n * std::mem::size_of::<K>()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
-        }
+        prefetch_row(p.wrapping_add(AHEAD * stride), n);
     }
     let mut i = 0;
     while i < n {
@@ -702,37 +706,15 @@ unsafe fn dot4_rows_zmm<K: Elem, const R: usize>(
     out
 }
 
-/// [`key_scores`] with [`dot4_rows_zmm`].
-///
-/// # Safety
-/// As [`key_scores`]; the CPU must have AVX-512 F too.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
-#[inline]
-unsafe fn key_scores_zmm<K: Elem>(
-    keys: *const K,
-    ks: usize,
-    q: *const f32,
-    rows: usize,
-    hd: usize,
-) -> [[f32; 4]; 3] {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let k = [keys, keys.add(ks), keys.add(2 * ks), keys.add(3 * ks)];
-        let mut out = [[0f32; 4]; 3];
-        match rows {
-            1 => out[..1].copy_from_slice(&dot4_rows_zmm::<K, 1>(k, ks, [q], hd)),
-            2 => out[..2].copy_from_slice(&dot4_rows_zmm::<K, 2>(k, ks, [q, q.add(hd)], hd)),
-            _ => out.copy_from_slice(&dot4_rows_zmm::<K, 3>(
-                k,
-                ks,
-                [q, q.add(hd), q.add(2 * hd)],
-                hd,
-            )),
-        }
-        out
-    }
-}
+key_scores_with!(
+    /// [`key_scores`] with [`dot4_rows_zmm`].
+    ///
+    /// # Safety
+    /// As [`key_scores`]; the CPU must have AVX-512 F too.
+    key_scores_zmm,
+    dot4_rows_zmm,
+    "avx,f16c,avx2,fma,avx512f"
+);
 
 /// [`weighted_rows_avx`] with AVX-512 for a head width of `16·C` (16, 32 or 64): each output
 /// row in `C` 512-bit registers throughout (one pass over the value rows), every element getting
@@ -768,10 +750,7 @@ unsafe fn weighted_rows_zmm<const C: usize, const R: usize, V: Elem>(
             }
             let row = vals.add(j * stride);
             // Whole rows a few rows ahead (see `weighted_rows_avx`).
-            let ahead = vals.wrapping_add((j + AHEAD) * stride) as *const i8;
-            for at in (0..16 * C * std::mem::size_of::<V>()).step_by(64) {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at));
-            }
+            prefetch_row(vals.wrapping_add((j + AHEAD) * stride), 16 * C);
             for c in 0..C {
                 let v = V::load16(row.add(16 * c));
                 for (o, f) in o.iter_mut().zip(f) {
@@ -833,6 +812,19 @@ struct Out(*mut f32);
 // SAFETY: workers write disjoint `hd`-long slices, and the caller waits for all of them before
 // reading.
 unsafe impl Sync for Out {}
+
+/// Asks for the `n` elements at `p` (a cache row). A prefetch never faults; callers form `p`
+/// with wrapping arithmetic.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_row<T>(p: *const T, n: usize) {
+    use std::arch::x86_64::*;
+    let p = p as *const i8;
+    for at in (0..n * std::mem::size_of::<T>()).step_by(64) {
+        // SAFETY: prefetching reads nothing the program sees and is part of SSE (every x86-64).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at)) };
+    }
+}
 
 /// How many rows ahead the single-token loops ask for key and value rows.
 #[cfg(target_arch = "x86_64")]

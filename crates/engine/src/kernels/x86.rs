@@ -277,6 +277,54 @@ unsafe fn pair_sum_avxvnni(lo: __m256i, ylo: __m256i, hi: __m256i, yhi: __m256i)
     )
 }
 
+/// Asks for block `b` of the eight rows that start at `next` (8 · `bs` bytes, up to 176: three
+/// or four lines), read as the in-place kernels read theirs. A prefetch never faults; the
+/// addresses are formed with wrapping arithmetic.
+#[inline(always)]
+fn prefetch_group_block(next: *const u8, b: usize, bs: usize) {
+    let ahead = next.wrapping_add(b * 8 * bs);
+    // SAFETY: prefetching reads nothing the program sees and is part of SSE (every x86-64).
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(8 * bs) as *const i8);
+    }
+}
+
+/// Asks for the k-quant block of `bytes` bytes at `at` (see [`prefetch_group_block`]).
+#[inline(always)]
+fn prefetch_k_block(at: *const u8, bytes: usize) {
+    // SAFETY: as in `prefetch_group_block`.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(128) as *const i8);
+        if bytes > 192 {
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(192) as *const i8);
+        }
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(bytes - 1) as *const i8);
+    }
+}
+
+/// Ends block `b` of eight rows read in place for one token: `acc += (d_w · d_x) · sum` and
+/// `off += o_w · s_x`, per lane, the steps of [`tile8_product`] in its order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn close_block32(
+    sum: __m256,
+    dw: __m256,
+    ow: __m256,
+    x: &Q8Row<'_>,
+    b: usize,
+    acc: &mut __m256,
+    off: &mut __m256,
+) {
+    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+    *acc = _mm256_fmadd_ps(scale, sum, *acc);
+    *off = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), *off);
+}
+
 /// One token against eight rows of a type with blocks of 32, read straight from the rows: for a
 /// single token (decoding), writing the codes into a tile and reading them back costs more than
 /// the product itself. Each lane goes through the floating-point operations of
@@ -310,12 +358,7 @@ macro_rules! direct_rows8 {
             let mut off = _mm256_setzero_ps();
             for b in 0..nb {
                 let $blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * $bs));
-                // The next rows' block b (8 · $bs bytes, up to 176), three or four lines.
-                let ahead = next.wrapping_add(b * 8 * $bs);
-                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(8 * $bs) as *const i8);
+                prefetch_group_block(next, b, $bs);
                 let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
                 let ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128(y));
                 let yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128(y.add(1)));
@@ -327,10 +370,8 @@ macro_rules! direct_rows8 {
                 }
                 let sum = _mm256_cvtepi32_ps(reduce_pairs(&p));
                 let $dw = halves8(&$blocks, 0);
-                let scale = _mm256_mul_ps($dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
-                acc = _mm256_fmadd_ps(scale, sum, acc);
                 let ow: __m256 = $ow;
-                off = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off);
+                close_block32(sum, $dw, ow, x, b, &mut acc, &mut off);
             }
             let mut out = [0f32; 8];
             _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
@@ -434,12 +475,7 @@ macro_rules! direct_rows8_zmm {
             let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
             for b in 0..nb {
                 let $blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * $bs));
-                // The next rows' block b (8 · $bs bytes, up to 176), three or four lines.
-                let ahead = next.wrapping_add(b * 8 * $bs);
-                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(8 * $bs) as *const i8);
+                prefetch_group_block(next, b, $bs);
                 let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
                 let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y));
                 let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(y.add(1)));
@@ -462,10 +498,8 @@ macro_rules! direct_rows8_zmm {
                 );
                 let sum = _mm256_cvtepi32_ps(_mm512_castsi512_si256(f));
                 let $dw = halves8(&$blocks, 0);
-                let scale = _mm256_mul_ps($dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
-                acc = _mm256_fmadd_ps(scale, sum, acc);
                 let ow: __m256 = $ow;
-                off = _mm256_fmadd_ps(ow, _mm256_set1_ps(*x.s.get_unchecked(b)), off);
+                close_block32(sum, $dw, ow, x, b, &mut acc, &mut off);
             }
             let mut out = [0f32; 8];
             _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
@@ -985,14 +1019,7 @@ macro_rules! k_rows8 {
                 for r in 0..8 {
                     let blk = blocks[r];
                     // An eighth of the next rows' share, spread over the rows' work.
-                    let at = ahead.wrapping_add(r * bytes);
-                    _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(at.add(64) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T0>(at.add(128) as *const i8);
-                    if bytes > 192 {
-                        _mm_prefetch::<_MM_HINT_T0>(at.add(192) as *const i8);
-                    }
-                    _mm_prefetch::<_MM_HINT_T0>(at.add(bytes - 1) as *const i8);
+                    prefetch_k_block(ahead.wrapping_add(r * bytes), bytes);
                     let codes = k_codes::<K>(blk);
                     let (muls, m) = k_muls::<K>(blk);
                     mins[r] = m;
@@ -1175,14 +1202,7 @@ unsafe fn k_rows8_zmm<const N: usize, const K: u8>(
         for k in 0..4 {
             // An eighth of the next rows' share per row, spread over the rows' work.
             for r in [k, k + 4] {
-                let at = ahead.wrapping_add(r * bytes);
-                _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(128) as *const i8);
-                if bytes > 192 {
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(192) as *const i8);
-                }
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(bytes - 1) as *const i8);
+                prefetch_k_block(ahead.wrapping_add(r * bytes), bytes);
             }
             let codes = k_codes2::<K>(blocks[k], blocks[k + 4]);
             let (muls, ma, mb) = k_muls2::<K>(blocks[k], blocks[k + 4]);
