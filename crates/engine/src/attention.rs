@@ -868,6 +868,10 @@ struct Scratch {
     inv: Vec<f32>,
 }
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 impl Run<'_> {
     /// Tile sizes for `threads` workers: up to [`TILE_ROWS`] rows, all the heads of a group
     /// where possible, smaller tiles when there would be too few to keep every thread busy.
@@ -899,7 +903,9 @@ impl Run<'_> {
         let (t, nh, hd) = (self.t, self.nh, self.q.hd);
         let parts = self.rep.div_ceil(self.tile_heads);
         let blocks = t.div_ceil(self.tile_queries);
-        let mut s = Scratch::default();
+        // The thread's scratch from its last call (sizes only grow; a decoding step would
+        // otherwise allocate it anew on every thread for every layer).
+        let mut s = SCRATCH.with(|c| c.take());
         s.row.resize(hd, 0.0);
         for tile in tiles {
             let part = tile % parts;
@@ -1126,6 +1132,7 @@ impl Run<'_> {
                 }
             }
         }
+        SCRATCH.with(|c| c.replace(s));
     }
 
     /// [`Run::items_with`], portable.

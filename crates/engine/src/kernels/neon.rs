@@ -414,7 +414,15 @@ pub unsafe fn dot_rows(
             && row_bytes % ty.block_bytes() == 0
             && rows.end * row_bytes <= data.len()
     );
-    let tokens: Vec<Q8Row<'_>> = (0..xs.rows()).map(|t| xs.row(t)).collect();
+    // A decoding step's one token without a list (an allocation per chunk of rows).
+    let (one, many): ([Q8Row<'_>; 1], Vec<Q8Row<'_>>);
+    let tokens: &[Q8Row<'_>] = if xs.rows() == 1 {
+        one = [xs.row(0)];
+        &one
+    } else {
+        many = (0..xs.rows()).map(|t| xs.row(t)).collect();
+        &many
+    };
     if sdot {
         dot_rows_sdot(ty, data, row_bytes, rows, &tokens, out, n)
     } else {

@@ -1425,7 +1425,9 @@ pub unsafe fn dot_rows(
     let groups: Vec<[Q8Row<'_>; GROUP]> = (0..m / GROUP)
         .map(|g| std::array::from_fn(|i| xs.row(g * GROUP + i)))
         .collect();
-    let singles: Vec<[Q8Row<'_>; 1]> = (m / GROUP * GROUP..m).map(|t| [xs.row(t)]).collect();
+    // The tokens after the last whole group, one at a time (looked up where they are used: a
+    // decoding step has only this one, and a list of it would cost an allocation per chunk).
+    let single = |j: usize| [xs.row(m / GROUP * GROUP + j)];
     // Eight rows at a time (the last ones padded by repeating the last row, whose extra
     // results are dropped): decoded once into the thread's tile `$tls` by `$decode`, then
     // multiplied by `$product` with each group of tokens and each single token.
@@ -1451,9 +1453,9 @@ pub unsafe fn dot_rows(
                             }
                         }
                     }
-                    for (j, one) in singles.iter().enumerate() {
+                    for j in 0..m % GROUP {
                         let mut o = [[0f32; 8]; 1];
-                        $product::<1 $(, $gen)*>(&tile, nb, one, &mut o);
+                        $product::<1 $(, $gen)*>(&tile, nb, &single(j), &mut o);
                         for (k, v) in o[0][..valid].iter().enumerate() {
                             *out.add((m / GROUP * GROUP + j) * n + r0 + k) = *v;
                         }
@@ -1507,9 +1509,9 @@ pub unsafe fn dot_rows(
                         store(g * GROUP + i, orow);
                     }
                 }
-                for (j, one) in singles.iter().enumerate() {
+                for j in 0..m % GROUP {
                     let mut o = [[0f32; 8]; 1];
-                    $kernel::<1 $(, $k)?>(&ptrs, next, nb, one, &mut o);
+                    $kernel::<1 $(, $k)?>(&ptrs, next, nb, &single(j), &mut o);
                     store(m / GROUP * GROUP + j, &o[0]);
                 }
             })
