@@ -126,18 +126,23 @@ impl KvCache {
         self.k.as_ref().and_then(|k| k.dim(2).ok()).unwrap_or(0)
     }
 
-    /// Appends `k`, `v` (`[1, n_kv, t, hd]`, contiguous) and returns views of the whole cache.
-    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let t = k.dim(2)?;
-        let needed = self.len + t;
+    /// Room for `needed` positions of `heads` rows of `hd` in `dtype`: a larger cache (doubling)
+    /// with the positions held so far copied over, when the current one is too small.
+    fn reserve(
+        &mut self,
+        needed: usize,
+        heads: usize,
+        hd: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(&Tensor, &Tensor)> {
         if needed > self.capacity() {
-            let (b, h, _, d) = k.dims4()?;
             let cap = needed
                 .next_power_of_two()
                 .max(256)
                 .min(self.max_len.max(needed));
-            let nk = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
-            let nv = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+            let nk = Tensor::zeros((1, heads, cap, hd), dtype, device)?;
+            let nv = Tensor::zeros((1, heads, cap, hd), dtype, device)?;
             if self.len > 0 {
                 if let (Some(ok), Some(ov)) = (&self.k, &self.v) {
                     nk.slice_set(&ok.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
@@ -147,14 +152,101 @@ impl KvCache {
             self.k = Some(nk);
             self.v = Some(nv);
         }
-        let (kb, vb) = match (&self.k, &self.v) {
-            (Some(kb), Some(vb)) => (kb, vb),
-            _ => return Err(EngineError::Compute("key/value cache missing".into())),
-        };
-        kb.slice_set(k, 2, self.len)?;
-        vb.slice_set(v, 2, self.len)?;
-        self.len = needed;
+        match (&self.k, &self.v) {
+            (Some(kb), Some(vb)) => Ok((kb, vb)),
+            _ => Err(EngineError::Compute("key/value cache missing".into())),
+        }
+    }
+
+    /// Appends `k`, `v` (`[1, n_kv, t, hd]`, contiguous) and returns views of the whole cache.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (_, heads, t, hd) = k.dims4()?;
+        let at = self.len;
+        let (kb, vb) = self.reserve(at + t, heads, hd, k.dtype(), k.device())?;
+        kb.slice_set(k, 2, at)?;
+        vb.slice_set(v, 2, at)?;
+        let (kb, vb) = (kb.clone(), vb.clone());
+        self.len = at + t;
         Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
+    }
+
+    /// [`KvCache::append`] for one position of an f16 cache, from the f32 rows `k` and `v`
+    /// (`heads` rows of `hd` each), written straight into the cache: each value rounded to f16
+    /// as candle's `to_dtype` rounds it, without a tensor per row.
+    fn append_one(
+        &mut self,
+        k: &[f32],
+        v: &[f32],
+        heads: usize,
+        hd: usize,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let at = self.len;
+        let (kb, vb) = self.reserve(at + 1, heads, hd, DType::F16, device)?;
+        kb.inplace_op1(&WriteRow {
+            rows: k,
+            at,
+            heads,
+            hd,
+        })?;
+        vb.inplace_op1(&WriteRow {
+            rows: v,
+            at,
+            heads,
+            hd,
+        })?;
+        let (kb, vb) = (kb.clone(), vb.clone());
+        self.len = at + 1;
+        Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
+    }
+}
+
+/// Writes one position of an f16 key or value cache `[1, heads, capacity, hd]` in place.
+struct WriteRow<'a> {
+    rows: &'a [f32],
+    at: usize,
+    heads: usize,
+    hd: usize,
+}
+
+impl candle_core::InplaceOp1 for WriteRow<'_> {
+    fn name(&self) -> &'static str {
+        "kv-cache-write"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let candle_core::CpuStorage::F16(data) = storage else {
+            candle_core::bail!("the key/value cache is not f16");
+        };
+        let (heads, hd) = (self.heads, self.hd);
+        let (dims, start) = match layout.contiguous_offsets() {
+            Some((start, _)) => (layout.dims(), start),
+            None => candle_core::bail!("the key/value cache is not contiguous"),
+        };
+        let cap = match dims {
+            [1, h, cap, d] if *h == heads && *d == hd && self.at < *cap => *cap,
+            _ => candle_core::bail!(
+                "a key/value row of {heads} x {hd} at {} does not fit a cache of {dims:?}",
+                self.at
+            ),
+        };
+        if self.rows.len() != heads * hd || start + heads * cap * hd > data.len() {
+            candle_core::bail!(
+                "a key/value row of {} values for {heads} x {hd}",
+                self.rows.len()
+            );
+        }
+        for (h, row) in self.rows.chunks_exact(hd).enumerate() {
+            let at = start + (h * cap + self.at) * hd;
+            for (o, x) in data[at..at + hd].iter_mut().zip(row) {
+                *o = half::f16::from_f32(*x);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -732,15 +824,7 @@ impl Transformer {
                 }
             })
         })??;
-        // The cache's f16, rounded as candle's `to_dtype` rounds.
-        let to_f16 = |v: &[f32]| {
-            v.iter()
-                .map(|&e| half::f16::from_f32(e))
-                .collect::<Vec<_>>()
-        };
-        let kt = Tensor::from_vec(to_f16(&b.k), (1, nkv, 1, hd), &self.device)?;
-        let vt = Tensor::from_vec(to_f16(&b.v), (1, nkv, 1, hd), &self.device)?;
-        let (k_all, v_all) = kv.append(&kt, &vt)?;
+        let (k_all, v_all) = kv.append_one(&b.k, &b.v, nkv, hd, &self.device)?;
         let window = Window {
             size: if layer.sliding {
                 self.cfg.sliding_window
