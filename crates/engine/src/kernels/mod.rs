@@ -378,6 +378,9 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                 let rows = lo - starts[i]..hi - starts[i];
                 let (ty, rb, n, data) = (m.ty, m.row_bytes, m.rows, &*datas[i]);
                 let out = outps[i].0;
+                // The next matrix's rows follow these in the call's items.
+                #[cfg(target_arch = "x86_64")]
+                let then: &[u8] = datas.get(i + 1).map(|d| &**d).unwrap_or(&[]);
                 match isa {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes
@@ -385,17 +388,17 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                     // has `tokens × n` elements (checked above), and the pool hands out
                     // disjoint row ranges.
                     Isa::Avx2 => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx2)
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx2, then)
                     },
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: as above; AVX-VNNI support was checked with the instruction set.
                     Isa::AvxVnni => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::AvxVnni)
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::AvxVnni, then)
                     },
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: as above; AVX-512 support was checked with the instruction set.
                     Isa::Avx512Vnni => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx512Vnni)
+                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx512Vnni, then)
                     },
                     #[cfg(target_arch = "aarch64")]
                     // SAFETY: as above; NEON is part of every aarch64 CPU.

@@ -1409,6 +1409,7 @@ pub unsafe fn dot_rows(
     out: *mut f32,
     n: usize,
     dot: Dot,
+    then: &[u8],
 ) {
     if dot == Dot::Avx512Vnni && xs.rows() >= GROUP {
         return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n);
@@ -1473,7 +1474,8 @@ pub unsafe fn dot_rows(
     // 3-13% slower per token in kernel_bench (1B shape Q4_0 to SmolLM2 Q4_0), and 20 KiB too far
     // for Q8_0's long rows. They prefetch on past the end of their chunk, up to the matrix's end:
     // the pool hands a thread the chunks of its share in order (see `crate::pool`), so what
-    // follows a chunk is usually the thread's next one.
+    // follows a chunk is usually the thread's next one. At the matrix's end they go on into `then`, the matrix the
+    // same call takes next (a layer's key rows after its query rows), if any.
     let ahead_groups = 12288usize.div_ceil(8 * row_bytes).max(1);
     macro_rules! walk_8_rows {
         (|$ptrs:ident, $next:ident, $store:ident| $body:block) => {{
@@ -1486,7 +1488,13 @@ pub unsafe fn dot_rows(
                 });
                 // Prefetching past the matrix's end reads nothing wrong (a prefetch never faults;
                 // the addresses are formed with wrapping arithmetic and never dereferenced).
-                let $next = data.as_ptr().wrapping_add((r0 + 8 * ahead_groups) * row_bytes).min(end);
+                // Past the matrix's end, on into `then` (the next matrix of the call).
+                let want = (r0 + 8 * ahead_groups) * row_bytes;
+                let $next = if want <= data.len() || then.is_empty() {
+                    data.as_ptr().wrapping_add(want).min(end)
+                } else {
+                    then.as_ptr().wrapping_add((want - data.len()).min(then.len()))
+                };
                 let $store = |t: usize, o: &[f32; 8]| {
                     for (k, v) in o[..valid].iter().enumerate() {
                         *out.add(t * n + r0 + k) = *v;
