@@ -776,6 +776,15 @@ impl Transformer {
         let eps = self.cfg.rms_eps as f32;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_head_kv, self.cfg.head_dim);
         let uncovered = || EngineError::Compute("a matrix has no kernel here".into());
+        // Each product's first rows are asked for before the steps that precede it (see
+        // `QMatrix::prefetch_front`).
+        let first = match &layer.qkv {
+            Qkv::Separate { q, .. } => &q.w.own,
+            Qkv::Fused(w) => &w.w.own,
+        };
+        if let Some(m) = first {
+            m.prefetch_front();
+        }
         sized(&mut b.h, x.len());
         rms_norm_with(&layer.attn_norm, x, eps, &mut b.h)?;
         sized(&mut b.q, nh * hd);
@@ -832,11 +841,19 @@ impl Transformer {
                 None
             },
         };
+        let out = layer.attn_out.w.own.as_ref().ok_or_else(uncovered)?;
+        out.prefetch_front();
         let q = Tensor::from_slice(&b.q, (1, nh, 1, hd), &self.device)?;
         let y = attend(&q, &k_all, &v_all, self.attn_scale as f32, window)?;
-        let out = layer.attn_out.w.own.as_ref().ok_or_else(uncovered)?;
         sized(&mut b.a, x.len());
         crate::ops::with_f32(&y, |y| out.matmul(isa, y, &mut b.a))??;
+        if let Ffn::Gated {
+            gate: Matrix { own: Some(g), .. },
+            ..
+        } = &layer.ffn
+        {
+            g.prefetch_front();
+        }
         add_bias(&layer.attn_out.b, &mut b.a)?;
         if let Some(n) = &layer.post_attn_norm {
             rms_norm_in_place(n, &mut b.a, eps)?;
@@ -855,6 +872,7 @@ impl Transformer {
         sized(&mut b.g, ff);
         sized(&mut b.u, ff);
         crate::kernels::matmul_many(isa, &[mg, mu], &b.h, &mut [&mut b.g, &mut b.u])?;
+        md.prefetch_front();
         sized(&mut b.gu, ff);
         crate::ops::silu_mul_into(&b.g, &b.u, &mut b.gu);
         md.matmul(isa, &b.gu, &mut b.a)?;
