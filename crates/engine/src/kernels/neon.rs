@@ -414,19 +414,12 @@ pub unsafe fn dot_rows(
             && row_bytes % ty.block_bytes() == 0
             && rows.end * row_bytes <= data.len()
     );
-    // A decoding step's one token without a list (an allocation per chunk of rows).
-    let (one, many): ([Q8Row<'_>; 1], Vec<Q8Row<'_>>);
-    let tokens: &[Q8Row<'_>] = if xs.rows() == 1 {
-        one = [xs.row(0)];
-        &one
-    } else {
-        many = (0..xs.rows()).map(|t| xs.row(t)).collect();
-        &many
-    };
+    let list = xs.row_list();
+    let tokens = list.as_slice();
     if sdot {
-        dot_rows_sdot(ty, data, row_bytes, rows, &tokens, out, n)
+        dot_rows_sdot(ty, data, row_bytes, rows, tokens, out, n)
     } else {
-        dot_rows_plain(ty, data, row_bytes, rows, &tokens, out, n)
+        dot_rows_plain(ty, data, row_bytes, rows, tokens, out, n)
     }
 }
 

@@ -82,6 +82,15 @@ impl Q8Rows {
         self.sums.len().checked_div(self.blocks).unwrap_or(0)
     }
 
+    /// Every row, as [`RowList::as_slice`] gives them: a decoding step's one row without a list
+    /// (which would cost an allocation per chunk of weight rows).
+    pub fn row_list(&self) -> RowList<'_> {
+        match self.rows() {
+            1 => RowList::One([self.row(0)]),
+            n => RowList::Many((0..n).map(|t| self.row(t)).collect()),
+        }
+    }
+
     /// Row `i` (`i < rows()`).
     pub fn row(&self, i: usize) -> Q8Row<'_> {
         let n32 = self.blocks;
@@ -91,6 +100,21 @@ impl Q8Rows {
             d: &self.d[i * nb..(i + 1) * nb],
             s: &self.s[i * nb..(i + 1) * nb],
             sums: &self.sums[i * n32..(i + 1) * n32],
+        }
+    }
+}
+
+/// The rows of a [`Q8Rows`], from [`Q8Rows::row_list`].
+pub enum RowList<'a> {
+    One([Q8Row<'a>; 1]),
+    Many(Vec<Q8Row<'a>>),
+}
+
+impl<'a> RowList<'a> {
+    pub fn as_slice(&self) -> &[Q8Row<'a>] {
+        match self {
+            RowList::One(one) => one,
+            RowList::Many(many) => many,
         }
     }
 }

@@ -235,15 +235,8 @@ pub unsafe fn dot_rows(
     out: *mut f32,
     n: usize,
 ) {
-    // A decoding step's one token without a list (an allocation per chunk of rows).
-    let (one, many): ([Q8Row<'_>; 1], Vec<Q8Row<'_>>);
-    let tokens: &[Q8Row<'_>] = if xs.rows() == 1 {
-        one = [xs.row(0)];
-        &one
-    } else {
-        many = (0..xs.rows()).map(|t| xs.row(t)).collect();
-        &many
-    };
+    let list = xs.row_list();
+    let tokens = list.as_slice();
     if ty.block_values() == QK {
         for r in rows {
             let row = &data[r * row_bytes..(r + 1) * row_bytes];
