@@ -8,7 +8,7 @@
 //! [`Transformer::swap_cache`] exchanges the cache in use with another one, so that several
 //! conversations (or a chat and a background job) each keep their own prefix.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
@@ -19,18 +19,50 @@ use crate::gguf::{Arch, Config, ModelFile};
 use crate::kernels::{Isa, QMatrix};
 
 /// A weight matrix: candle's product, and Hearth's own kernels where they cover the type (both
-/// read the same bytes; see [`crate::kernels`]).
+/// read the same bytes, but for a matrix Hearth keeps interleaved; see [`crate::kernels`]).
 struct Matrix {
-    candle: QMatMul,
+    /// candle's product, for what Hearth's kernels do not run. Made at load, or when first
+    /// needed for a matrix whose bytes Hearth keeps interleaved (a copy only then).
+    candle: OnceLock<QMatMul>,
     own: Option<QMatrix>,
 }
 
 impl Matrix {
+    /// `q`'s matrix. Where the kernels run AVX-512 and `q` is not shared (a tied output is also
+    /// the embedding), a Q4_0, Q4_1 or Q5_0 matrix is kept interleaved for the single-token
+    /// kernels ([`QMatrix::interleaved`]) and its tensor freed.
     fn new(q: Arc<QTensor>) -> Result<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::selected() == Some(Isa::Avx512Vnni)
+            && crate::kernels::x86::x8_available()
+            && Arc::strong_count(&q) == 1
+            && Arc::weak_count(&q) == 0
+        {
+            if let Some(own) = QMatrix::interleaved(q.clone()) {
+                if own.is_interleaved() {
+                    return Ok(Self {
+                        candle: OnceLock::new(),
+                        own: Some(own),
+                    });
+                }
+            }
+        }
         Ok(Self {
             own: QMatrix::new(q.clone()),
-            candle: QMatMul::from_arc(q)?,
+            candle: OnceLock::from(QMatMul::from_arc(q)?),
         })
+    }
+
+    fn candle(&self) -> Result<&QMatMul> {
+        if let Some(m) = self.candle.get() {
+            return Ok(m);
+        }
+        let own = self
+            .own
+            .as_ref()
+            .ok_or_else(|| EngineError::Compute("a matrix has no weights".into()))?;
+        let m = QMatMul::from_arc(own.to_tensor()?)?;
+        Ok(self.candle.get_or_init(|| m))
     }
 
     /// `x · Wᵀ`; `kernels`: the instruction set of Hearth's kernels, `None` for candle's. Prompts
@@ -38,7 +70,7 @@ impl Matrix {
     fn forward(&self, x: &Tensor, kernels: Option<Isa>) -> Result<Tensor> {
         match (&self.own, kernels) {
             (Some(m), Some(isa)) => m.forward_with(isa, x),
-            _ => Ok(self.candle.forward(x)?),
+            _ => Ok(self.candle()?.forward(x)?),
         }
     }
 }

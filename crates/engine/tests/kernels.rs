@@ -196,6 +196,18 @@ fn check(m: &QMatrix, step: usize) {
 /// A matrix of type `dtype` quantized from real weights: rows `rows` and the first `cols`
 /// columns of a dequantized tensor of the test models.
 fn requantized(src: &Arc<QTensor>, rows: usize, cols: usize, dtype: GgmlDType) -> QMatrix {
+    let m = QMatrix::new(requantized_tensor(src, rows, cols, dtype)).expect("covered type");
+    assert_eq!((m.rows(), m.cols()), (rows, cols));
+    m
+}
+
+/// [`requantized`]'s tensor.
+fn requantized_tensor(
+    src: &Arc<QTensor>,
+    rows: usize,
+    cols: usize,
+    dtype: GgmlDType,
+) -> Arc<QTensor> {
     let full = src.dequantize(&Device::Cpu).unwrap();
     let part: Vec<f32> = full
         .narrow(0, 0, rows)
@@ -208,10 +220,82 @@ fn requantized(src: &Arc<QTensor>, rows: usize, cols: usize, dtype: GgmlDType) -
         .unwrap();
     // A fresh tensor: candle's quantize reads the whole storage, whatever the view.
     let part = Tensor::from_vec(part, (rows, cols), &Device::Cpu).unwrap();
-    let q = QTensor::quantize(&part, dtype).unwrap();
-    let m = QMatrix::new(Arc::new(q)).expect("covered type");
-    assert_eq!((m.rows(), m.cols()), (rows, cols));
-    m
+    Arc::new(QTensor::quantize(&part, dtype).unwrap())
+}
+
+/// A matrix held interleaved (the layout of the AVX-512 single-token kernels) gives every
+/// instruction set the same bits as the same matrix read in place, for one token and for a
+/// prompt, in a call of its own and beside other matrices (a first matrix of 117 rows puts the
+/// next one's rows off the pool's alignment), with a last partial group of rows; its rows, its
+/// values and its candle tensor are the GGUF ones.
+#[test]
+fn interleaved_matrices_give_the_bits_of_matrices_read_in_place() {
+    let s = tensor(&smollm(), "blk.3.ffn_up.weight", &[1536, 576]);
+    let tensors = [
+        tensor(&qwen(), "blk.0.attn_q.weight", &[896, 896]),
+        requantized_tensor(&s, 203, 576, GgmlDType::Q5_0),
+        tensor(&smollm(), "blk.0.ffn_gate.weight", &[1536, 576]),
+        requantized_tensor(&s, 117, 576, GgmlDType::Q4_1),
+        requantized_tensor(&s, 301, 576, GgmlDType::Q4_0),
+        requantized_tensor(&s, 64, 576, GgmlDType::Q8_0),
+    ];
+    let plain: Vec<QMatrix> = tensors
+        .iter()
+        .map(|t| QMatrix::new(t.clone()).unwrap())
+        .collect();
+    let inter: Vec<QMatrix> = tensors
+        .iter()
+        .map(|t| QMatrix::interleaved(t.clone()).unwrap())
+        .collect();
+    for (p, m) in plain.iter().zip(&inter) {
+        let ty = m.block_type();
+        assert_eq!(m.is_interleaved(), ty != BlockType::Q8_0, "{ty:?}");
+        for r in [0, 5, 8, m.rows() - 1] {
+            assert_eq!(
+                m.row_data(r).unwrap(),
+                p.row_data(r).unwrap(),
+                "{ty:?} row {r}"
+            );
+        }
+        let theirs = |q: &QMatrix| -> Vec<f32> {
+            q.to_tensor()
+                .unwrap()
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        assert_eq!(theirs(m), theirs(p), "{ty:?}: candle's values");
+    }
+    check(&inter[0], 5);
+    check(&inter[1], 1);
+    let calls: [&[usize]; 4] = [&[0], &[3, 1, 4], &[2, 5], &[1, 2]];
+    for tokens in [1, 2, 6] {
+        for isa in Isa::supported() {
+            for call in calls {
+                let cols = plain[call[0]].cols();
+                let x = activations(tokens * cols, 11 + tokens as u64);
+                let run = |ms: &[QMatrix]| -> Vec<Vec<f32>> {
+                    let refs: Vec<&QMatrix> = call.iter().map(|&i| &ms[i]).collect();
+                    let mut outs: Vec<Vec<f32>> = refs
+                        .iter()
+                        .map(|m| vec![f32::NAN; tokens * m.rows()])
+                        .collect();
+                    let mut o: Vec<&mut [f32]> =
+                        outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                    hearth_engine::kernels::matmul_many(isa, &refs, &x, &mut o).unwrap();
+                    outs
+                };
+                assert_eq!(
+                    run(&inter),
+                    run(&plain),
+                    "{isa:?}, {tokens} token(s), {call:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -431,6 +515,7 @@ fn k_quant_rows_dequantize_as_candle_does() {
         let m = requantized(&src, 16, 1024, dtype);
         let theirs: Vec<f32> = m
             .tensor()
+            .expect("read in place")
             .dequantize(&Device::Cpu)
             .unwrap()
             .flatten_all()

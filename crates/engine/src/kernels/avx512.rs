@@ -62,11 +62,23 @@ thread_local! {
     static TILE: std::cell::RefCell<Tile16> = std::cell::RefCell::new(Tile16::default());
 }
 
-/// Decodes row `r` of the tile: `nb` blocks of type `ty` from `row`.
+/// Where a weight row's blocks are: a GGUF row, or row `i` of an interleaved group of eight
+/// (see [`super::interleave`]).
+#[derive(Clone, Copy)]
+enum Src {
+    Row(*const u8),
+    Group(*const u8, usize),
+}
+
+/// Decodes row `r` of the tile: `nb` blocks of type `ty` from `src`.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode(tile: &mut Tile16, ty: BlockType, r: usize, row: *const u8, nb: usize) {
+unsafe fn decode(tile: &mut Tile16, ty: BlockType, r: usize, src: Src, nb: usize) {
+    let bs8 = 8 * ty.block_bytes();
     for b in 0..nb {
-        let (codes, d, o) = super::x86::decode_block(ty, row, b);
+        let (codes, d, o) = match src {
+            Src::Row(row) => super::x86::decode_block(ty, row, b),
+            Src::Group(g, i) => super::x86::decode_block_x8(ty, g.add(b * bs8), i),
+        };
         let codes = if ty == BlockType::Q8_0 {
             _mm256_xor_si256(codes, _mm256_set1_epi8(-128))
         } else {
@@ -407,13 +419,16 @@ unsafe fn dot_rows_k<const K: u8>(
 const GROUP: usize = 4;
 
 /// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`, for
-/// a type with blocks of 32.
+/// a type with blocks of 32. The rows below `interleaved` (a multiple of eight; 0 for a GGUF
+/// matrix) are held interleaved ([`super::interleave`]: Q4_0, Q4_1 and Q5_0 only).
 ///
 /// # Safety
 /// The CPU has AVX2, FMA, F16C ([`super::x86::available`]) and [`available`]; `data` holds whole
-/// rows of `row_bytes` covering `rows`, `xs` was quantized in blocks of 32 for rows of
-/// `row_bytes / ty.block_bytes() * 32` values, and `out` is valid for writes at every index above.
+/// rows of `row_bytes` covering `rows` (and the whole groups of eight rows below `interleaved`),
+/// `xs` was quantized in blocks of 32 for rows of `row_bytes / ty.block_bytes() * 32` values, and
+/// `out` is valid for writes at every index above.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn dot_rows(
     ty: BlockType,
     data: &[u8],
@@ -422,6 +437,7 @@ pub unsafe fn dot_rows(
     xs: &Q8Rows,
     out: *mut f32,
     n: usize,
+    interleaved: usize,
 ) {
     match ty {
         BlockType::Q4_K => return dot_rows_k::<K4>(data, row_bytes, rows, xs, out, n),
@@ -430,7 +446,13 @@ pub unsafe fn dot_rows(
         _ => {}
     }
     let nb = row_bytes / ty.block_bytes();
-    assert!(ty.block_values() == QK && xs.blocks == nb && rows.end * row_bytes <= data.len());
+    assert!(
+        ty.block_values() == QK
+            && xs.blocks == nb
+            && rows.end.max(interleaved) * row_bytes <= data.len()
+            && interleaved.is_multiple_of(8)
+            && (interleaved == 0 || super::interleave::covers(ty))
+    );
     let m = xs.rows();
     let tokens: Vec<Q8Row<'_>> = (0..m).map(|t| xs.row(t)).collect();
     let (bias, offset) = match ty {
@@ -459,8 +481,13 @@ pub unsafe fn dot_rows(
         while r0 < rows.end {
             let valid = (rows.end - r0).min(ROWS);
             for r in 0..ROWS {
-                let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
-                decode(&mut tile, ty, r, row, nb);
+                let row = r0 + r.min(valid - 1);
+                let src = if row < interleaved {
+                    Src::Group(data.as_ptr().add(row / 8 * 8 * row_bytes), row % 8)
+                } else {
+                    Src::Row(data.as_ptr().add(row * row_bytes))
+                };
+                decode(&mut tile, ty, r, src, nb);
             }
             let mut t = 0;
             while t + GROUP <= m {

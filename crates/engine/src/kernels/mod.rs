@@ -1,7 +1,9 @@
 //! Hearth's own quantized matrix products on the CPU, for the weight types candle serves slowly.
 //!
 //! [`QMatrix`] reads a weight's GGUF block bytes in place (no copy: it shares candle's
-//! [`QTensor`]) and computes `y = W·x` row by row: the activations are quantized once to 8-bit
+//! [`QTensor`]), or for Q4_0, Q4_1 and Q5_0 where the single-token kernels run AVX-512 from a
+//! copy made at load in the layout those kernels read fastest ([`interleave`]; the tensor is
+//! then freed), and computes `y = W·x` row by row: the activations are quantized once to 8-bit
 //! blocks ([`q8`]), then every weight row is an integer dot product per block, the rows split
 //! across Hearth's compute pool ([`crate::pool`]). Covered types: Q4_0, Q4_1, Q5_0, Q8_0 and the
 //! k-quants Q4_K, Q5_K, Q6_K ([`BlockType`]); a k-quant block of 256 values is read as eight
@@ -25,6 +27,7 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+pub mod interleave;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod q8;
@@ -37,7 +40,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 
 use crate::error::{EngineError, Result};
 use q8::{Q8Rows, QK};
@@ -201,7 +204,8 @@ pub fn selected() -> Option<Isa> {
 /// A quantized weight matrix `[rows, cols]` of a covered type, read in place from its tensor.
 #[derive(Clone)]
 pub struct QMatrix {
-    tensor: Arc<QTensor>,
+    bytes: Bytes,
+    dtype: GgmlDType,
     ty: BlockType,
     rows: usize,
     cols: usize,
@@ -218,9 +222,20 @@ impl std::fmt::Debug for QMatrix {
     }
 }
 
+/// Where a matrix's bytes are.
+#[derive(Clone)]
+enum Bytes {
+    /// Read in place from candle's tensor, in the GGUF layout.
+    Tensor(Arc<QTensor>),
+    /// Hearth's interleaved copy ([`interleave`]); the tensor is gone.
+    Interleaved(Arc<[u8]>),
+}
+
 thread_local! {
     /// The calling thread's quantized activations, reused from call to call.
     static ACTIVATIONS: RefCell<Q8Rows> = RefCell::new(Q8Rows::new());
+    /// GGUF rows of an interleaved matrix for the kernels that read that layout, reused.
+    static STANDARD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The output pointer shared by the workers; each writes only its own rows.
@@ -247,12 +262,65 @@ impl QMatrix {
             _ => return None,
         }
         Some(Self {
-            tensor,
+            dtype: tensor.dtype(),
+            bytes: Bytes::Tensor(tensor),
             ty,
             rows,
             cols,
             row_bytes,
         })
+    }
+
+    /// [`QMatrix::new`], with Q4_0, Q4_1 and Q5_0 matrices of eight rows or more copied into
+    /// the interleaved layout ([`interleave`]) that the AVX-512 single-token kernels read
+    /// fastest; the tensor is let go (pass the only handle to it and its memory is freed).
+    /// Every instruction set still gives the same bits as from [`QMatrix::new`].
+    pub fn interleaved(tensor: Arc<QTensor>) -> Option<Self> {
+        let m = Self::new(tensor)?;
+        if !interleave::covers(m.ty) || m.rows < interleave::GROUP_ROWS {
+            return Some(m);
+        }
+        let data = m.data().ok()?;
+        // Made in place (a `TrustedLen` iterator), not copied from a vector.
+        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, data.len()).collect();
+        interleave::interleave(m.ty, &data, m.rows, m.row_bytes, Arc::get_mut(&mut bytes)?);
+        drop(data);
+        Some(Self {
+            bytes: Bytes::Interleaved(bytes),
+            ..m
+        })
+    }
+
+    /// Whether the bytes are held interleaved (see [`QMatrix::interleaved`]).
+    pub fn is_interleaved(&self) -> bool {
+        matches!(self.bytes, Bytes::Interleaved(_))
+    }
+
+    /// A candle tensor of the matrix in the GGUF layout: the one it was made from, or for an
+    /// interleaved matrix a new one (a copy of the weights).
+    pub fn to_tensor(&self) -> Result<Arc<QTensor>> {
+        match &self.bytes {
+            Bytes::Tensor(t) => Ok(t.clone()),
+            Bytes::Interleaved(b) => {
+                let mut gguf = Vec::new();
+                interleave::standard_rows(
+                    self.ty,
+                    b,
+                    self.rows,
+                    self.row_bytes,
+                    0..self.rows,
+                    &mut gguf,
+                );
+                Ok(Arc::new(
+                    candle_core::quantized::ggml_file::qtensor_from_ggml(
+                        self.dtype,
+                        &gguf,
+                        vec![self.rows, self.cols],
+                        &Device::Cpu,
+                    )?,
+                ))
+            }
+        }
     }
 
     pub fn block_type(&self) -> BlockType {
@@ -267,13 +335,20 @@ impl QMatrix {
         self.cols
     }
 
-    /// The tensor the bytes are read from.
-    pub fn tensor(&self) -> &Arc<QTensor> {
-        &self.tensor
+    /// The tensor the bytes are read from (`None` once they were interleaved).
+    pub fn tensor(&self) -> Option<&Arc<QTensor>> {
+        match &self.bytes {
+            Bytes::Tensor(t) => Some(t),
+            Bytes::Interleaved(_) => None,
+        }
     }
 
+    /// The bytes as held (see [`QMatrix::is_interleaved`]).
     fn data(&self) -> Result<Cow<'_, [u8]>> {
-        Ok(self.tensor.data()?)
+        match &self.bytes {
+            Bytes::Tensor(t) => Ok(t.data()?),
+            Bytes::Interleaved(b) => Ok(Cow::Borrowed(b)),
+        }
     }
 
     /// Asks the memory system for the matrix's first rows, as far as the kernels prefetch
@@ -302,7 +377,20 @@ impl QMatrix {
                 self.rows
             )));
         }
-        Ok(self.data()?[r * self.row_bytes..(r + 1) * self.row_bytes].to_vec())
+        let data = self.data()?;
+        if self.is_interleaved() {
+            let mut row = Vec::new();
+            interleave::standard_rows(
+                self.ty,
+                &data,
+                self.rows,
+                self.row_bytes,
+                r..r + 1,
+                &mut row,
+            );
+            return Ok(row);
+        }
+        Ok(data[r * self.row_bytes..(r + 1) * self.row_bytes].to_vec())
     }
 
     /// The f32 values of row `r`.
@@ -397,41 +485,90 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                 let (ty, rb, n, data) = (m.ty, m.row_bytes, m.rows, &*datas[i]);
                 let out = outps[i].0;
                 // The next matrix's rows follow these in the call's items.
-                #[cfg(target_arch = "x86_64")]
                 let then: &[u8] = datas.get(i + 1).map(|d| &**d).unwrap_or(&[]);
-                match isa {
-                    #[cfg(target_arch = "x86_64")]
+                if !m.is_interleaved() {
                     // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes
                     // (checked in `QMatrix::new`), `xs` has `cols / 32` blocks per row, `out`
                     // has `tokens × n` elements (checked above), and the pool hands out
                     // disjoint row ranges.
-                    Isa::Avx2 => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx2, then)
-                    },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: as above; AVX-VNNI support was checked with the instruction set.
-                    Isa::AvxVnni => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::AvxVnni, then)
-                    },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: as above; AVX-512 support was checked with the instruction set.
-                    Isa::Avx512Vnni => unsafe {
-                        x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx512Vnni, then)
-                    },
-                    #[cfg(target_arch = "aarch64")]
-                    // SAFETY: as above; NEON is part of every aarch64 CPU.
-                    Isa::Neon => unsafe { neon::dot_rows(ty, data, rb, rows, xs, out, n, false) },
-                    #[cfg(target_arch = "aarch64")]
-                    // SAFETY: as above; the dot-product extension was checked with the
-                    // instruction set.
-                    Isa::NeonDot => unsafe { neon::dot_rows(ty, data, rb, rows, xs, out, n, true) },
-                    // SAFETY: as above.
-                    _ => unsafe { scalar::dot_rows(ty, data, rb, rows, xs, out, n) },
+                    unsafe { dot_rows(isa, ty, data, rb, rows, xs, out, n, then) };
+                    continue;
                 }
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx512Vnni && x86::x8_available() {
+                    // SAFETY: as above, for the interleaved layout `data` is in (its whole
+                    // groups of eight rows, the rest in the GGUF layout).
+                    unsafe {
+                        if xs.rows() == 1 {
+                            x86::dot_rows_x8(ty, data, rb, rows, xs, out, n, then);
+                        } else {
+                            avx512::dot_rows(ty, data, rb, rows, xs, out, n, n / 8 * 8);
+                        }
+                    }
+                    continue;
+                }
+                // Any other kernel reads these rows back in the GGUF layout.
+                STANDARD.with(|s| {
+                    let mut s = s.borrow_mut();
+                    interleave::standard_rows(ty, data, n, rb, rows.clone(), &mut s);
+                    // SAFETY: as above: `s` holds rows `rows` of the matrix, and the kernel
+                    // writes row `r` of token `t` at `t × n + r` from `out + rows.start`.
+                    unsafe {
+                        dot_rows(
+                            isa,
+                            ty,
+                            &s,
+                            rb,
+                            0..rows.len(),
+                            xs,
+                            out.add(rows.start),
+                            n,
+                            &[],
+                        )
+                    };
+                });
             }
         });
     });
     Ok(())
+}
+
+/// Rows `rows` of a matrix in the GGUF layout (`n` rows of `rb` bytes in `data`) times the
+/// quantized tokens `xs`, with `isa`: token `t`'s result for row `r` to `out[t × n + r]`. `then`
+/// is the matrix the call reads next, to prefetch into (x86 only).
+///
+/// # Safety
+/// `isa` must be supported; `data` must hold `rows.end` rows, `xs` blocks matching them, `out`
+/// room for `tokens × n` values.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_rows(
+    isa: Isa,
+    ty: BlockType,
+    data: &[u8],
+    rb: usize,
+    rows: std::ops::Range<usize>,
+    xs: &Q8Rows,
+    out: *mut f32,
+    n: usize,
+    then: &[u8],
+) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = then;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx2, then),
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni => x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::AvxVnni, then),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => {
+            x86::dot_rows(ty, data, rb, rows, xs, out, n, x86::Dot::Avx512Vnni, then)
+        }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => neon::dot_rows(ty, data, rb, rows, xs, out, n, false),
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonDot => neon::dot_rows(ty, data, rb, rows, xs, out, n, true),
+        _ => scalar::dot_rows(ty, data, rb, rows, xs, out, n),
+    }
 }
 
 /// [`matmul_many`] on a tensor whose last dimension is the matrices' `cols` (any leading

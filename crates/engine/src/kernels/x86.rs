@@ -518,6 +518,156 @@ direct_rows8_zmm!(direct8_q5_0_zmm, 22, |b4| q5_0_codes4(b4), |blocks, dw| {
     _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 });
 
+/// Whether [`dot_rows_x8`]'s kernels run here (their features beyond the AVX-512 instruction
+/// set's: VL).
+pub fn x8_available() -> bool {
+    is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("bmi2")
+}
+
+/// The low and high nibbles of the 64 bytes at `at`: codes `0..16` and `16..32` of four rows'
+/// blocks, row `r` in the 128-bit lane `r` (as [`nibbles4`] gives them).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn nibbles64(at: *const u8) -> (__m512i, __m512i) {
+    let v = _mm512_loadu_si512(at as *const _);
+    let m = _mm512_set1_epi8(0x0f);
+    (
+        _mm512_and_si512(v, m),
+        _mm512_and_si512(_mm512_srli_epi16::<4>(v), m),
+    )
+}
+
+/// Q5_0 codes of half `h` of an interleaved group block `g` (see [`super::interleave`]): the
+/// nibbles, plus 16 where the fifth-bit masks stored beside them say so ([`q5_0_codes4`]'s
+/// codes, from two plain loads of masks instead of four loads and four `pext`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q5_0_codes_x8(g: *const u8, h: usize) -> (__m512i, __m512i) {
+    let (lo, hi) = nibbles64(g.add(48 + 64 * h));
+    let mask = |at: usize| _cvtu64_mask64((g.add(at) as *const u64).read_unaligned());
+    let sixteen = _mm512_set1_epi8(16);
+    (
+        _mm512_mask_add_epi8(lo, mask(16 + 16 * h), lo, sixteen),
+        _mm512_mask_add_epi8(hi, mask(24 + 16 * h), hi, sixteen),
+    )
+}
+
+/// [`direct_rows8_zmm`]'s kernels for a group of eight rows in the interleaved layout
+/// ([`super::interleave`]): each block's codes are two 64-byte loads and its scales one 16-byte
+/// load. The same integers and the same floating-point steps in the same order: the same bits.
+macro_rules! x8_rows_zmm {
+    ($name:ident, $bs:expr, |$g:ident, $h:ident| $codes:expr, |$dw:ident| $ow:expr) => {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
+        unsafe fn $name(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
+            let mut acc = _mm256_setzero_ps();
+            let mut off = _mm256_setzero_ps();
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+            for b in 0..nb {
+                let $g = group.add(b * 8 * $bs);
+                prefetch_group_block(next, b, $bs);
+                let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
+                let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y));
+                let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(y.add(1)));
+                let mut p = [_mm512_setzero_si512(); 2];
+                for ($h, p) in p.iter_mut().enumerate() {
+                    let (lo, hi): (__m512i, __m512i) = $codes;
+                    *p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*p, lo, ylo), hi, yhi);
+                }
+                let e = _mm512_add_epi32(
+                    _mm512_permutex2var_epi32(p[0], even, p[1]),
+                    _mm512_permutex2var_epi32(p[0], odd, p[1]),
+                );
+                let f = _mm512_add_epi32(
+                    _mm512_permutexvar_epi32(even, e),
+                    _mm512_permutexvar_epi32(odd, e),
+                );
+                let sum = _mm256_cvtepi32_ps(_mm512_castsi512_si256(f));
+                let $dw = _mm256_cvtph_ps(_mm_loadu_si128($g as *const __m128i));
+                let ow: __m256 = $ow;
+                close_block32(sum, $dw, ow, x, b, &mut acc, &mut off);
+            }
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
+            out
+        }
+    };
+}
+
+x8_rows_zmm!(x8_q4_0, 18, |g, h| nibbles64(g.add(16 + 64 * h)), |dw| {
+    _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
+});
+x8_rows_zmm!(x8_q4_1, 20, |g, h| nibbles64(g.add(32 + 64 * h)), |dw| {
+    _mm256_cvtph_ps(_mm_loadu_si128(g.add(16) as *const __m128i))
+});
+x8_rows_zmm!(x8_q5_0, 22, |g, h| q5_0_codes_x8(g, h), |dw| {
+    _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
+});
+
+/// One token (`xs` has one row) against rows `rows` of an interleaved Q4_0, Q4_1 or Q5_0 matrix
+/// of `n` rows of `row_bytes` bytes ([`super::interleave`]): row `r`'s result to `out[r]`. Whole
+/// groups of eight go through [`x8_rows_zmm`]'s kernels (a group only partly in `rows` is
+/// computed whole and only its rows in `rows` stored), the rows after the last whole group,
+/// which keep the GGUF layout, through [`dot_rows`]. Prefetches as `dot_rows` does, `then`
+/// included.
+///
+/// # Safety
+/// The CPU must have what [`x8_available`] and the AVX-512 instruction set ask for; `data`
+/// must hold `n` rows in that layout, `xs` the blocks of one token matching them, `out` `n`
+/// values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn dot_rows_x8(
+    ty: BlockType,
+    data: &[u8],
+    row_bytes: usize,
+    rows: std::ops::Range<usize>,
+    xs: &Q8Rows,
+    out: *mut f32,
+    n: usize,
+    then: &[u8],
+) {
+    let bs = ty.block_bytes();
+    let nb = row_bytes / bs;
+    assert!(
+        xs.rows() == 1
+            && xs.blocks == nb
+            && xs.block == QK
+            && n * row_bytes <= data.len()
+            && rows.end <= n
+            && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0)
+    );
+    let full = n / 8 * 8;
+    let x = xs.row(0);
+    let ahead = 12288usize.div_ceil(8 * row_bytes).max(1) * 8 * row_bytes;
+    let end = data.as_ptr_range().end;
+    let mut r0 = rows.start / 8 * 8;
+    while r0 < rows.end.min(full) {
+        let group = data.as_ptr().add(r0 * row_bytes);
+        // As in `dot_rows`: prefetching reads nothing (the addresses are never dereferenced).
+        let want = r0 * row_bytes + ahead;
+        let next = if want <= data.len() || then.is_empty() {
+            data.as_ptr().wrapping_add(want).min(end)
+        } else {
+            then.as_ptr()
+                .wrapping_add((want - data.len()).min(then.len()))
+        };
+        let o = match ty {
+            BlockType::Q4_0 => x8_q4_0(group, next, nb, &x),
+            BlockType::Q4_1 => x8_q4_1(group, next, nb, &x),
+            _ => x8_q5_0(group, next, nb, &x),
+        };
+        for r in r0.max(rows.start)..(r0 + 8).min(rows.end) {
+            *out.add(r) = o[r - r0];
+        }
+        r0 += 8;
+    }
+    if rows.end > full {
+        let tail = rows.start.max(full)..rows.end;
+        dot_rows(ty, data, row_bytes, tail, xs, out, n, Dot::Avx512Vnni, then);
+    }
+}
+
 /// The f16 at byte `at` of each of eight blocks, as f32, built in a register (writing the
 /// values to memory and reading them back as one vector would stall on store forwarding).
 #[inline]
@@ -603,6 +753,31 @@ pub(crate) unsafe fn decode_block(ty: BlockType, row: *const u8, b: usize) -> (_
                 _mm256_loadu_si256(blk.add(2) as *const __m256i),
                 half(blk),
                 0.0,
+            )
+        }
+        _ => (_mm256_setzero_si256(), 0.0, 0.0),
+    }
+}
+
+/// [`decode_block`] for row `i` of an interleaved group block `g` ([`super::interleave`]): the
+/// same codes, scale and offset weight.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn decode_block_x8(ty: BlockType, g: *const u8, i: usize) -> (__m256i, f32, f32) {
+    let d = half(g.add(2 * i));
+    match ty {
+        BlockType::Q4_0 => (nibbles(g.add(16 + 16 * i)), d, -8.0 * d),
+        BlockType::Q4_1 => (nibbles(g.add(32 + 16 * i)), d, half(g.add(16 + 2 * i))),
+        BlockType::Q5_0 => {
+            // Row i's 16 low and 16 high fifth bits, from the masks of its half.
+            let word = |at: usize| (g.add(at) as *const u64).read_unaligned() >> (16 * (i % 4));
+            let at = 16 + 16 * (i / 4);
+            let qh = (word(at) & 0xffff | (word(at + 8) & 0xffff) << 16) as u32;
+            let bits = fifth_bits(&qh as *const u32 as *const u8);
+            (
+                _mm256_or_si256(nibbles(g.add(48 + 16 * i)), bits),
+                d,
+                -16.0 * d,
             )
         }
         _ => (_mm256_setzero_si256(), 0.0, 0.0),
@@ -1412,7 +1587,7 @@ pub unsafe fn dot_rows(
     then: &[u8],
 ) {
     if dot == Dot::Avx512Vnni && xs.rows() >= GROUP {
-        return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n);
+        return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n, 0);
     }
     // Blocks of the row's type; the activations were quantized in blocks of the same size.
     let nb = row_bytes / ty.block_bytes();
