@@ -7,7 +7,9 @@
 //!
 //! The matrix (ROWS × COLS, default 1024 × 1024: 0.6–1.1 MB, about one core's L2) is quantized
 //! from normally distributed values, one thread runs CALLS products (default 2,000) after a
-//! warm-up, and the mean time per product is printed with the bytes it read per second.
+//! warm-up, and the mean time per product is printed with the bytes it read per second. Q4_0,
+//! Q4_1 and Q5_0 are also run held interleaved (`QMatrix::interleaved`), as the model holds them
+//! where the AVX-512 kernels run.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,8 +49,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let w = Tensor::randn(0f32, 1.0, (rows, cols), &Device::Cpu)?;
         let q = QTensor::quantize(&w, dtype)?;
         let bytes = q.storage_size_in_bytes();
-        let m = QMatrix::new(Arc::new(q)).ok_or("no Hearth kernel for this type")?;
-        for isa in Isa::supported() {
+        let q = Arc::new(q);
+        let plain = QMatrix::new(q.clone()).ok_or("no Hearth kernel for this type")?;
+        // The layout the model keeps Q4_0, Q4_1, Q5_0 and Q8_0 in where the AVX-512 kernels run.
+        let inter = QMatrix::interleaved(q).filter(|m| m.is_interleaved());
+        let runs = Isa::supported()
+            .into_iter()
+            .map(|isa| (isa, &plain, ""))
+            .chain(
+                inter
+                    .iter()
+                    .filter(|_| Isa::Avx512Vnni.is_supported())
+                    .map(|m| (Isa::Avx512Vnni, m, " interleaved")),
+            );
+        for (isa, m, layout) in runs {
             // The portable path is far slower: fewer calls keep the run short.
             let n = if isa == Isa::Scalar {
                 calls / 20 + 1
@@ -64,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let s = t.elapsed().as_secs_f64() / n as f64;
             println!(
-                "{dtype:?}  {isa:?}  {rows}x{cols}  {bytes}  {:.2}  {:.1}",
+                "{dtype:?}  {isa:?}{layout}  {rows}x{cols}  {bytes}  {:.2}  {:.1}",
                 s * 1e6,
                 bytes as f64 / s / 1e9
             );

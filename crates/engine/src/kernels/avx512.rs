@@ -73,12 +73,7 @@ enum Src {
 /// Decodes row `r` of the tile: `nb` blocks of type `ty` from `src`.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode(tile: &mut Tile16, ty: BlockType, r: usize, src: Src, nb: usize) {
-    let bs8 = 8 * ty.block_bytes();
-    for b in 0..nb {
-        let (codes, d, o) = match src {
-            Src::Row(row) => super::x86::decode_block(ty, row, b),
-            Src::Group(g, i) => super::x86::decode_block_x8(ty, g.add(b * bs8), i),
-        };
+    let mut put = |b: usize, (codes, d, o): (__m256i, f32, f32)| {
         let codes = if ty == BlockType::Q8_0 {
             _mm256_xor_si256(codes, _mm256_set1_epi8(-128))
         } else {
@@ -91,6 +86,20 @@ unsafe fn decode(tile: &mut Tile16, ty: BlockType, r: usize, src: Src, nb: usize
         }
         *tile.d.get_unchecked_mut(b * ROWS + r) = d;
         *tile.o.get_unchecked_mut(b * ROWS + r) = o;
+    };
+    // One loop per layout, rather than a choice per block.
+    match src {
+        Src::Row(row) => {
+            for b in 0..nb {
+                put(b, super::x86::decode_block(ty, row, b));
+            }
+        }
+        Src::Group(g, i) => {
+            let bs8 = 8 * ty.block_bytes();
+            for b in 0..nb {
+                put(b, super::x86::decode_block_x8(ty, g.add(b * bs8), i));
+            }
+        }
     }
 }
 
@@ -420,7 +429,7 @@ const GROUP: usize = 4;
 
 /// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`, for
 /// a type with blocks of 32. The rows below `interleaved` (a multiple of eight; 0 for a GGUF
-/// matrix) are held interleaved ([`super::interleave`]: Q4_0, Q4_1 and Q5_0 only).
+/// matrix) are held interleaved ([`super::interleave`]: Q4_0, Q4_1, Q5_0 and Q8_0 only).
 ///
 /// # Safety
 /// The CPU has AVX2, FMA, F16C ([`super::x86::available`]) and [`available`]; `data` holds whole

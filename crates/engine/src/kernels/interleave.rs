@@ -1,5 +1,5 @@
-//! The interleaved layout of Q4_0, Q4_1 and Q5_0 matrices: the one the AVX-512 single-token
-//! kernels read (see `x86::dot_rows_x8`), made once when a model loads.
+//! The interleaved layout of Q4_0, Q4_1, Q5_0 and Q8_0 matrices: the one the AVX-512
+//! single-token kernels read (see `x86::dot_rows_x8`), made once when a model loads.
 //!
 //! In GGUF each row is its blocks one after another (a Q5_0 block: an f16 scale, 32 fifth bits,
 //! 16 bytes of nibbles). A kernel that takes one block of eight rows at a time then gathers the
@@ -15,8 +15,9 @@
 //! | Q4_1 `16..32` | the eight minimums (f16) |
 //! | Q5_0 `16..48` | the fifth bits as four u64 byte masks: for the rows `4h..4h + 4` (`h` = 0, 1), at `16 + 16h` the low 16 fifth bits of each (row `4h + i` at bit `16i`), at `24 + 16h` their high 16 |
 //! | `16..144` / `32..160` / `48..176` | the eight rows' 16 bytes of nibbles, row `r` at `16r` |
+//! | Q8_0 `16..272` | the eight rows' 32 codes, row `r` at `32r` |
 //!
-//! so that a group's block is three or four plain loads. A group takes the same bytes as its
+//! so that a group's block is a few plain loads. A group takes the same bytes as its
 //! eight GGUF rows and the same place (rows `8g..8g + 8` are the bytes `8g · row_bytes ..`);
 //! rows after the last whole group keep the GGUF layout. Every other reader (prompts, other
 //! instruction sets, a row's values) asks for GGUF rows back through [`standard_rows`].
@@ -28,17 +29,22 @@ pub const GROUP_ROWS: usize = 8;
 
 /// Whether matrices of this type can be interleaved.
 pub fn covers(ty: BlockType) -> bool {
-    matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0)
+    head(ty).is_some()
 }
 
-/// Bytes of a block's fields before its 16 bytes of nibbles (`None`: not interleaved).
+/// Bytes of a block's fields before its codes (`None`: not interleaved).
 fn head(ty: BlockType) -> Option<usize> {
     match ty {
-        BlockType::Q4_0 => Some(2),
+        BlockType::Q4_0 | BlockType::Q8_0 => Some(2),
         BlockType::Q4_1 => Some(4),
         BlockType::Q5_0 => Some(6),
         _ => None,
     }
+}
+
+/// Bytes of a block's codes: 16 of nibbles, or Q8_0's 32.
+fn codes_len(ty: BlockType) -> usize {
+    ty.block_bytes() - head(ty).unwrap_or(0)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -55,14 +61,14 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// `block(r)` of its eight rows.
 fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
     let Some(h) = head(ty) else { return };
-    let codes = GROUP_ROWS * h;
+    let (codes, len) = (GROUP_ROWS * h, codes_len(ty));
     for r in 0..GROUP_ROWS {
         let b = block(r);
         dst[2 * r..2 * r + 2].copy_from_slice(&b[..2]);
         if ty == BlockType::Q4_1 {
             dst[16 + 2 * r..18 + 2 * r].copy_from_slice(&b[2..4]);
         }
-        dst[codes + 16 * r..codes + 16 * r + 16].copy_from_slice(&b[h..h + 16]);
+        dst[codes + len * r..codes + len * (r + 1)].copy_from_slice(&b[h..h + len]);
     }
     if ty == BlockType::Q5_0 {
         for half in 0..2 {
@@ -82,7 +88,7 @@ fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
 /// Writes row `r`'s GGUF block `dst` back from the interleaved group block `src`.
 fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
     let Some(h) = head(ty) else { return };
-    let codes = GROUP_ROWS * h;
+    let (codes, len) = (GROUP_ROWS * h, codes_len(ty));
     dst[..2].copy_from_slice(&src[2 * r..2 * r + 2]);
     match ty {
         BlockType::Q4_1 => dst[2..4].copy_from_slice(&src[16 + 2 * r..18 + 2 * r]),
@@ -94,7 +100,7 @@ fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
         }
         _ => {}
     }
-    dst[h..h + 16].copy_from_slice(&src[codes + 16 * r..codes + 16 * r + 16]);
+    dst[h..h + len].copy_from_slice(&src[codes + len * r..codes + len * (r + 1)]);
 }
 
 /// `rows` GGUF rows of `row_bytes` bytes (`data`) interleaved into `out` (as long as `data`).
@@ -167,7 +173,12 @@ mod tests {
 
     #[test]
     fn rows_come_back_as_they_were_for_every_type_and_a_partial_last_group() {
-        for ty in [BlockType::Q4_0, BlockType::Q4_1, BlockType::Q5_0] {
+        for ty in [
+            BlockType::Q4_0,
+            BlockType::Q4_1,
+            BlockType::Q5_0,
+            BlockType::Q8_0,
+        ] {
             for n in [8, 13, 16, 3] {
                 let nb = 5;
                 let rb = nb * ty.block_bytes();
@@ -221,5 +232,18 @@ mod tests {
             assert_eq!(x[32 + 16 * r..48 + 16 * r], b[4..20], "nibbles of row {r}");
         }
         assert_eq!(x[2..4], data[rb..rb + 2], "scale of row 1");
+        let ty = BlockType::Q8_0;
+        let rb = 2 * 34;
+        let data = rows(ty, 8, nb);
+        let x = interleaved(ty, &data, 8, rb);
+        for r in 0..8 {
+            let b = &data[r * rb + 34..r * rb + 68];
+            assert_eq!(x[272 + 2 * r..274 + 2 * r], b[..2], "scale of row {r}");
+            assert_eq!(
+                x[272 + 16 + 32 * r..272 + 48 + 32 * r],
+                b[2..],
+                "codes of row {r}"
+            );
+        }
     }
 }

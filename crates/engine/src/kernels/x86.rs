@@ -605,7 +605,59 @@ x8_rows_zmm!(x8_q5_0, 22, |g, h| q5_0_codes_x8(g, h), |dw| {
     _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 });
 
-/// One token (`xs` has one row) against rows `rows` of an interleaved Q4_0, Q4_1 or Q5_0 matrix
+/// [`q8_0_rows8`] with one token for a group of eight interleaved Q8_0 rows
+/// ([`super::interleave`]), two rows to a 512-bit vector: each row's block sum is one
+/// `vpdpbusd` of its codes made unsigned (+128) with the token's, less 128 times the token's
+/// block sum, the same exact integer as `q8_0_rows8`'s, gathered into lane `r` by three rounds
+/// of pairwise additions; then its floating-point steps in its order: the same bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
+unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
+    let mut acc = _mm256_setzero_ps();
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    let bias = _mm512_set1_epi8(-128);
+    for b in 0..nb {
+        let g = group.add(b * 8 * 34);
+        prefetch_group_block(next, b, 34);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34 + 192) as *const i8);
+        let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+        let y = _mm512_broadcast_i64x4(y);
+        // Lanes 0..8 of p[h]: row 2h's eight partial sums, lanes 8..16 row 2h + 1's.
+        let p: [__m512i; 4] = std::array::from_fn(|h| {
+            let w = _mm512_loadu_si512(g.add(16 + 64 * h) as *const _);
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(w, bias), y)
+        });
+        // Rows 4k..4k + 4, four partial sums each, in lanes 4r..4r + 4 of q[k].
+        let q: [__m512i; 2] = std::array::from_fn(|k| {
+            _mm512_add_epi32(
+                _mm512_permutex2var_epi32(p[2 * k], even, p[2 * k + 1]),
+                _mm512_permutex2var_epi32(p[2 * k], odd, p[2 * k + 1]),
+            )
+        });
+        let e = _mm512_add_epi32(
+            _mm512_permutex2var_epi32(q[0], even, q[1]),
+            _mm512_permutex2var_epi32(q[0], odd, q[1]),
+        );
+        let f = _mm512_add_epi32(
+            _mm512_permutexvar_epi32(even, e),
+            _mm512_permutexvar_epi32(odd, e),
+        );
+        let isum = _mm256_sub_epi32(
+            _mm512_castsi512_si256(f),
+            _mm256_set1_epi32(128 * *x.sums.get_unchecked(b)),
+        );
+        let sum = _mm256_cvtepi32_ps(isum);
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
+        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+        acc = _mm256_fmadd_ps(scale, sum, acc);
+    }
+    let mut out = [0f32; 8];
+    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, _mm256_setzero_ps()));
+    out
+}
+
+/// One token (`xs` has one row) against rows `rows` of an interleaved Q4_0, Q4_1, Q5_0 or Q8_0 matrix
 /// of `n` rows of `row_bytes` bytes ([`super::interleave`]): row `r`'s result to `out[r]`. Whole
 /// groups of eight go through [`x8_rows_zmm`]'s kernels (a group only partly in `rows` is
 /// computed whole and only its rows in `rows` stored), the rows after the last whole group,
@@ -635,7 +687,7 @@ pub unsafe fn dot_rows_x8(
             && xs.block == QK
             && n * row_bytes <= data.len()
             && rows.end <= n
-            && matches!(ty, BlockType::Q4_0 | BlockType::Q4_1 | BlockType::Q5_0)
+            && super::interleave::covers(ty)
     );
     let full = n / 8 * 8;
     let x = xs.row(0);
@@ -655,6 +707,7 @@ pub unsafe fn dot_rows_x8(
         let o = match ty {
             BlockType::Q4_0 => x8_q4_0(group, next, nb, &x),
             BlockType::Q4_1 => x8_q4_1(group, next, nb, &x),
+            BlockType::Q8_0 => x8_q8_0(group, next, nb, &x),
             _ => x8_q5_0(group, next, nb, &x),
         };
         for r in r0.max(rows.start)..(r0 + 8).min(rows.end) {
@@ -780,6 +833,11 @@ pub(crate) unsafe fn decode_block_x8(ty: BlockType, g: *const u8, i: usize) -> (
                 -16.0 * d,
             )
         }
+        BlockType::Q8_0 => (
+            _mm256_loadu_si256(g.add(16 + 32 * i) as *const __m256i),
+            d,
+            0.0,
+        ),
         _ => (_mm256_setzero_si256(), 0.0, 0.0),
     }
 }
