@@ -223,6 +223,19 @@ fn requantized_tensor(
     Arc::new(QTensor::quantize(&part, dtype).unwrap())
 }
 
+/// [`hearth_engine::kernels::matmul_many`] of `mats` on the tokens `x`: each matrix's outputs
+/// (NaN where nothing was written).
+fn many_outputs(isa: Isa, mats: &[&QMatrix], x: &[f32]) -> Vec<Vec<f32>> {
+    let tokens = x.len() / mats[0].cols();
+    let mut outs: Vec<Vec<f32>> = mats
+        .iter()
+        .map(|m| vec![f32::NAN; tokens * m.rows()])
+        .collect();
+    let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+    hearth_engine::kernels::matmul_many(isa, mats, x, &mut o).unwrap();
+    outs
+}
+
 /// A matrix held interleaved (the layout of the AVX-512 single-token kernels) gives every
 /// instruction set the same bits as the same matrix read in place, for one token and for a
 /// prompt, in a call of its own and beside other matrices (a first matrix of 117 rows puts the
@@ -278,16 +291,9 @@ fn interleaved_matrices_give_the_bits_of_matrices_read_in_place() {
             for call in calls {
                 let cols = plain[call[0]].cols();
                 let x = activations(tokens * cols, 11 + tokens as u64);
-                let run = |ms: &[QMatrix]| -> Vec<Vec<f32>> {
+                let run = |ms: &[QMatrix]| {
                     let refs: Vec<&QMatrix> = call.iter().map(|&i| &ms[i]).collect();
-                    let mut outs: Vec<Vec<f32>> = refs
-                        .iter()
-                        .map(|m| vec![f32::NAN; tokens * m.rows()])
-                        .collect();
-                    let mut o: Vec<&mut [f32]> =
-                        outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    hearth_engine::kernels::matmul_many(isa, &refs, &x, &mut o).unwrap();
-                    outs
+                    many_outputs(isa, &refs, &x)
                 };
                 assert_eq!(
                     run(&inter),
@@ -446,15 +452,7 @@ fn several_matrices_in_one_call_match_their_own_calls() {
         for tokens in [1, 5] {
             let x = activations(tokens * cols, 7 + tokens as u64);
             for isa in Isa::supported() {
-                let mut outs: Vec<Vec<f32>> = mats
-                    .iter()
-                    .map(|m| vec![f32::NAN; tokens * m.rows()])
-                    .collect();
-                {
-                    let mut o: Vec<&mut [f32]> =
-                        outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    hearth_engine::kernels::matmul_many(isa, &refs, &x, &mut o).unwrap();
-                }
+                let outs = many_outputs(isa, &refs, &x);
                 let xt = Tensor::from_vec(x.clone(), (1, tokens, cols), &Device::Cpu).unwrap();
                 let ts = hearth_engine::kernels::forward_many(isa, &refs, &xt).unwrap();
                 for (i, m) in mats.iter().enumerate() {

@@ -451,6 +451,30 @@ unsafe fn q5_0_codes4(b: &[*const u8]) -> (__m512i, __m512i) {
     )
 }
 
+/// Lanes `2i` and `2i + 1` of `a` then of `b`, added: sixteen 32-bit sums, `a`'s pairs in the
+/// low eight lanes, `b`'s in the high eight.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn pair_halves(a: __m512i, b: __m512i) -> __m512i {
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    _mm512_add_epi32(
+        _mm512_permutex2var_epi32(a, even, b),
+        _mm512_permutex2var_epi32(a, odd, b),
+    )
+}
+
+/// Eight rows' sums, row `r` in lane `r`, from four partial sums per row: lanes `4r..4r + 4` of
+/// `p[h]` belong to row `4h + r`. Two rounds of pairwise additions (the same integers in any
+/// order: they are exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn quad_sums(p: &[__m512i; 2]) -> __m256i {
+    // Row r's partial sums: lanes 2r and 2r + 1 of e, then lane r of the result.
+    let e = pair_halves(p[0], p[1]);
+    _mm512_castsi512_si256(pair_halves(e, e))
+}
+
 /// One token against eight rows of a type with blocks of 32, read in place, for CPUs with
 /// AVX-512 VNNI, BW and VL: [`direct_rows8`]'s kernel with four rows to a 512-bit vector (row
 /// `r` of a half in 128-bit lane `r`), so a block of eight rows takes four `vpdpbusd` and half
@@ -470,9 +494,6 @@ macro_rules! direct_rows8_zmm {
         ) -> [f32; 8] {
             let mut acc = _mm256_setzero_ps();
             let mut off = _mm256_setzero_ps();
-            // The even and the odd 32-bit lanes of two vectors (a's, then b's).
-            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
             for b in 0..nb {
                 let $blocks: [*const u8; 8] = std::array::from_fn(|r| rows[r].add(b * $bs));
                 prefetch_group_block(next, b, $bs);
@@ -487,16 +508,7 @@ macro_rules! direct_rows8_zmm {
                     let (lo, hi): (__m512i, __m512i) = $codes;
                     *p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*p, lo, ylo), hi, yhi);
                 }
-                // Row r's partial sums: lanes 2r and 2r + 1 of e, then lane r of f.
-                let e = _mm512_add_epi32(
-                    _mm512_permutex2var_epi32(p[0], even, p[1]),
-                    _mm512_permutex2var_epi32(p[0], odd, p[1]),
-                );
-                let f = _mm512_add_epi32(
-                    _mm512_permutexvar_epi32(even, e),
-                    _mm512_permutexvar_epi32(odd, e),
-                );
-                let sum = _mm256_cvtepi32_ps(_mm512_castsi512_si256(f));
+                let sum = _mm256_cvtepi32_ps(quad_sums(&p));
                 let $dw = halves8(&$blocks, 0);
                 let ow: __m256 = $ow;
                 close_block32(sum, $dw, ow, x, b, &mut acc, &mut off);
@@ -562,8 +574,6 @@ macro_rules! x8_rows_zmm {
         unsafe fn $name(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
             let mut acc = _mm256_setzero_ps();
             let mut off = _mm256_setzero_ps();
-            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
             for b in 0..nb {
                 let $g = group.add(b * 8 * $bs);
                 prefetch_group_block(next, b, $bs);
@@ -575,15 +585,7 @@ macro_rules! x8_rows_zmm {
                     let (lo, hi): (__m512i, __m512i) = $codes;
                     *p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*p, lo, ylo), hi, yhi);
                 }
-                let e = _mm512_add_epi32(
-                    _mm512_permutex2var_epi32(p[0], even, p[1]),
-                    _mm512_permutex2var_epi32(p[0], odd, p[1]),
-                );
-                let f = _mm512_add_epi32(
-                    _mm512_permutexvar_epi32(even, e),
-                    _mm512_permutexvar_epi32(odd, e),
-                );
-                let sum = _mm256_cvtepi32_ps(_mm512_castsi512_si256(f));
+                let sum = _mm256_cvtepi32_ps(quad_sums(&p));
                 let $dw = _mm256_cvtph_ps(_mm_loadu_si128($g as *const __m128i));
                 let ow: __m256 = $ow;
                 close_block32(sum, $dw, ow, x, b, &mut acc, &mut off);
@@ -614,8 +616,6 @@ x8_rows_zmm!(x8_q5_0, 22, |g, h| q5_0_codes_x8(g, h), |dw| {
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
 unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
     let mut acc = _mm256_setzero_ps();
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     let bias = _mm512_set1_epi8(-128);
     for b in 0..nb {
         let g = group.add(b * 8 * 34);
@@ -629,22 +629,9 @@ unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -
             _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(w, bias), y)
         });
         // Rows 4k..4k + 4, four partial sums each, in lanes 4r..4r + 4 of q[k].
-        let q: [__m512i; 2] = std::array::from_fn(|k| {
-            _mm512_add_epi32(
-                _mm512_permutex2var_epi32(p[2 * k], even, p[2 * k + 1]),
-                _mm512_permutex2var_epi32(p[2 * k], odd, p[2 * k + 1]),
-            )
-        });
-        let e = _mm512_add_epi32(
-            _mm512_permutex2var_epi32(q[0], even, q[1]),
-            _mm512_permutex2var_epi32(q[0], odd, q[1]),
-        );
-        let f = _mm512_add_epi32(
-            _mm512_permutexvar_epi32(even, e),
-            _mm512_permutexvar_epi32(odd, e),
-        );
+        let q: [__m512i; 2] = std::array::from_fn(|k| pair_halves(p[2 * k], p[2 * k + 1]));
         let isum = _mm256_sub_epi32(
-            _mm512_castsi512_si256(f),
+            quad_sums(&q),
             _mm256_set1_epi32(128 * *x.sums.get_unchecked(b)),
         );
         let sum = _mm256_cvtepi32_ps(isum);
