@@ -38,13 +38,11 @@ impl Matrix {
             && Arc::strong_count(&q) == 1
             && Arc::weak_count(&q) == 0
         {
-            if let Some(own) = QMatrix::interleaved(q.clone()) {
-                if own.is_interleaved() {
-                    return Ok(Self {
-                        candle: OnceLock::new(),
-                        own: Some(own),
-                    });
-                }
+            if let Some(own) = QMatrix::interleaved(q.clone()).filter(QMatrix::is_interleaved) {
+                return Ok(Self {
+                    candle: OnceLock::new(),
+                    own: Some(own),
+                });
             }
         }
         Ok(Self {

@@ -33,13 +33,31 @@ pub fn covers(ty: BlockType) -> bool {
 }
 
 /// Bytes of a block's fields before its codes (`None`: not interleaved).
-fn head(ty: BlockType) -> Option<usize> {
+const fn head(ty: BlockType) -> Option<usize> {
     match ty {
         BlockType::Q4_0 | BlockType::Q8_0 => Some(2),
         BlockType::Q4_1 => Some(4),
         BlockType::Q5_0 => Some(6),
         _ => None,
     }
+}
+
+/// Where Q4_1's minimums and Q5_0's fifth-bit masks start in a group block (after the scales).
+pub const SECOND_AT: usize = 16;
+
+/// Where the rows' codes start in a group block of a covered type.
+pub const fn codes_at(ty: BlockType) -> usize {
+    match head(ty) {
+        Some(h) => GROUP_ROWS * h,
+        None => 0,
+    }
+}
+
+/// Q5_0 row `i`'s 32 fifth bits (as its GGUF block holds them) from the two mask words of its
+/// half of the group (`low` at `SECOND_AT + 16 · (i / 4)`, `high` 8 bytes after it).
+pub fn q5_0_bits(low: u64, high: u64, i: usize) -> u32 {
+    let at = 16 * (i % 4);
+    ((low >> at) & 0xffff | ((high >> at) & 0xffff) << 16) as u32
 }
 
 /// Bytes of a block's codes: 16 of nibbles, or Q8_0's 32.
@@ -61,12 +79,12 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// `block(r)` of its eight rows.
 fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
     let Some(h) = head(ty) else { return };
-    let (codes, len) = (GROUP_ROWS * h, codes_len(ty));
+    let (codes, len) = (codes_at(ty), codes_len(ty));
     for r in 0..GROUP_ROWS {
         let b = block(r);
         dst[2 * r..2 * r + 2].copy_from_slice(&b[..2]);
         if ty == BlockType::Q4_1 {
-            dst[16 + 2 * r..18 + 2 * r].copy_from_slice(&b[2..4]);
+            dst[SECOND_AT + 2 * r..SECOND_AT + 2 * r + 2].copy_from_slice(&b[2..4]);
         }
         dst[codes + len * r..codes + len * (r + 1)].copy_from_slice(&b[h..h + len]);
     }
@@ -78,7 +96,7 @@ fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
                 low |= (bits & 0xffff) << (16 * i);
                 high |= (bits >> 16) << (16 * i);
             }
-            let at = 16 + 16 * half;
+            let at = SECOND_AT + 16 * half;
             dst[at..at + 8].copy_from_slice(&low.to_le_bytes());
             dst[at + 8..at + 16].copy_from_slice(&high.to_le_bytes());
         }
@@ -88,15 +106,16 @@ fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
 /// Writes row `r`'s GGUF block `dst` back from the interleaved group block `src`.
 fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
     let Some(h) = head(ty) else { return };
-    let (codes, len) = (GROUP_ROWS * h, codes_len(ty));
+    let (codes, len) = (codes_at(ty), codes_len(ty));
     dst[..2].copy_from_slice(&src[2 * r..2 * r + 2]);
     match ty {
-        BlockType::Q4_1 => dst[2..4].copy_from_slice(&src[16 + 2 * r..18 + 2 * r]),
+        BlockType::Q4_1 => {
+            dst[2..4].copy_from_slice(&src[SECOND_AT + 2 * r..SECOND_AT + 2 * r + 2])
+        }
         BlockType::Q5_0 => {
-            let (half, i) = (r / 4, r % 4);
-            let low = (u64_at(src, 16 + 16 * half) >> (16 * i)) & 0xffff;
-            let high = (u64_at(src, 24 + 16 * half) >> (16 * i)) & 0xffff;
-            dst[2..6].copy_from_slice(&((low | high << 16) as u32).to_le_bytes());
+            let at = SECOND_AT + 16 * (r / 4);
+            let bits = q5_0_bits(u64_at(src, at), u64_at(src, at + 8), r);
+            dst[2..6].copy_from_slice(&bits.to_le_bytes());
         }
         _ => {}
     }
@@ -106,11 +125,14 @@ fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
 /// `rows` GGUF rows of `row_bytes` bytes (`data`) interleaved into `out` (as long as `data`).
 /// Unless `data` holds whole rows of a covered type, `out` gets a plain copy.
 pub fn interleave(ty: BlockType, data: &[u8], rows: usize, row_bytes: usize, out: &mut [u8]) {
-    out.copy_from_slice(data);
     let bs = ty.block_bytes();
     if head(ty).is_none() || !row_bytes.is_multiple_of(bs) || data.len() < rows * row_bytes {
+        out.copy_from_slice(data);
         return;
     }
+    // The rows after the last whole group, as they are; the groups are written below.
+    let packed = rows / GROUP_ROWS * GROUP_ROWS * row_bytes;
+    out[packed..].copy_from_slice(&data[packed..]);
     let nb = row_bytes / bs;
     for g in 0..rows / GROUP_ROWS {
         let base = g * GROUP_ROWS * row_bytes;

@@ -83,6 +83,19 @@ impl BlockType {
         }
     }
 
+    /// The GGML type.
+    pub fn ggml(self) -> GgmlDType {
+        match self {
+            Self::Q4_0 => GgmlDType::Q4_0,
+            Self::Q4_1 => GgmlDType::Q4_1,
+            Self::Q5_0 => GgmlDType::Q5_0,
+            Self::Q8_0 => GgmlDType::Q8_0,
+            Self::Q4_K => GgmlDType::Q4K,
+            Self::Q5_K => GgmlDType::Q5K,
+            Self::Q6_K => GgmlDType::Q6K,
+        }
+    }
+
     /// Values in one block: 32, or 256 for the k-quants.
     pub fn block_values(self) -> usize {
         match self {
@@ -205,7 +218,6 @@ pub fn selected() -> Option<Isa> {
 #[derive(Clone)]
 pub struct QMatrix {
     bytes: Bytes,
-    dtype: GgmlDType,
     ty: BlockType,
     rows: usize,
     cols: usize,
@@ -262,7 +274,6 @@ impl QMatrix {
             _ => return None,
         }
         Some(Self {
-            dtype: tensor.dtype(),
             bytes: Bytes::Tensor(tensor),
             ty,
             rows,
@@ -313,7 +324,7 @@ impl QMatrix {
                 );
                 Ok(Arc::new(
                     candle_core::quantized::ggml_file::qtensor_from_ggml(
-                        self.dtype,
+                        self.ty.ggml(),
                         &gguf,
                         vec![self.rows, self.cols],
                         &Device::Cpu,

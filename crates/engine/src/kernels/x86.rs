@@ -9,6 +9,7 @@
 
 use std::arch::x86_64::*;
 
+use super::interleave;
 use super::q8::{Q8Row, Q8Rows, QK};
 use super::BlockType;
 
@@ -530,10 +531,37 @@ direct_rows8_zmm!(direct8_q5_0_zmm, 22, |b4| q5_0_codes4(b4), |blocks, dw| {
     _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 });
 
-/// Whether [`dot_rows_x8`]'s kernels run here (their features beyond the AVX-512 instruction
+/// Groups of eight rows the in-place kernels prefetch ahead of the ones they read: at least
+/// 12 KiB (see `dot_rows`).
+fn ahead_groups(row_bytes: usize) -> usize {
+    12288usize.div_ceil(8 * row_bytes).max(1)
+}
+
+/// Where to prefetch for byte `want` of a matrix `data` read front to back: there, or past the
+/// matrix's end on into `then` (the next matrix of the same call), or the matrix's end when
+/// there is none. Prefetching reads nothing wrong (a prefetch never faults; the address is
+/// formed with wrapping arithmetic and never dereferenced).
+fn prefetch_at(data: &[u8], then: &[u8], want: usize) -> *const u8 {
+    if want <= data.len() || then.is_empty() {
+        data.as_ptr()
+            .wrapping_add(want)
+            .min(data.as_ptr_range().end)
+    } else {
+        then.as_ptr()
+            .wrapping_add((want - data.len()).min(then.len()))
+    }
+}
+
+/// Where the codes start in an interleaved group block ([`interleave::codes_at`]).
+const Q4_0_CODES: usize = interleave::codes_at(BlockType::Q4_0);
+const Q4_1_CODES: usize = interleave::codes_at(BlockType::Q4_1);
+const Q5_0_CODES: usize = interleave::codes_at(BlockType::Q5_0);
+const Q8_0_CODES: usize = interleave::codes_at(BlockType::Q8_0);
+
+/// Whether [`dot_rows_x8`]'s kernels run here (their feature beyond the AVX-512 instruction
 /// set's: VL).
 pub fn x8_available() -> bool {
-    is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("bmi2")
+    is_x86_feature_detected!("avx512vl")
 }
 
 /// The low and high nibbles of the 64 bytes at `at`: codes `0..16` and `16..32` of four rows'
@@ -555,12 +583,17 @@ unsafe fn nibbles64(at: *const u8) -> (__m512i, __m512i) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn q5_0_codes_x8(g: *const u8, h: usize) -> (__m512i, __m512i) {
-    let (lo, hi) = nibbles64(g.add(48 + 64 * h));
-    let mask = |at: usize| _cvtu64_mask64((g.add(at) as *const u64).read_unaligned());
+    let (lo, hi) = nibbles64(g.add(Q5_0_CODES + 64 * h));
+    let masks = g.add(interleave::SECOND_AT + 16 * h) as *const u64;
     let sixteen = _mm512_set1_epi8(16);
     (
-        _mm512_mask_add_epi8(lo, mask(16 + 16 * h), lo, sixteen),
-        _mm512_mask_add_epi8(hi, mask(24 + 16 * h), hi, sixteen),
+        _mm512_mask_add_epi8(lo, _cvtu64_mask64(masks.read_unaligned()), lo, sixteen),
+        _mm512_mask_add_epi8(
+            hi,
+            _cvtu64_mask64(masks.add(1).read_unaligned()),
+            hi,
+            sixteen,
+        ),
     )
 }
 
@@ -570,7 +603,7 @@ unsafe fn q5_0_codes_x8(g: *const u8, h: usize) -> (__m512i, __m512i) {
 macro_rules! x8_rows_zmm {
     ($name:ident, $bs:expr, |$g:ident, $h:ident| $codes:expr, |$dw:ident| $ow:expr) => {
         #[inline]
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         unsafe fn $name(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
             let mut acc = _mm256_setzero_ps();
             let mut off = _mm256_setzero_ps();
@@ -597,12 +630,22 @@ macro_rules! x8_rows_zmm {
     };
 }
 
-x8_rows_zmm!(x8_q4_0, 18, |g, h| nibbles64(g.add(16 + 64 * h)), |dw| {
-    _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
-});
-x8_rows_zmm!(x8_q4_1, 20, |g, h| nibbles64(g.add(32 + 64 * h)), |dw| {
-    _mm256_cvtph_ps(_mm_loadu_si128(g.add(16) as *const __m128i))
-});
+x8_rows_zmm!(
+    x8_q4_0,
+    18,
+    |g, h| nibbles64(g.add(Q4_0_CODES + 64 * h)),
+    |dw| { _mm256_mul_ps(_mm256_set1_ps(-8.0), dw) }
+);
+x8_rows_zmm!(
+    x8_q4_1,
+    20,
+    |g, h| nibbles64(g.add(Q4_1_CODES + 64 * h)),
+    |dw| {
+        _mm256_cvtph_ps(_mm_loadu_si128(
+            g.add(interleave::SECOND_AT) as *const __m128i
+        ))
+    }
+);
 x8_rows_zmm!(x8_q5_0, 22, |g, h| q5_0_codes_x8(g, h), |dw| {
     _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 });
@@ -613,7 +656,7 @@ x8_rows_zmm!(x8_q5_0, 22, |g, h| q5_0_codes_x8(g, h), |dw| {
 /// block sum, the same exact integer as `q8_0_rows8`'s, gathered into lane `r` by three rounds
 /// of pairwise additions; then its floating-point steps in its order: the same bits.
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,bmi2")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
     let mut acc = _mm256_setzero_ps();
     let bias = _mm512_set1_epi8(-128);
@@ -625,7 +668,7 @@ unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -
         let y = _mm512_broadcast_i64x4(y);
         // Lanes 0..8 of p[h]: row 2h's eight partial sums, lanes 8..16 row 2h + 1's.
         let p: [__m512i; 4] = std::array::from_fn(|h| {
-            let w = _mm512_loadu_si512(g.add(16 + 64 * h) as *const _);
+            let w = _mm512_loadu_si512(g.add(Q8_0_CODES + 64 * h) as *const _);
             _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(w, bias), y)
         });
         // Rows 4k..4k + 4, four partial sums each, in lanes 4r..4r + 4 of q[k].
@@ -678,19 +721,11 @@ pub unsafe fn dot_rows_x8(
     );
     let full = n / 8 * 8;
     let x = xs.row(0);
-    let ahead = 12288usize.div_ceil(8 * row_bytes).max(1) * 8 * row_bytes;
-    let end = data.as_ptr_range().end;
+    let ahead = ahead_groups(row_bytes) * 8 * row_bytes;
     let mut r0 = rows.start / 8 * 8;
     while r0 < rows.end.min(full) {
         let group = data.as_ptr().add(r0 * row_bytes);
-        // As in `dot_rows`: prefetching reads nothing (the addresses are never dereferenced).
-        let want = r0 * row_bytes + ahead;
-        let next = if want <= data.len() || then.is_empty() {
-            data.as_ptr().wrapping_add(want).min(end)
-        } else {
-            then.as_ptr()
-                .wrapping_add((want - data.len()).min(then.len()))
-        };
+        let next = prefetch_at(data, then, r0 * row_bytes + ahead);
         let o = match ty {
             BlockType::Q4_0 => x8_q4_0(group, next, nb, &x),
             BlockType::Q4_1 => x8_q4_1(group, next, nb, &x),
@@ -805,23 +840,25 @@ pub(crate) unsafe fn decode_block(ty: BlockType, row: *const u8, b: usize) -> (_
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn decode_block_x8(ty: BlockType, g: *const u8, i: usize) -> (__m256i, f32, f32) {
     let d = half(g.add(2 * i));
+    let codes = g.add(interleave::codes_at(ty));
+    let second = g.add(interleave::SECOND_AT);
     match ty {
-        BlockType::Q4_0 => (nibbles(g.add(16 + 16 * i)), d, -8.0 * d),
-        BlockType::Q4_1 => (nibbles(g.add(32 + 16 * i)), d, half(g.add(16 + 2 * i))),
+        BlockType::Q4_0 => (nibbles(codes.add(16 * i)), d, -8.0 * d),
+        BlockType::Q4_1 => (nibbles(codes.add(16 * i)), d, half(second.add(2 * i))),
         BlockType::Q5_0 => {
-            // Row i's 16 low and 16 high fifth bits, from the masks of its half.
-            let word = |at: usize| (g.add(at) as *const u64).read_unaligned() >> (16 * (i % 4));
-            let at = 16 + 16 * (i / 4);
-            let qh = (word(at) & 0xffff | (word(at + 8) & 0xffff) << 16) as u32;
+            // Row i's fifth bits, from the masks of its half.
+            let masks = second.add(16 * (i / 4)) as *const u64;
+            let qh =
+                interleave::q5_0_bits(masks.read_unaligned(), masks.add(1).read_unaligned(), i);
             let bits = fifth_bits(&qh as *const u32 as *const u8);
             (
-                _mm256_or_si256(nibbles(g.add(48 + 16 * i)), bits),
+                _mm256_or_si256(nibbles(codes.add(16 * i)), bits),
                 d,
                 -16.0 * d,
             )
         }
         BlockType::Q8_0 => (
-            _mm256_loadu_si256(g.add(16 + 32 * i) as *const __m256i),
+            _mm256_loadu_si256(codes.add(32 * i) as *const __m256i),
             d,
             0.0,
         ),
@@ -1694,27 +1731,18 @@ pub unsafe fn dot_rows(
     // 3-13% slower per token in kernel_bench (1B shape Q4_0 to SmolLM2 Q4_0), and 20 KiB too far
     // for Q8_0's long rows. They prefetch on past the end of their chunk, up to the matrix's end:
     // the pool hands a thread the chunks of its share in order (see `crate::pool`), so what
-    // follows a chunk is usually the thread's next one. At the matrix's end they go on into `then`, the matrix the
-    // same call takes next (a layer's key rows after its query rows), if any.
-    let ahead_groups = 12288usize.div_ceil(8 * row_bytes).max(1);
+    // follows a chunk is usually the thread's next one. At the matrix's end they go on into
+    // `then`, the matrix the same call takes next (a layer's key rows after its query rows).
+    let ahead_groups = ahead_groups(row_bytes);
     macro_rules! walk_8_rows {
         (|$ptrs:ident, $next:ident, $store:ident| $body:block) => {{
-            let end = data.as_ptr_range().end;
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let valid = (rows.end - r0).min(8);
                 let $ptrs: [*const u8; 8] = std::array::from_fn(|i| {
                     data.as_ptr().add((r0 + i.min(valid - 1)) * row_bytes)
                 });
-                // Prefetching past the matrix's end reads nothing wrong (a prefetch never faults;
-                // the addresses are formed with wrapping arithmetic and never dereferenced).
-                // Past the matrix's end, on into `then` (the next matrix of the call).
-                let want = (r0 + 8 * ahead_groups) * row_bytes;
-                let $next = if want <= data.len() || then.is_empty() {
-                    data.as_ptr().wrapping_add(want).min(end)
-                } else {
-                    then.as_ptr().wrapping_add((want - data.len()).min(then.len()))
-                };
+                let $next = prefetch_at(data, then, (r0 + 8 * ahead_groups) * row_bytes);
                 let $store = |t: usize, o: &[f32; 8]| {
                     for (k, v) in o[..valid].iter().enumerate() {
                         *out.add(t * n + r0 + k) = *v;
