@@ -8,7 +8,7 @@
 //! The matrix (ROWS × COLS, default 1024 × 1024: 0.6–1.1 MB, about one core's L2) is quantized
 //! from normally distributed values, one thread runs CALLS products (default 2,000) after a
 //! warm-up, and the mean time per product is printed with the bytes it read per second. Q4_0,
-//! Q4_1, Q5_0 and Q8_0 are also run held interleaved (`QMatrix::interleaved`), as the model
+//! Q4_1, Q5_0, Q8_0 and the k-quants are also run held interleaved (`QMatrix::interleaved`), as the model
 //! holds them where the AVX-512 kernels run.
 
 use std::sync::Arc;

@@ -29,7 +29,7 @@ struct Matrix {
 
 impl Matrix {
     /// `q`'s matrix. Where the kernels run AVX-512 and `q` is not shared (a tied output is also
-    /// the embedding), a Q4_0, Q4_1, Q5_0 or Q8_0 matrix is kept interleaved for the single-token
+    /// the embedding), a matrix of a covered type is kept interleaved for the single-token
     /// kernels ([`QMatrix::interleaved`]) and its tensor freed.
     fn new(q: Arc<QTensor>) -> Result<Self> {
         #[cfg(target_arch = "x86_64")]

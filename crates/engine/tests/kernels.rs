@@ -244,6 +244,7 @@ fn many_outputs(isa: Isa, mats: &[&QMatrix], x: &[f32]) -> Vec<Vec<f32>> {
 #[test]
 fn interleaved_matrices_give_the_bits_of_matrices_read_in_place() {
     let s = tensor(&smollm(), "blk.3.ffn_up.weight", &[1536, 576]);
+    let d = tensor(&qwen(), "blk.0.ffn_down.weight", &[896, 4864]);
     let tensors = [
         tensor(&qwen(), "blk.0.attn_q.weight", &[896, 896]),
         requantized_tensor(&s, 203, 576, GgmlDType::Q5_0),
@@ -251,6 +252,9 @@ fn interleaved_matrices_give_the_bits_of_matrices_read_in_place() {
         requantized_tensor(&s, 117, 576, GgmlDType::Q4_1),
         requantized_tensor(&s, 301, 576, GgmlDType::Q4_0),
         requantized_tensor(&s, 69, 576, GgmlDType::Q8_0),
+        tensor(&qwen(), "blk.0.ffn_down.weight", &[896, 4864]),
+        requantized_tensor(&d, 107, 4864, GgmlDType::Q4K),
+        requantized_tensor(&d, 45, 4864, GgmlDType::Q5K),
     ];
     let plain: Vec<QMatrix> = tensors
         .iter()
@@ -285,7 +289,18 @@ fn interleaved_matrices_give_the_bits_of_matrices_read_in_place() {
     check(&inter[0], 5);
     check(&inter[1], 1);
     check(&inter[5], 1);
-    let calls: [&[usize]; 4] = [&[0], &[3, 1, 4], &[2, 5], &[1, 2]];
+    check(&inter[7], 1);
+    check(&inter[8], 1);
+    check(&inter[6], 3);
+    let calls: [&[usize]; 7] = [
+        &[0],
+        &[3, 1, 4],
+        &[2, 5],
+        &[1, 2],
+        &[6],
+        &[7, 8],
+        &[8, 6, 7],
+    ];
     for tokens in [1, 2, 6] {
         for isa in Isa::supported() {
             for call in calls {

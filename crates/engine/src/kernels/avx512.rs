@@ -23,7 +23,7 @@
 use std::arch::x86_64::*;
 
 use super::q8::{Q8Row, Q8Rows, QK};
-use super::x86::{half, k4_scales, k_bytes, k_codes, K4, K5, K6};
+use super::x86::{half, k4_scales, k_bytes, k_codes, k_type, K4, K5, K6};
 use super::BlockType;
 
 /// Whether this CPU has the AVX-512 parts these functions and the AVX-512 single-token kernels
@@ -68,6 +68,16 @@ thread_local! {
 enum Src {
     Row(*const u8),
     Group(*const u8, usize),
+}
+
+/// Where row `row` of a matrix (`data`, rows of `row_bytes`) is when the rows below
+/// `interleaved` are held in groups of eight.
+unsafe fn src(data: &[u8], row_bytes: usize, row: usize, interleaved: usize) -> Src {
+    if row < interleaved {
+        Src::Group(data.as_ptr().add(row / 8 * 8 * row_bytes), row % 8)
+    } else {
+        Src::Row(data.as_ptr().add(row * row_bytes))
+    }
 }
 
 /// Decodes row `r` of the tile: `nb` blocks of type `ty` from `src`.
@@ -220,15 +230,35 @@ unsafe fn transpose16(v: &mut [__m512i; 16]) {
 /// Decodes block `b` of the sixteen rows at `rows` into the tile: each row's codes in value
 /// order, then transposed sixteen words at a time into the interleaved layout.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[*const u8; ROWS], b: usize) {
+unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) {
     let mut stage = [[0u32; 64]; ROWS];
-    for (r, row) in rows.iter().enumerate() {
-        let blk = row.add(b * k_bytes(K));
-        // Each row is its own stream; fetch a few blocks ahead (a prefetch never faults).
-        let ahead = blk.add(4 * k_bytes(K));
-        for line in (0..k_bytes(K)).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
-        }
+    let bytes = k_bytes(K);
+    // A row's block read back from its group in the GGUF layout.
+    let mut gguf = [0u8; 210];
+    for (r, src) in rows.iter().enumerate() {
+        let blk = match *src {
+            Src::Row(row) => {
+                let blk = row.add(b * bytes);
+                // Each row is its own stream; fetch a few blocks ahead (a prefetch never
+                // faults).
+                let ahead = blk.wrapping_add(4 * bytes);
+                for line in (0..bytes).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+                }
+                blk
+            }
+            Src::Group(g, i) => {
+                let block = g.add(b * 8 * bytes);
+                // The group's rows share one stream: each fetches its eighth, two blocks ahead.
+                let ahead = block.wrapping_add(2 * 8 * bytes + i * bytes);
+                for line in (0..bytes).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+                }
+                let group = std::slice::from_raw_parts(block, 8 * bytes);
+                super::interleave::unpack(k_type(K), group, i, &mut gguf[..bytes]);
+                gguf.as_ptr()
+            }
+        };
         let codes = k_codes::<K>(blk);
         for (j, c) in codes.iter().enumerate() {
             _mm256_storeu_si256(stage[r].as_mut_ptr().add(8 * j) as *mut __m256i, *c);
@@ -364,9 +394,15 @@ unsafe fn dot_rows_k<const K: u8>(
     xs: &Q8Rows,
     out: *mut f32,
     n: usize,
+    interleaved: usize,
 ) {
     let nsb = row_bytes / k_bytes(K);
-    assert!(xs.block == 256 && xs.blocks == nsb * 8 && rows.end * row_bytes <= data.len());
+    assert!(
+        xs.block == 256
+            && xs.blocks == nsb * 8
+            && rows.end.max(interleaved) * row_bytes <= data.len()
+            && interleaved.is_multiple_of(8)
+    );
     let m = xs.rows();
     let cols = nsb * 256;
     let tokens: Vec<Q8Row<'_>> = (0..m).map(|t| xs.row(t)).collect();
@@ -383,8 +419,9 @@ unsafe fn dot_rows_k<const K: u8>(
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let valid = (rows.end - r0).min(ROWS);
-                let ptrs: [*const u8; ROWS] =
-                    std::array::from_fn(|r| data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes));
+                let ptrs: [Src; ROWS] = std::array::from_fn(|r| {
+                    src(data, row_bytes, r0 + r.min(valid - 1), interleaved)
+                });
                 for b in 0..nsb {
                     decode_k::<K>(&mut tile, &ptrs, b);
                 }
@@ -428,8 +465,8 @@ unsafe fn dot_rows_k<const K: u8>(
 const GROUP: usize = 4;
 
 /// `out[t * n + r] = row r of data · xs.row(t)` for `r` in `rows` and every row `t` of `xs`, for
-/// a type with blocks of 32. The rows below `interleaved` (a multiple of eight; 0 for a GGUF
-/// matrix) are held interleaved ([`super::interleave`]: Q4_0, Q4_1, Q5_0 and Q8_0 only).
+/// a type with blocks of 32 or a k-quant. The rows below `interleaved` (a multiple of eight; 0
+/// for a GGUF matrix) are held interleaved ([`super::interleave`]).
 ///
 /// # Safety
 /// The CPU has AVX2, FMA, F16C ([`super::x86::available`]) and [`available`]; `data` holds whole
@@ -449,9 +486,9 @@ pub unsafe fn dot_rows(
     interleaved: usize,
 ) {
     match ty {
-        BlockType::Q4_K => return dot_rows_k::<K4>(data, row_bytes, rows, xs, out, n),
-        BlockType::Q5_K => return dot_rows_k::<K5>(data, row_bytes, rows, xs, out, n),
-        BlockType::Q6_K => return dot_rows_k::<K6>(data, row_bytes, rows, xs, out, n),
+        BlockType::Q4_K => return dot_rows_k::<K4>(data, row_bytes, rows, xs, out, n, interleaved),
+        BlockType::Q5_K => return dot_rows_k::<K5>(data, row_bytes, rows, xs, out, n, interleaved),
+        BlockType::Q6_K => return dot_rows_k::<K6>(data, row_bytes, rows, xs, out, n, interleaved),
         _ => {}
     }
     let nb = row_bytes / ty.block_bytes();
@@ -490,13 +527,8 @@ pub unsafe fn dot_rows(
         while r0 < rows.end {
             let valid = (rows.end - r0).min(ROWS);
             for r in 0..ROWS {
-                let row = r0 + r.min(valid - 1);
-                let src = if row < interleaved {
-                    Src::Group(data.as_ptr().add(row / 8 * 8 * row_bytes), row % 8)
-                } else {
-                    Src::Row(data.as_ptr().add(row * row_bytes))
-                };
-                decode(&mut tile, ty, r, src, nb);
+                let row = src(data, row_bytes, r0 + r.min(valid - 1), interleaved);
+                decode(&mut tile, ty, r, row, nb);
             }
             let mut t = 0;
             while t + GROUP <= m {

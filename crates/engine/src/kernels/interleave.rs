@@ -1,5 +1,5 @@
-//! The interleaved layout of Q4_0, Q4_1, Q5_0 and Q8_0 matrices: the one the AVX-512
-//! single-token kernels read (see `x86::dot_rows_x8`), made once when a model loads.
+//! The interleaved layout of Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K matrices: the one the
+//! AVX-512 single-token kernels read (see `x86::dot_rows_x8`), made once when a model loads.
 //!
 //! In GGUF each row is its blocks one after another (a Q5_0 block: an f16 scale, 32 fifth bits,
 //! 16 bytes of nibbles). A kernel that takes one block of eight rows at a time then gathers the
@@ -17,10 +17,24 @@
 //! | `16..144` / `32..160` / `48..176` | the eight rows' 16 bytes of nibbles, row `r` at `16r` |
 //! | Q8_0 `16..272` | the eight rows' 32 codes, row `r` at `32r` |
 //!
-//! so that a group's block is a few plain loads. A group takes the same bytes as its
-//! eight GGUF rows and the same place (rows `8g..8g + 8` are the bytes `8g · row_bytes ..`);
-//! rows after the last whole group keep the GGUF layout. Every other reader (prompts, other
-//! instruction sets, a row's values) asks for GGUF rows back through [`standard_rows`].
+//! The k-quants (blocks of 256 values) are laid out for a kernel that takes two rows to a
+//! 512-bit vector, rows `2h` and `2h + 1` (a *pair*, `h` = 0..4):
+//!
+//! | bytes (Q4_K, Q5_K / Q6_K) | what |
+//! |---|---|
+//! | `0..16` | the eight `d` (f16), row `r` at `2r` |
+//! | Q4_K, Q5_K `16..32` | the eight `dmin` (f16) |
+//! | Q4_K, Q5_K `32..128` | the eight rows' 6-bit scales and mins, unpacked from GGUF's 12 bytes per row into two planes: with `sc[8r + j]` and `mn[8r + j]` row `r`'s scale and min `j`, byte `32 + i` (`i` < 64) holds the low nibbles of `sc[i]` (bits 0-3) and `mn[i]` (bits 4-7), byte `96 + i` (`i` < 32) the top two bits of `sc[i]`, `sc[32 + i]`, `mn[i]` and `mn[32 + i]` (bits 0-1, 2-3, 4-5, 6-7) |
+//! | Q6_K `16..144` | the eight rows' 16 signed scales, row `r` at `16 + 16r` |
+//! | `128..` / `144..` | the pairs' codes (Q5_K: fifth bits then nibbles; Q6_K: low bits then high bits, as GGUF orders them), pair `h` after pair `h - 1`: its rows' code bytes 32 at a time, row `2h` then row `2h + 1` |
+//!
+//! so that each 64-byte load of a pair holds the same 32 code bytes of both its rows, and the
+//! scales of all eight rows unpack with a handful of vector instructions.
+//!
+//! A group takes the same bytes as its eight GGUF rows and the same place (rows `8g..8g + 8`
+//! are the bytes `8g · row_bytes ..`); rows after the last whole group keep the GGUF layout.
+//! Every other reader (prompts, other instruction sets, a row's values) asks for GGUF rows back
+//! through [`standard_rows`] or a block at a time through [`unpack`].
 
 use super::BlockType;
 
@@ -29,7 +43,86 @@ pub const GROUP_ROWS: usize = 8;
 
 /// Whether matrices of this type can be interleaved.
 pub fn covers(ty: BlockType) -> bool {
-    head(ty).is_some()
+    head(ty).is_some() || k_layout(ty).is_some()
+}
+
+/// Where a k-quant block's fields are, in GGUF and in a group block.
+struct KLayout {
+    /// GGUF: where the code bytes start, how many there are, where `d` is.
+    code_start: usize,
+    code_len: usize,
+    d: usize,
+    /// Group block: where the pairs' codes start.
+    codes_at: usize,
+}
+
+const fn k_layout(ty: BlockType) -> Option<KLayout> {
+    match ty {
+        BlockType::Q4_K => Some(KLayout {
+            code_start: 16,
+            code_len: 128,
+            d: 0,
+            codes_at: 128,
+        }),
+        BlockType::Q5_K => Some(KLayout {
+            code_start: 16,
+            code_len: 160,
+            d: 0,
+            codes_at: 128,
+        }),
+        BlockType::Q6_K => Some(KLayout {
+            code_start: 0,
+            code_len: 192,
+            d: 208,
+            codes_at: 144,
+        }),
+        _ => None,
+    }
+}
+
+/// Where Q4_K's and Q5_K's `dmin` start in a group block.
+pub const K_DMIN_AT: usize = 16;
+/// Where the low-nibble plane of Q4_K's and Q5_K's scales and mins starts in a group block.
+pub const K_LOW_AT: usize = 32;
+/// Where the top-bits plane of Q4_K's and Q5_K's scales and mins starts in a group block.
+pub const K_HIGH_AT: usize = 96;
+/// Where Q6_K's scales start in a group block.
+pub const K6_SCALES_AT: usize = 16;
+
+/// Where a k-quant group block's pair `h` (rows `2h`, `2h + 1`) starts.
+pub const fn k_pair_at(ty: BlockType, h: usize) -> usize {
+    match k_layout(ty) {
+        Some(l) => l.codes_at + h * 2 * l.code_len,
+        None => 0,
+    }
+}
+
+/// Where a k-quant block's code bytes start in GGUF (a kernel reading GGUF offset `at` of row
+/// `2h + i` finds it at `k_pair_at(ty, h) + 2 · (at - k_code_start(ty)) + 32i` when `at -
+/// k_code_start(ty)` is a multiple of 32).
+pub const fn k_code_start(ty: BlockType) -> usize {
+    match k_layout(ty) {
+        Some(l) => l.code_start,
+        None => 0,
+    }
+}
+
+/// Where code byte `o` (counted from the first) of row `r` is in a k-quant group block.
+const fn k_code_pos(ty: BlockType, r: usize, o: usize) -> usize {
+    k_pair_at(ty, r / 2) + (o / 32) * 64 + (r % 2) * 32 + o % 32
+}
+
+/// Row `r`'s eight scales and eight mins of a Q4_K or Q5_K group block `g`.
+pub fn k4_scales_mins(g: &[u8], r: usize) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..8 {
+        let i = 8 * r + j;
+        let (low, high) = (g[K_LOW_AT + i], g[K_HIGH_AT + i % 32] >> (2 * (i / 32)));
+        sc[j] = low & 0x0f | (high & 3) << 4;
+        mn[j] = low >> 4 | (high >> 4 & 3) << 4;
+    }
+    (sc, mn)
 }
 
 /// Bytes of a block's fields before its codes (`None`: not interleaved).
@@ -78,6 +171,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Writes the interleaved group block `dst` (eight blocks' bytes) from the GGUF blocks
 /// `block(r)` of its eight rows.
 fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
+    if let Some(l) = k_layout(ty) {
+        return pack_k(ty, &l, block, dst);
+    }
     let Some(h) = head(ty) else { return };
     let (codes, len) = (codes_at(ty), codes_len(ty));
     for r in 0..GROUP_ROWS {
@@ -103,8 +199,62 @@ fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
     }
 }
 
-/// Writes row `r`'s GGUF block `dst` back from the interleaved group block `src`.
-fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
+/// [`pack`] for the k-quants.
+fn pack_k<'a>(ty: BlockType, l: &KLayout, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
+    let (mut sc, mut mn) = ([0u8; 64], [0u8; 64]);
+    for r in 0..GROUP_ROWS {
+        let b = block(r);
+        dst[2 * r..2 * r + 2].copy_from_slice(&b[l.d..l.d + 2]);
+        if ty == BlockType::Q6_K {
+            let at = K6_SCALES_AT + 16 * r;
+            dst[at..at + 16].copy_from_slice(&b[192..208]);
+        } else {
+            dst[K_DMIN_AT + 2 * r..K_DMIN_AT + 2 * r + 2].copy_from_slice(&b[2..4]);
+            for j in 0..8 {
+                (sc[8 * r + j], mn[8 * r + j]) = super::scalar::k4_scale_min(j, &b[4..16]);
+            }
+        }
+        for o in (0..l.code_len).step_by(32) {
+            let at = k_code_pos(ty, r, o);
+            dst[at..at + 32].copy_from_slice(&b[l.code_start + o..l.code_start + o + 32]);
+        }
+    }
+    if ty != BlockType::Q6_K {
+        for i in 0..64 {
+            dst[K_LOW_AT + i] = sc[i] & 0x0f | (mn[i] & 0x0f) << 4;
+        }
+        for i in 0..32 {
+            dst[K_HIGH_AT + i] =
+                sc[i] >> 4 | (sc[32 + i] >> 4) << 2 | (mn[i] >> 4) << 4 | (mn[32 + i] >> 4) << 6;
+        }
+    }
+}
+
+/// Writes row `r`'s GGUF block `dst` back from the interleaved group block `src` (each of
+/// `block_bytes` bytes, `src` eight times that).
+pub fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
+    if let Some(l) = k_layout(ty) {
+        dst[l.d..l.d + 2].copy_from_slice(&src[2 * r..2 * r + 2]);
+        if ty == BlockType::Q6_K {
+            let at = K6_SCALES_AT + 16 * r;
+            dst[192..208].copy_from_slice(&src[at..at + 16]);
+        } else {
+            dst[2..4].copy_from_slice(&src[K_DMIN_AT + 2 * r..K_DMIN_AT + 2 * r + 2]);
+            // GGUF's packing (see `scalar::k4_scale_min`), inverted.
+            let (sc, mn) = k4_scales_mins(src, r);
+            let q = &mut dst[4..16];
+            for j in 0..4 {
+                q[j] = sc[j] | (sc[j + 4] >> 4) << 6;
+                q[j + 4] = mn[j] | (mn[j + 4] >> 4) << 6;
+                q[j + 8] = sc[j + 4] & 0x0f | (mn[j + 4] & 0x0f) << 4;
+            }
+        }
+        for o in (0..l.code_len).step_by(32) {
+            let at = k_code_pos(ty, r, o);
+            dst[l.code_start + o..l.code_start + o + 32].copy_from_slice(&src[at..at + 32]);
+        }
+        return;
+    }
     let Some(h) = head(ty) else { return };
     let (codes, len) = (codes_at(ty), codes_len(ty));
     dst[..2].copy_from_slice(&src[2 * r..2 * r + 2]);
@@ -126,7 +276,7 @@ fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
 /// Unless `data` holds whole rows of a covered type, `out` gets a plain copy.
 pub fn interleave(ty: BlockType, data: &[u8], rows: usize, row_bytes: usize, out: &mut [u8]) {
     let bs = ty.block_bytes();
-    if head(ty).is_none() || !row_bytes.is_multiple_of(bs) || data.len() < rows * row_bytes {
+    if !covers(ty) || !row_bytes.is_multiple_of(bs) || data.len() < rows * row_bytes {
         out.copy_from_slice(data);
         return;
     }
@@ -164,7 +314,7 @@ pub fn standard_rows(
     let full = rows / GROUP_ROWS * GROUP_ROWS;
     for r in lo..hi {
         let dst = &mut out[(r - lo) * row_bytes..(r - lo + 1) * row_bytes];
-        if r >= full || head(ty).is_none() {
+        if r >= full || !covers(ty) {
             dst.copy_from_slice(&data[r * row_bytes..(r + 1) * row_bytes]);
             continue;
         }
@@ -200,6 +350,9 @@ mod tests {
             BlockType::Q4_1,
             BlockType::Q5_0,
             BlockType::Q8_0,
+            BlockType::Q4_K,
+            BlockType::Q5_K,
+            BlockType::Q6_K,
         ] {
             for n in [8, 13, 16, 3] {
                 let nb = 5;
@@ -266,6 +419,49 @@ mod tests {
                 b[2..],
                 "codes of row {r}"
             );
+        }
+    }
+
+    #[test]
+    fn a_k_quant_group_block_has_its_fields_where_the_kernels_read_them() {
+        for ty in [BlockType::Q4_K, BlockType::Q5_K, BlockType::Q6_K] {
+            let (bs, nb) = (ty.block_bytes(), 2);
+            let rb = nb * bs;
+            let data = rows(ty, 8, nb);
+            let x = interleaved(ty, &data, 8, rb);
+            // Block 1 of the group.
+            let g = &x[8 * bs..16 * bs];
+            let (start, len) = (
+                k_code_start(ty),
+                bs - 16 - if ty == BlockType::Q6_K { 2 } else { 0 },
+            );
+            for r in 0..8 {
+                let b = &data[r * rb + bs..(r + 1) * rb];
+                let d = if ty == BlockType::Q6_K { 208 } else { 0 };
+                assert_eq!(g[2 * r..2 * r + 2], b[d..d + 2], "{ty:?}: d of row {r}");
+                if ty == BlockType::Q6_K {
+                    let at = K6_SCALES_AT + 16 * r;
+                    assert_eq!(g[at..at + 16], b[192..208], "scales of row {r}");
+                } else {
+                    let at = K_DMIN_AT + 2 * r;
+                    assert_eq!(g[at..at + 2], b[2..4], "{ty:?}: dmin of row {r}");
+                    let (sc, mn) = k4_scales_mins(g, r);
+                    for j in 0..8 {
+                        let want = super::super::scalar::k4_scale_min(j, &b[4..16]);
+                        assert_eq!((sc[j], mn[j]), want, "{ty:?}: scale and min {j} of row {r}");
+                    }
+                }
+                // Each 32 code bytes beside the pair's other row's.
+                let pair = k_pair_at(ty, r / 2);
+                for c in 0..len / 32 {
+                    let at = pair + 64 * c + 32 * (r % 2);
+                    assert_eq!(
+                        g[at..at + 32],
+                        b[start + 32 * c..start + 32 * c + 32],
+                        "{ty:?}: codes {c} of row {r}"
+                    );
+                }
+            }
         }
     }
 }

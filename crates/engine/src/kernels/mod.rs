@@ -1,8 +1,8 @@
 //! Hearth's own quantized matrix products on the CPU, for the weight types candle serves slowly.
 //!
 //! [`QMatrix`] reads a weight's GGUF block bytes in place (no copy: it shares candle's
-//! [`QTensor`]), or for Q4_0, Q4_1, Q5_0 and Q8_0 where the single-token kernels run AVX-512 from a
-//! copy made at load in the layout those kernels read fastest ([`interleave`]; the tensor is
+//! [`QTensor`]), or where the single-token kernels run AVX-512 from a copy made at load in the
+//! layout those kernels read fastest ([`interleave`]; the tensor is
 //! then freed), and computes `y = W·x` row by row: the activations are quantized once to 8-bit
 //! blocks ([`q8`]), then every weight row is an integer dot product per block, the rows split
 //! across Hearth's compute pool ([`crate::pool`]). Covered types: Q4_0, Q4_1, Q5_0, Q8_0 and the
@@ -282,7 +282,7 @@ impl QMatrix {
         })
     }
 
-    /// [`QMatrix::new`], with Q4_0, Q4_1, Q5_0 and Q8_0 matrices of eight rows or more copied into
+    /// [`QMatrix::new`], with matrices of eight rows or more copied into
     /// the interleaved layout ([`interleave`]) that the AVX-512 single-token kernels read
     /// fastest; the tensor is let go (pass the only handle to it and its memory is freed).
     /// Every instruction set still gives the same bits as from [`QMatrix::new`].

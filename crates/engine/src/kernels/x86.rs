@@ -687,9 +687,9 @@ unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -
     out
 }
 
-/// One token (`xs` has one row) against rows `rows` of an interleaved Q4_0, Q4_1, Q5_0 or Q8_0 matrix
-/// of `n` rows of `row_bytes` bytes ([`super::interleave`]): row `r`'s result to `out[r]`. Whole
-/// groups of eight go through [`x8_rows_zmm`]'s kernels (a group only partly in `rows` is
+/// One token (`xs` has one row) against rows `rows` of an interleaved matrix of `n` rows of
+/// `row_bytes` bytes ([`super::interleave`]): row `r`'s result to `out[r]`. Whole groups of
+/// eight go through [`x8_rows_zmm`]'s kernels, [`x8_q8_0`] or [`x8_k`] (a group only partly in `rows` is
 /// computed whole and only its rows in `rows` stored), the rows after the last whole group,
 /// which keep the GGUF layout, through [`dot_rows`]. Prefetches as `dot_rows` does, `then`
 /// included.
@@ -713,8 +713,8 @@ pub unsafe fn dot_rows_x8(
     let nb = row_bytes / bs;
     assert!(
         xs.rows() == 1
-            && xs.blocks == nb
-            && xs.block == QK
+            && xs.blocks == nb * (ty.block_values() / QK)
+            && xs.block == ty.block_values()
             && n * row_bytes <= data.len()
             && rows.end <= n
             && super::interleave::covers(ty)
@@ -730,7 +730,10 @@ pub unsafe fn dot_rows_x8(
             BlockType::Q4_0 => x8_q4_0(group, next, nb, &x),
             BlockType::Q4_1 => x8_q4_1(group, next, nb, &x),
             BlockType::Q8_0 => x8_q8_0(group, next, nb, &x),
-            _ => x8_q5_0(group, next, nb, &x),
+            BlockType::Q5_0 => x8_q5_0(group, next, nb, &x),
+            BlockType::Q4_K => x8_k::<K4>(group, next, nb, &x),
+            BlockType::Q5_K => x8_k::<K5>(group, next, nb, &x),
+            _ => x8_k::<K6>(group, next, nb, &x),
         };
         for r in r0.max(rows.start)..(r0 + 8).min(rows.end) {
             *out.add(r) = o[r - r0];
@@ -1315,15 +1318,23 @@ unsafe fn load2(a: *const u8, b: *const u8, at: usize) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn k_codes2<const K: u8>(a: *const u8, b: *const u8) -> [__m512i; 8] {
+    k_codes2_by::<K>(|at| load2(a, b, at))
+}
+
+/// [`k_codes2`] with its 512-bit vectors of the two blocks' bytes at each GGUF offset `at` (a
+/// multiple of 32) given by `load2`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k_codes2_by<const K: u8>(load2: impl Fn(usize) -> __m512i) -> [__m512i; 8] {
     let low4 = _mm512_set1_epi8(0x0f);
     let bits = |v: __m512i, m: u8| _mm512_and_si512(v, _mm512_set1_epi8(m as i8));
     let mut out = [_mm512_setzero_si512(); 8];
     if K == K6 {
         let m32 = _mm512_set1_epi8(32);
         for n in 0..2 {
-            let ql0 = load2(a, b, 64 * n);
-            let ql1 = load2(a, b, 64 * n + 32);
-            let qh = load2(a, b, 128 + 32 * n);
+            let ql0 = load2(64 * n);
+            let ql1 = load2(64 * n + 32);
+            let qh = load2(128 + 32 * n);
             let q = [
                 _mm512_or_si512(
                     _mm512_and_si512(ql0, low4),
@@ -1350,7 +1361,7 @@ unsafe fn k_codes2<const K: u8>(a: *const u8, b: *const u8) -> [__m512i; 8] {
     }
     let codes = if K == K5 { 48 } else { 16 };
     let qh = if K == K5 {
-        load2(a, b, 16)
+        load2(16)
     } else {
         _mm512_setzero_si512()
     };
@@ -1363,7 +1374,7 @@ unsafe fn k_codes2<const K: u8>(a: *const u8, b: *const u8) -> [__m512i; 8] {
         ))
     };
     for p in 0..4 {
-        let v = load2(a, b, codes + 32 * p);
+        let v = load2(codes + 32 * p);
         let mut lo = _mm512_and_si512(v, low4);
         let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low4);
         if K == K5 {
@@ -1492,6 +1503,165 @@ unsafe fn k_rows8_zmm<const N: usize, const K: u8>(
     for t in 0..N {
         _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_add_ps(acc[t], off[t]));
     }
+}
+
+/// The block type of a k-quant kernel's `K`.
+pub(crate) const fn k_type(k: u8) -> BlockType {
+    match k {
+        K4 => BlockType::Q4_K,
+        K5 => BlockType::Q5_K,
+        _ => BlockType::Q6_K,
+    }
+}
+
+/// A 512-bit `shuffle_epi8` index that puts, zero-extended, byte `lo` of each 128-bit lane in
+/// every 16-bit lane of the low half and byte `hi` in every one of the high half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn widen_pick(lo: i16, hi: i16) -> __m512i {
+    let z = |i: i16| _mm256_set1_epi16(i | 0x8000u16 as i16);
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(z(lo)), z(hi))
+}
+
+/// [`k_rows8_zmm`] with one token for a group of eight interleaved k-quant rows
+/// ([`super::interleave`]). Rows `2h` and `2h + 1` share each 512-bit vector (as rows `k` and
+/// `k + 4` do there), but their codes are one 64-byte load where that kernel makes two and an
+/// insert, the eight `d` and `dmin` two loads where it gathers sixteen halves, and Q4_K's and
+/// Q5_K's scales and mins of all eight rows come out of two planes with a few vector
+/// instructions where that kernel unpacks each row's with integer arithmetic. The same exact
+/// integer sums, then [`k_close`]'s floating-point steps in its order: the same bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn x8_k<const K: u8>(
+    group: *const u8,
+    next: *const u8,
+    nsb: usize,
+    x: &Q8Row<'_>,
+) -> [f32; 8] {
+    let ty = k_type(K);
+    let bytes = k_bytes(K);
+    let start = interleave::k_code_start(ty);
+    let mut acc = _mm256_setzero_ps();
+    let mut off = _mm256_setzero_ps();
+    let sign = _mm256_set1_ps(-0.0);
+    let (low4, top2) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
+    // Per 16-bit lane, the shifts that bring a plane byte's top bits to bits 4-5: for the scales
+    // bits 0-1 (first 32 bytes) or 2-3 (last 32) left, for the mins bits 4-5 or 6-7 right.
+    let halves = |a: i16, b: i16| {
+        _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_set1_epi16(a)),
+            _mm256_set1_epi16(b),
+        )
+    };
+    let (sc_shift, mn_shift) = (halves(4, 2), halves(0, 2));
+    for sb in 0..nsb {
+        let g = group.add(sb * 8 * bytes);
+        let ahead = next.wrapping_add(sb * 8 * bytes);
+        let ys: [__m512i; 8] = std::array::from_fn(|j| {
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                x.qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
+            ))
+        });
+        // Q4_K, Q5_K: scale / min j of row r in byte 8r + j (rows 2h, 2h + 1 in lane h).
+        let (sc, mn) = if K == K6 {
+            (_mm512_setzero_si512(), _mm512_setzero_si512())
+        } else {
+            let low = _mm512_loadu_si512(g.add(interleave::K_LOW_AT) as *const _);
+            let high = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                g.add(interleave::K_HIGH_AT) as *const __m256i
+            ));
+            (
+                _mm512_or_si512(
+                    _mm512_and_si512(low, low4),
+                    _mm512_and_si512(_mm512_sllv_epi16(high, sc_shift), top2),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(low), low4),
+                    _mm512_and_si512(_mm512_srlv_epi16(high, mn_shift), top2),
+                ),
+            )
+        };
+        let mut p = [_mm512_setzero_si512(); 4];
+        for (h, ph) in p.iter_mut().enumerate() {
+            // An eighth of the next rows' share per row, spread over the rows' work.
+            for r in [2 * h, 2 * h + 1] {
+                prefetch_k_block(ahead.wrapping_add(r * bytes), bytes);
+            }
+            let pair = g.add(interleave::k_pair_at(ty, h));
+            let codes =
+                k_codes2_by::<K>(|at| _mm512_loadu_si512(pair.add(2 * (at - start)) as *const _));
+            let muls: [__m512i; 8] = if K == K6 {
+                let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+                    g.add(interleave::K6_SCALES_AT + 32 * h) as *const __m256i,
+                ));
+                // Scales 0-7 of both rows in the quarters of their halves, then 8-15.
+                let first = _mm512_shuffle_i32x4::<0b10_10_00_00>(w, w);
+                let second = _mm512_shuffle_i32x4::<0b11_11_01_01>(w, w);
+                std::array::from_fn(|j| {
+                    let i = 4 * (j % 4) as i16;
+                    let pick = _mm512_broadcast_i64x4(_mm256_set_m128i(
+                        _mm_set1_epi16((i + 2) | (i + 3) << 8),
+                        _mm_set1_epi16(i | (i + 1) << 8),
+                    ));
+                    _mm512_shuffle_epi8(if j < 4 { first } else { second }, pick)
+                })
+            } else {
+                let two = _mm512_set1_epi64(2 * h as i64);
+                let lane = _mm512_add_epi64(two, _mm512_setr_epi64(0, 1, 0, 1, 0, 1, 0, 1));
+                let both = _mm512_permutexvar_epi64(lane, sc);
+                std::array::from_fn(|j| {
+                    _mm512_shuffle_epi8(both, widen_pick(j as i16, 8 + j as i16))
+                })
+            };
+            let mut s = _mm512_setzero_si512();
+            for j in 0..8 {
+                let w = codes[j];
+                let (aw, y) = if K == K6 {
+                    // |w| times y with w's sign (w is 0 where |w| is, so its product too).
+                    let negative = _mm512_movepi8_mask(w);
+                    let y = ys[j];
+                    (
+                        _mm512_abs_epi8(w),
+                        _mm512_mask_sub_epi8(y, negative, _mm512_setzero_si512(), y),
+                    )
+                } else {
+                    (w, ys[j])
+                };
+                s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(aw, y), muls[j]);
+            }
+            *ph = s;
+        }
+        let isum = quad_sums(&[pair_halves(p[0], p[1]), pair_halves(p[2], p[3])]);
+        let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
+        let d = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
+        acc = _mm256_add_ps(
+            acc,
+            _mm256_mul_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(isum)),
+        );
+        if K != K6 {
+            let nd = _mm256_xor_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128(
+                    g.add(interleave::K_DMIN_AT) as *const __m128i
+                )),
+                sign,
+            );
+            let s = x.sums.as_ptr().add(sb * 8);
+            let y = _mm512_broadcast_i32x4(_mm_packs_epi32(
+                _mm_loadu_si128(s as *const __m128i),
+                _mm_loadu_si128(s.add(4) as *const __m128i),
+            ));
+            // Rows 0-3's mins as u16, then 4-7's: four pair sums per row, summed.
+            let m = [
+                _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), y),
+                _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(mn)), y),
+            ];
+            let msum = _mm256_cvtepi32_ps(quad_sums(&m));
+            off = _mm256_add_ps(off, _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
+        }
+    }
+    let mut out = [0f32; 8];
+    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
+    out
 }
 
 /// Eight k-quant rows decoded for a prompt, once per call. Row by row, [`decode_k8`] writes
