@@ -283,16 +283,34 @@ pub fn interleave(ty: BlockType, data: &[u8], rows: usize, row_bytes: usize, out
     // The rows after the last whole group, as they are; the groups are written below.
     let packed = rows / GROUP_ROWS * GROUP_ROWS * row_bytes;
     out[packed..].copy_from_slice(&data[packed..]);
-    let nb = row_bytes / bs;
-    for g in 0..rows / GROUP_ROWS {
-        let base = g * GROUP_ROWS * row_bytes;
-        for b in 0..nb {
+    interleave_groups(
+        ty,
+        data,
+        row_bytes,
+        0..rows / GROUP_ROWS,
+        &mut out[..packed],
+    );
+}
+
+/// The groups `groups` of eight rows of [`interleave`], into `out` (their bytes only: group
+/// `groups.start` at 0), so that threads can each write their own groups.
+pub fn interleave_groups(
+    ty: BlockType,
+    data: &[u8],
+    row_bytes: usize,
+    groups: std::ops::Range<usize>,
+    out: &mut [u8],
+) {
+    let bs = ty.block_bytes();
+    let group_bytes = GROUP_ROWS * row_bytes;
+    for (g, out) in groups.zip(out.chunks_exact_mut(group_bytes)) {
+        let base = g * group_bytes;
+        for (b, dst) in out.chunks_exact_mut(GROUP_ROWS * bs).enumerate() {
             let block = |r: usize| {
                 let at = base + r * row_bytes + b * bs;
                 &data[at..at + bs]
             };
-            let at = base + b * GROUP_ROWS * bs;
-            pack(ty, block, &mut out[at..at + GROUP_ROWS * bs]);
+            pack(ty, block, dst);
         }
     }
 }

@@ -250,11 +250,11 @@ thread_local! {
     static STANDARD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The output pointer shared by the workers; each writes only its own rows.
-struct Out(*mut f32);
-// SAFETY: workers write disjoint elements (one weight row range each) and the caller waits for
-// all of them before reading.
-unsafe impl Sync for Out {}
+/// An output pointer shared by the workers; each writes only its own elements.
+struct Out<T = f32>(*mut T);
+// SAFETY: workers write disjoint elements (one row range each) and the caller waits for all of
+// them before reading.
+unsafe impl<T> Sync for Out<T> {}
 
 impl QMatrix {
     /// Wraps a 2-D tensor of a covered type held in CPU memory. `None` when the type is not
@@ -292,9 +292,28 @@ impl QMatrix {
             return Some(m);
         }
         let data = m.data().ok()?;
-        // Made in place (a `TrustedLen` iterator), not copied from a vector.
-        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, data.len()).collect();
-        interleave::interleave(m.ty, &data, m.rows, m.row_bytes, Arc::get_mut(&mut bytes)?);
+        // Whole rows of whole blocks (checked in `QMatrix::new`).
+        let (rb, ty) = (m.row_bytes, m.ty);
+        // Zeroed by the allocator (fresh pages from the system for a matrix this size), not
+        // written twice.
+        // SAFETY: zero bytes are valid `u8`.
+        let mut bytes = unsafe { Arc::<[u8]>::new_zeroed_slice(data.len()).assume_init() };
+        let out = Arc::get_mut(&mut bytes)?;
+        // The rows after the last whole group as they are; the groups spread over the pool.
+        let (groups, group_bytes) = (m.rows / interleave::GROUP_ROWS, interleave::GROUP_ROWS * rb);
+        let packed = groups * group_bytes;
+        out[packed..].copy_from_slice(&data[packed..]);
+        let dst = &Out(out.as_mut_ptr());
+        crate::pool::global().run_chunked(groups, |g| {
+            // SAFETY: each call writes only the bytes of its own groups, inside `out`.
+            let part = unsafe {
+                std::slice::from_raw_parts_mut(
+                    dst.0.add(g.start * group_bytes),
+                    g.len() * group_bytes,
+                )
+            };
+            interleave::interleave_groups(ty, &data, rb, g, part);
+        });
         drop(data);
         Some(Self {
             bytes: Bytes::Interleaved(bytes),
