@@ -1318,14 +1318,17 @@ unsafe fn load2(a: *const u8, b: *const u8, at: usize) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn k_codes2<const K: u8>(a: *const u8, b: *const u8) -> [__m512i; 8] {
-    k_codes2_by::<K>(|at| load2(a, b, at))
+    k_codes2_by::<K, true>(|at| load2(a, b, at))
 }
 
 /// [`k_codes2`] with its 512-bit vectors of the two blocks' bytes at each GGUF offset `at` (a
-/// multiple of 32) given by `load2`.
+/// multiple of 32) given by `load2`. Q6_K's codes are signed (`q - 32`) when `SIGNED`, else as
+/// stored (0..64).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn k_codes2_by<const K: u8>(load2: impl Fn(usize) -> __m512i) -> [__m512i; 8] {
+unsafe fn k_codes2_by<const K: u8, const SIGNED: bool>(
+    load2: impl Fn(usize) -> __m512i,
+) -> [__m512i; 8] {
     let low4 = _mm512_set1_epi8(0x0f);
     let bits = |v: __m512i, m: u8| _mm512_and_si512(v, _mm512_set1_epi8(m as i8));
     let mut out = [_mm512_setzero_si512(); 8];
@@ -1354,7 +1357,7 @@ unsafe fn k_codes2_by<const K: u8>(load2: impl Fn(usize) -> __m512i) -> [__m512i
                 ),
             ];
             for (k, qk) in q.into_iter().enumerate() {
-                out[4 * n + k] = _mm512_sub_epi8(qk, m32);
+                out[4 * n + k] = if SIGNED { _mm512_sub_epi8(qk, m32) } else { qk };
             }
         }
         return out;
@@ -1528,8 +1531,11 @@ unsafe fn widen_pick(lo: i16, hi: i16) -> __m512i {
 /// `k + 4` do there), but their codes are one 64-byte load where that kernel makes two and an
 /// insert, the eight `d` and `dmin` two loads where it gathers sixteen halves, and Q4_K's and
 /// Q5_K's scales and mins of all eight rows come out of two planes with a few vector
-/// instructions where that kernel unpacks each row's with integer arithmetic. The same exact
-/// integer sums, then [`k_close`]'s floating-point steps in its order: the same bits.
+/// instructions where that kernel unpacks each row's with integer arithmetic. Q6_K's codes go
+/// in unsigned (0..64, so `maddubs` takes them as they are) and `32 · Σ_k sc_k · Σy_k` (`y_k`
+/// the 16 activations of scale `k`) is taken off each row's sum once per block, rather than
+/// each code's sign handled with three instructions per vector. The same exact integer sums,
+/// then [`k_close`]'s floating-point steps in its order: the same bits.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn x8_k<const K: u8>(
@@ -1562,6 +1568,19 @@ unsafe fn x8_k<const K: u8>(
                 x.qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i
             ))
         });
+        // Q6_K: the token's sums of each 16 activations (i16, in both halves): four bytes at a
+        // time, then adjacent sums paired twice.
+        let y16 = if K == K6 {
+            let ones = _mm512_set1_epi8(1);
+            let q: [__m512i; 4] = std::array::from_fn(|i| {
+                let y = _mm512_loadu_si512(x.qs.as_ptr().add(sb * 256 + 64 * i) as *const _);
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, y)
+            });
+            let sums = pair_halves(pair_halves(q[0], q[1]), pair_halves(q[2], q[3]));
+            _mm512_broadcast_i64x4(_mm512_cvtepi32_epi16(sums))
+        } else {
+            _mm512_setzero_si512()
+        };
         // Q4_K, Q5_K: scale / min j of row r in byte 8r + j (rows 2h, 2h + 1 in lane h).
         let (sc, mn) = if K == K6 {
             (_mm512_setzero_si512(), _mm512_setzero_si512())
@@ -1588,12 +1607,20 @@ unsafe fn x8_k<const K: u8>(
                 prefetch_k_block(ahead.wrapping_add(r * bytes), bytes);
             }
             let pair = g.add(interleave::k_pair_at(ty, h));
-            let codes =
-                k_codes2_by::<K>(|at| _mm512_loadu_si512(pair.add(2 * (at - start)) as *const _));
+            // Q6_K's codes unsigned (0..64): 32 times each 16 activations' sum times their
+            // scale is taken off below, rather than each code's sign handled here.
+            let codes = k_codes2_by::<K, false>(|at| {
+                _mm512_loadu_si512(pair.add(2 * (at - start)) as *const _)
+            });
+            // Q6_K: the pair's 16 scales as i16, row 2h's in the low half.
+            let w = if K == K6 {
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+                    g.add(interleave::K6_SCALES_AT + 32 * h) as *const __m256i
+                ))
+            } else {
+                _mm512_setzero_si512()
+            };
             let muls: [__m512i; 8] = if K == K6 {
-                let w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
-                    g.add(interleave::K6_SCALES_AT + 32 * h) as *const __m256i,
-                ));
                 // Scales 0-7 of both rows in the quarters of their halves, then 8-15.
                 let first = _mm512_shuffle_i32x4::<0b10_10_00_00>(w, w);
                 let second = _mm512_shuffle_i32x4::<0b11_11_01_01>(w, w);
@@ -1615,19 +1642,11 @@ unsafe fn x8_k<const K: u8>(
             };
             let mut s = _mm512_setzero_si512();
             for j in 0..8 {
-                let w = codes[j];
-                let (aw, y) = if K == K6 {
-                    // |w| times y with w's sign (w is 0 where |w| is, so its product too).
-                    let negative = _mm512_movepi8_mask(w);
-                    let y = ys[j];
-                    (
-                        _mm512_abs_epi8(w),
-                        _mm512_mask_sub_epi8(y, negative, _mm512_setzero_si512(), y),
-                    )
-                } else {
-                    (w, ys[j])
-                };
-                s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(aw, y), muls[j]);
+                s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(codes[j], ys[j]), muls[j]);
+            }
+            if K == K6 {
+                // Σ_k sc_k · 32 · (sum of the 16 activations of scale k), in the same lanes.
+                s = _mm512_sub_epi32(s, _mm512_slli_epi32::<5>(_mm512_madd_epi16(w, y16)));
             }
             *ph = s;
         }
