@@ -689,10 +689,10 @@ unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -
 
 /// One token (`xs` has one row) against rows `rows` of an interleaved matrix of `n` rows of
 /// `row_bytes` bytes ([`super::interleave`]): row `r`'s result to `out[r]`. Whole groups of
-/// eight go through [`x8_rows_zmm`]'s kernels, [`x8_q8_0`] or [`x8_k`] (a group only partly in `rows` is
-/// computed whole and only its rows in `rows` stored), the rows after the last whole group,
-/// which keep the GGUF layout, through [`dot_rows`]. Prefetches as `dot_rows` does, `then`
-/// included.
+/// eight go through `x8_rows_zmm`'s kernels, `x8_q8_0` or `x8_k` (a group only partly in
+/// `rows` is computed whole and only its rows in `rows` stored), the rows after the last whole
+/// group, which keep the GGUF layout, through [`dot_rows`]. Prefetches as `dot_rows` does,
+/// `then` included.
 ///
 /// # Safety
 /// The CPU must have what [`x8_available`] and the AVX-512 instruction set ask for; `data`
