@@ -236,29 +236,23 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
     // A row's block read back from its group in the GGUF layout.
     let mut gguf = [0u8; 210];
     for (r, src) in rows.iter().enumerate() {
-        let blk = match *src {
+        // Each GGUF row is its own stream, fetched a few blocks ahead; a group's rows share one,
+        // each fetching its eighth two blocks ahead (a prefetch never faults).
+        let (blk, ahead) = match *src {
             Src::Row(row) => {
                 let blk = row.add(b * bytes);
-                // Each row is its own stream; fetch a few blocks ahead (a prefetch never
-                // faults).
-                let ahead = blk.wrapping_add(4 * bytes);
-                for line in (0..bytes).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
-                }
-                blk
+                (blk, blk.wrapping_add(4 * bytes))
             }
             Src::Group(g, i) => {
                 let block = g.add(b * 8 * bytes);
-                // The group's rows share one stream: each fetches its eighth, two blocks ahead.
-                let ahead = block.wrapping_add(2 * 8 * bytes + i * bytes);
-                for line in (0..bytes).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
-                }
                 let group = std::slice::from_raw_parts(block, 8 * bytes);
                 super::interleave::unpack(k_type(K), group, i, &mut gguf[..bytes]);
-                gguf.as_ptr()
+                (gguf.as_ptr(), block.wrapping_add(2 * 8 * bytes + i * bytes))
             }
         };
+        for line in (0..bytes).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+        }
         let codes = k_codes::<K>(blk);
         for (j, c) in codes.iter().enumerate() {
             _mm256_storeu_si256(stage[r].as_mut_ptr().add(8 * j) as *mut __m256i, *c);

@@ -272,28 +272,10 @@ pub fn unpack(ty: BlockType, src: &[u8], r: usize, dst: &mut [u8]) {
     dst[h..h + len].copy_from_slice(&src[codes + len * r..codes + len * (r + 1)]);
 }
 
-/// `rows` GGUF rows of `row_bytes` bytes (`data`) interleaved into `out` (as long as `data`).
-/// Unless `data` holds whole rows of a covered type, `out` gets a plain copy.
-pub fn interleave(ty: BlockType, data: &[u8], rows: usize, row_bytes: usize, out: &mut [u8]) {
-    let bs = ty.block_bytes();
-    if !covers(ty) || !row_bytes.is_multiple_of(bs) || data.len() < rows * row_bytes {
-        out.copy_from_slice(data);
-        return;
-    }
-    // The rows after the last whole group, as they are; the groups are written below.
-    let packed = rows / GROUP_ROWS * GROUP_ROWS * row_bytes;
-    out[packed..].copy_from_slice(&data[packed..]);
-    interleave_groups(
-        ty,
-        data,
-        row_bytes,
-        0..rows / GROUP_ROWS,
-        &mut out[..packed],
-    );
-}
-
-/// The groups `groups` of eight rows of [`interleave`], into `out` (their bytes only: group
-/// `groups.start` at 0), so that threads can each write their own groups.
+/// Groups `groups` of eight GGUF rows of `row_bytes` bytes (`data`, whole blocks of a covered
+/// type) interleaved into `out` (their bytes only: group `groups.start` at 0), so that threads
+/// can each write their own groups. A whole matrix is these for all its whole groups, then its
+/// remaining rows copied as they are (`QMatrix::interleaved`).
 pub fn interleave_groups(
     ty: BlockType,
     data: &[u8],
@@ -316,7 +298,7 @@ pub fn interleave_groups(
 }
 
 /// The GGUF bytes of rows `range` of an interleaved matrix of `rows` rows (`data`, as
-/// [`interleave`] made it), into `out` (resized to fit).
+/// [`interleave_groups`] and the rows after them make it), into `out` (resized to fit).
 pub fn standard_rows(
     ty: BlockType,
     data: &[u8],
@@ -356,8 +338,15 @@ mod tests {
     }
 
     fn interleaved(ty: BlockType, data: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
-        let mut out = vec![0; data.len()];
-        interleave(ty, data, rows, row_bytes, &mut out);
+        let packed = rows / GROUP_ROWS * GROUP_ROWS * row_bytes;
+        let mut out = data.to_vec();
+        interleave_groups(
+            ty,
+            data,
+            row_bytes,
+            0..rows / GROUP_ROWS,
+            &mut out[..packed],
+        );
         out
     }
 

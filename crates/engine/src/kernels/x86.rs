@@ -1235,19 +1235,38 @@ unsafe fn k_close<const N: usize, const K: u8>(
     off: &mut [__m256; N],
 ) {
     for t in 0..N {
-        let x = &xs[t];
-        let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
-        let isum = _mm256_cvtepi32_ps(sums[t]);
-        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), isum));
-        if K != K6 {
-            let s = x.sums.as_ptr().add(sb * 8);
-            let y = _mm_packs_epi32(
-                _mm_loadu_si128(s as *const __m128i),
-                _mm_loadu_si128(s.add(4) as *const __m128i),
-            );
-            let msum = _mm256_cvtepi32_ps(mins8(mins, y));
-            off[t] = _mm256_add_ps(off[t], _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
-        }
+        let (a, o) = (&mut acc[t], &mut off[t]);
+        k_close_one::<K>(sums[t], |y| mins8(mins, y), d, nd, &xs[t], sb, a, o);
+    }
+}
+
+/// One token's end of block `sb` for eight k-quant rows, the steps [`k_close`] names: `sums`
+/// each row's integer sum in its lane, `msums(y)` each row's `Σ_j m_j Σy_j` from the token's
+/// eight sub-block sums `y` (i16; not asked for Q6_K).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn k_close_one<const K: u8>(
+    sums: __m256i,
+    msums: impl FnOnce(__m128i) -> __m256i,
+    d: __m256,
+    nd: __m256,
+    x: &Q8Row<'_>,
+    sb: usize,
+    acc: &mut __m256,
+    off: &mut __m256,
+) {
+    let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
+    let isum = _mm256_cvtepi32_ps(sums);
+    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(_mm256_mul_ps(d, dx), isum));
+    if K != K6 {
+        let s = x.sums.as_ptr().add(sb * 8);
+        let y = _mm_packs_epi32(
+            _mm_loadu_si128(s as *const __m128i),
+            _mm_loadu_si128(s.add(4) as *const __m128i),
+        );
+        let msum = _mm256_cvtepi32_ps(msums(y));
+        *off = _mm256_add_ps(*off, _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
     }
 }
 
@@ -1395,15 +1414,6 @@ unsafe fn k_codes2_by<const K: u8, const SIGNED: bool>(
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn k_muls2<const K: u8>(a: *const u8, b: *const u8) -> ([__m512i; 8], __m128i, __m128i) {
-    let mut muls = [_mm512_setzero_si512(); 8];
-    // Bytes `i` and `i + 1` of each 128-bit quarter in every 16-bit lane of that quarter: `lo`
-    // in the first and third quarters, `hi` in the second and fourth.
-    let pick = |lo: i16, hi: i16| {
-        _mm512_broadcast_i64x4(_mm256_set_m128i(
-            _mm_set1_epi16(hi | (hi + 1) << 8),
-            _mm_set1_epi16(lo | (lo + 1) << 8),
-        ))
-    };
     // `x` in both quarters of the low half, `y` in both of the high half.
     let both = |x: __m128i, y: __m128i| {
         _mm512_inserti64x4::<1>(
@@ -1412,31 +1422,48 @@ unsafe fn k_muls2<const K: u8>(a: *const u8, b: *const u8) -> ([__m512i; 8], __m
         )
     };
     if K == K6 {
-        let (sa, sb) = (
-            _mm_loadu_si128(a.add(192) as *const __m128i),
+        let w = _mm512_cvtepi8_epi16(_mm256_set_m128i(
             _mm_loadu_si128(b.add(192) as *const __m128i),
-        );
-        let first = both(_mm_cvtepi8_epi16(sa), _mm_cvtepi8_epi16(sb));
-        let second = both(
-            _mm_cvtepi8_epi16(_mm_srli_si128::<8>(sa)),
-            _mm_cvtepi8_epi16(_mm_srli_si128::<8>(sb)),
-        );
-        for (j, mul) in muls.iter_mut().enumerate() {
-            let i = 4 * (j % 4) as i16;
-            let src = if j < 4 { first } else { second };
-            *mul = _mm512_shuffle_epi8(src, pick(i, i + 2));
-        }
-        return (muls, _mm_setzero_si128(), _mm_setzero_si128());
+            _mm_loadu_si128(a.add(192) as *const __m128i),
+        ));
+        return (k6_muls2(w), _mm_setzero_si128(), _mm_setzero_si128());
     }
     let (sca, ma) = k4_scales_packed(a.add(4));
     let (scb, mb) = k4_scales_packed(b.add(4));
     let widen = |v: u64| _mm_cvtepu8_epi16(_mm_cvtsi64_si128(v as i64));
     let s = both(widen(sca), widen(scb));
-    for (j, mul) in muls.iter_mut().enumerate() {
+    let muls = std::array::from_fn(|j| {
         let i = 2 * j as i16;
-        *mul = _mm512_shuffle_epi8(s, pick(i, i));
-    }
+        _mm512_shuffle_epi8(s, quarter_pick(i, i))
+    });
     (muls, widen(ma), widen(mb))
+}
+
+/// Q6_K's multipliers for two rows sharing each 512-bit vector as [`k_codes2`] lays them out,
+/// from their sixteen scales as i16 (`w`: the first row's in the low half, the second's in the
+/// high half): sub-block `j`'s first 16 codes take scale `2j`, its last 16 scale `2j + 1`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k6_muls2(w: __m512i) -> [__m512i; 8] {
+    // Scales 0-7 of each row in both quarters of its half, then scales 8-15.
+    let first = _mm512_shuffle_i32x4::<0b10_10_00_00>(w, w);
+    let second = _mm512_shuffle_i32x4::<0b11_11_01_01>(w, w);
+    std::array::from_fn(|j| {
+        let i = 4 * (j % 4) as i16;
+        let src = if j < 4 { first } else { second };
+        _mm512_shuffle_epi8(src, quarter_pick(i, i + 2))
+    })
+}
+
+/// Bytes `i` and `i + 1` of each 128-bit quarter in every 16-bit lane of that quarter: `lo` in
+/// the first and third quarters, `hi` in the second and fourth.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn quarter_pick(lo: i16, hi: i16) -> __m512i {
+    _mm512_broadcast_i64x4(_mm256_set_m128i(
+        _mm_set1_epi16(hi | (hi + 1) << 8),
+        _mm_set1_epi16(lo | (lo + 1) << 8),
+    ))
 }
 
 /// [`k_rows8`] for CPUs with AVX-512 VNNI, BW and VL: rows `k` and `k + 4` share each 512-bit
@@ -1517,13 +1544,14 @@ pub(crate) const fn k_type(k: u8) -> BlockType {
     }
 }
 
-/// A 512-bit `shuffle_epi8` index that puts, zero-extended, byte `lo` of each 128-bit lane in
-/// every 16-bit lane of the low half and byte `hi` in every one of the high half.
+/// `a` in every 16-bit lane of the low half, `b` in every one of the high half.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn widen_pick(lo: i16, hi: i16) -> __m512i {
-    let z = |i: i16| _mm256_set1_epi16(i | 0x8000u16 as i16);
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(z(lo)), z(hi))
+unsafe fn halves16(a: i16, b: i16) -> __m512i {
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_set1_epi16(a)),
+        _mm256_set1_epi16(b),
+    )
 }
 
 /// [`k_rows8_zmm`] with one token for a group of eight interleaved k-quant rows
@@ -1553,13 +1581,7 @@ unsafe fn x8_k<const K: u8>(
     let (low4, top2) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
     // Per 16-bit lane, the shifts that bring a plane byte's top bits to bits 4-5: for the scales
     // bits 0-1 (first 32 bytes) or 2-3 (last 32) left, for the mins bits 4-5 or 6-7 right.
-    let halves = |a: i16, b: i16| {
-        _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(_mm256_set1_epi16(a)),
-            _mm256_set1_epi16(b),
-        )
-    };
-    let (sc_shift, mn_shift) = (halves(4, 2), halves(0, 2));
+    let (sc_shift, mn_shift) = (halves16(4, 2), halves16(0, 2));
     for sb in 0..nsb {
         let g = group.add(sb * 8 * bytes);
         let ahead = next.wrapping_add(sb * 8 * bytes);
@@ -1621,23 +1643,16 @@ unsafe fn x8_k<const K: u8>(
                 _mm512_setzero_si512()
             };
             let muls: [__m512i; 8] = if K == K6 {
-                // Scales 0-7 of both rows in the quarters of their halves, then 8-15.
-                let first = _mm512_shuffle_i32x4::<0b10_10_00_00>(w, w);
-                let second = _mm512_shuffle_i32x4::<0b11_11_01_01>(w, w);
-                std::array::from_fn(|j| {
-                    let i = 4 * (j % 4) as i16;
-                    let pick = _mm512_broadcast_i64x4(_mm256_set_m128i(
-                        _mm_set1_epi16((i + 2) | (i + 3) << 8),
-                        _mm_set1_epi16(i | (i + 1) << 8),
-                    ));
-                    _mm512_shuffle_epi8(if j < 4 { first } else { second }, pick)
-                })
+                k6_muls2(w)
             } else {
+                // Lane h (rows 2h, 2h + 1) in every lane; scale j of row 2h (byte j) in the low
+                // half, of row 2h + 1 (byte 8 + j) in the high half, zero-extended.
                 let two = _mm512_set1_epi64(2 * h as i64);
                 let lane = _mm512_add_epi64(two, _mm512_setr_epi64(0, 1, 0, 1, 0, 1, 0, 1));
                 let both = _mm512_permutexvar_epi64(lane, sc);
+                let zero_high = |i: usize| i as i16 | 0x8000u16 as i16;
                 std::array::from_fn(|j| {
-                    _mm512_shuffle_epi8(both, widen_pick(j as i16, 8 + j as i16))
+                    _mm512_shuffle_epi8(both, halves16(zero_high(j), zero_high(8 + j)))
                 })
             };
             let mut s = _mm512_setzero_si512();
@@ -1651,32 +1666,22 @@ unsafe fn x8_k<const K: u8>(
             *ph = s;
         }
         let isum = quad_sums(&[pair_halves(p[0], p[1]), pair_halves(p[2], p[3])]);
-        let dx = _mm256_set1_ps(*x.d.get_unchecked(sb));
         let d = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
-        acc = _mm256_add_ps(
-            acc,
-            _mm256_mul_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(isum)),
+        let nd = _mm256_xor_ps(
+            _mm256_cvtph_ps(_mm_loadu_si128(
+                g.add(interleave::K_DMIN_AT) as *const __m128i
+            )),
+            sign,
         );
-        if K != K6 {
-            let nd = _mm256_xor_ps(
-                _mm256_cvtph_ps(_mm_loadu_si128(
-                    g.add(interleave::K_DMIN_AT) as *const __m128i
-                )),
-                sign,
-            );
-            let s = x.sums.as_ptr().add(sb * 8);
-            let y = _mm512_broadcast_i32x4(_mm_packs_epi32(
-                _mm_loadu_si128(s as *const __m128i),
-                _mm_loadu_si128(s.add(4) as *const __m128i),
-            ));
-            // Rows 0-3's mins as u16, then 4-7's: four pair sums per row, summed.
-            let m = [
+        // Rows 0-3's mins as u16, then 4-7's: four pair sums per row, summed.
+        let msums = |y: __m128i| {
+            let y = _mm512_broadcast_i32x4(y);
+            quad_sums(&[
                 _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), y),
                 _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(mn)), y),
-            ];
-            let msum = _mm256_cvtepi32_ps(quad_sums(&m));
-            off = _mm256_add_ps(off, _mm256_mul_ps(_mm256_mul_ps(nd, dx), msum));
-        }
+            ])
+        };
+        k_close_one::<K>(isum, msums, d, nd, x, sb, &mut acc, &mut off);
     }
     let mut out = [0f32; 8];
     _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
