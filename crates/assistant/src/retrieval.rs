@@ -14,6 +14,10 @@
 //!   as they were, and retrieval carries on with BM25 and whatever vectors exist.
 //! - [`Assistant::embed_document`] does the same work in the calling thread and returns when the
 //!   document is fully embedded (for tests and the command line).
+//! - The background work leaves the machine to the user: it computes on all cores but one (at
+//!   least one) and, on Linux, at a lower scheduling priority (nice 10), so the window, a chat
+//!   and other programs stay responsive while a long document is indexed (see
+//!   [`in_background`]).
 //! - A passage is found by meaning only when its best window's cosine similarity to the question
 //!   is at least [`MIN_SIMILARITY`]; a question neither half finds anything for finds nothing.
 
@@ -282,7 +286,7 @@ impl Assistant {
             .spawn(move || {
                 // A failure (model damaged, document removed meanwhile) leaves retrieval on BM25
                 // and whatever vectors were stored; the next question tries again.
-                let _ = me.embed_document(document_id);
+                let _ = in_background(|| me.embed_document(document_id));
                 lock(embedding_now()).remove(&key);
             });
         if spawned.is_err() {
@@ -334,8 +338,76 @@ impl Assistant {
     }
 }
 
+/// Threads for background work: every core but one, at least one.
+fn background_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .max(1)
+}
+
+/// Lowers the calling thread's scheduling priority to nice 10 (Linux, where `setpriority` on a
+/// thread id applies to that thread alone); elsewhere the thread keeps its priority.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id; a failure changes nothing.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+/// Runs `f` as background work, from a thread of its own (whose priority it lowers): on a pool of
+/// [`background_threads`] threads, which inherit that priority, so that candle's parallel
+/// kernels run there instead of on one thread per core at normal priority. Without such a pool
+/// (the system refused threads), `f` runs on the calling thread alone.
+fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    lower_this_threads_priority();
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(background_threads())
+        .thread_name(|i| format!("hearth-background-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// The calling thread's nice value (Linux), else 0.
+    fn nice() -> i32 {
+        #[cfg(target_os = "linux")]
+        // SAFETY: plain system calls on the calling thread's own id.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        }
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    #[test]
+    fn background_work_leaves_a_core_and_yields_to_the_rest() {
+        let (threads, nices) = std::thread::spawn(|| {
+            in_background(|| {
+                // Every thread of the pool the work (and candle's kernels) runs on.
+                (rayon::current_num_threads(), rayon::broadcast(|_| nice()))
+            })
+        })
+        .join()
+        .unwrap();
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        assert_eq!(threads, (cores - 1).max(1));
+        assert_eq!(nices.len(), threads);
+        if cfg!(target_os = "linux") {
+            assert!(nices.iter().all(|n| *n >= 10), "{nices:?}");
+        }
+    }
     use super::*;
 
     fn bm(id: i64, score: f64) -> RankedChunk {
