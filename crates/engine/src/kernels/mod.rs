@@ -381,10 +381,10 @@ impl QMatrix {
         }
     }
 
-    /// Asks the memory system for the matrix's first rows, as far as the kernels prefetch
-    /// ahead of what they read (12 KiB), so that a product that starts after a few microseconds
-    /// of other work (a norm, the attention) does not start by waiting for memory. The calling
-    /// thread reads those rows first: its share of a product is the first.
+    /// Asks the memory system for the matrix's first 12 KiB (a little beyond the 8 KiB the
+    /// kernels prefetch ahead of what they read), so that a product that starts after a few
+    /// microseconds of other work (a norm, the attention) does not start by waiting for memory.
+    /// The calling thread reads those rows first: its share of a product is the first.
     pub fn prefetch_front(&self) {
         #[cfg(target_arch = "x86_64")]
         if let Ok(d) = self.data() {

@@ -531,10 +531,10 @@ direct_rows8_zmm!(direct8_q5_0_zmm, 22, |b4| q5_0_codes4(b4), |blocks, dw| {
     _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 });
 
-/// Groups of eight rows the in-place kernels prefetch ahead of the ones they read: at least
-/// 12 KiB (see `dot_rows`).
+/// Groups of eight rows the kernels prefetch ahead of the ones they read: at least 8 KiB (see
+/// `dot_rows`).
 fn ahead_groups(row_bytes: usize) -> usize {
-    12288usize.div_ceil(8 * row_bytes).max(1)
+    8192usize.div_ceil(8 * row_bytes).max(1)
 }
 
 /// Where to prefetch for byte `want` of a matrix `data` read front to back: there, or past the
@@ -1920,10 +1920,12 @@ pub unsafe fn dot_rows(
     // Eight rows at a time read in place (the last ones padded by repeating the last row, whose
     // extra results are dropped); `next` is where the following eight start, and `store(t, o)`
     // writes token `t`'s results for these rows.
-    // The in-place kernels prefetch the rows at least 12 KiB ahead of the ones they read (whole
-    // groups of eight rows): on a core that takes in 35 GB/s (an AMD EPYC), 4 KiB was too close,
-    // 3-13% slower per token in kernel_bench (1B shape Q4_0 to SmolLM2 Q4_0), and 20 KiB too far
-    // for Q8_0's long rows. They prefetch on past the end of their chunk, up to the matrix's end:
+    // The kernels prefetch the rows at least 8 KiB ahead of the ones they read (whole groups of
+    // eight rows): on a core that takes in 35 GB/s (an AMD EPYC), 4 KiB was too close for the
+    // rows read in place, 3-13% slower per token in kernel_bench (1B shape Q4_0 to SmolLM2
+    // Q4_0), and 20 KiB too far for Q8_0's long rows; with the interleaved rows, 12 KiB lost to
+    // 8 in 33 of 48 alternated `hearth bench` pairs (1B shape Q4_0 with two threads in all 7).
+    // They prefetch on past the end of their chunk, up to the matrix's end:
     // the pool hands a thread the chunks of its share in order (see `crate::pool`), so what
     // follows a chunk is usually the thread's next one. At the matrix's end they go on into
     // `then`, the matrix the same call takes next (a layer's key rows after its query rows).
