@@ -351,11 +351,17 @@ fn background_threads() -> usize {
 /// thread id applies to that thread alone); elsewhere the thread keeps its priority.
 fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id; a failure changes nothing.
+    // SAFETY: a plain system call on the calling thread's own id; a failure changes nothing.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        libc::setpriority(libc::PRIO_PROCESS, this_thread_id(), 10);
     }
+}
+
+/// The calling thread's id, as the priority calls take it.
+#[cfg(target_os = "linux")]
+fn this_thread_id() -> libc::id_t {
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::id_t }
 }
 
 /// Runs `f` as background work, from a thread of its own (whose priority it lowers): on a pool of
@@ -376,38 +382,6 @@ fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 #[cfg(test)]
 mod tests {
-
-    /// The calling thread's nice value (Linux), else 0.
-    fn nice() -> i32 {
-        #[cfg(target_os = "linux")]
-        // SAFETY: plain system calls on the calling thread's own id.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::getpriority(libc::PRIO_PROCESS, tid)
-        }
-        #[cfg(not(target_os = "linux"))]
-        0
-    }
-
-    #[test]
-    fn background_work_leaves_a_core_and_yields_to_the_rest() {
-        let (threads, nices) = std::thread::spawn(|| {
-            in_background(|| {
-                // Every thread of the pool the work (and candle's kernels) runs on.
-                (rayon::current_num_threads(), rayon::broadcast(|_| nice()))
-            })
-        })
-        .join()
-        .unwrap();
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        assert_eq!(threads, (cores - 1).max(1));
-        assert_eq!(nices.len(), threads);
-        if cfg!(target_os = "linux") {
-            assert!(nices.iter().all(|n| *n >= 10), "{nices:?}");
-        }
-    }
     use super::*;
 
     fn bm(id: i64, score: f64) -> RankedChunk {
@@ -435,5 +409,36 @@ mod tests {
         // Without the meaning half the BM25 order is kept.
         let only: Vec<i64> = fuse(&bm25, &[], 3).iter().map(|f| f.chunk_id.0).collect();
         assert_eq!(only, vec![1, 2, 3]);
+    }
+
+    /// The calling thread's nice value (Linux), else 0.
+    fn nice() -> i32 {
+        #[cfg(target_os = "linux")]
+        // SAFETY: a plain system call on the calling thread's own id.
+        unsafe {
+            libc::getpriority(libc::PRIO_PROCESS, this_thread_id())
+        }
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    #[test]
+    fn background_work_leaves_a_core_and_yields_to_the_rest() {
+        let (threads, nices) = std::thread::spawn(|| {
+            in_background(|| {
+                // Every thread of the pool the work (and candle's kernels) runs on.
+                (rayon::current_num_threads(), rayon::broadcast(|_| nice()))
+            })
+        })
+        .join()
+        .unwrap();
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        assert_eq!(threads, (cores - 1).max(1));
+        assert_eq!(nices.len(), threads);
+        if cfg!(target_os = "linux") {
+            assert!(nices.iter().all(|n| *n >= 10), "{nices:?}");
+        }
     }
 }
