@@ -5,12 +5,14 @@
 //! `cargo run --release -p hearth-engine --example attention_bench -- [THREADS] [DEPTH] [REPS]`
 //!
 //! Prints the median time of one layer's attention for a whole prompt of DEPTH tokens run in
-//! steps of 512 (as the engine runs a prompt), and for one decoded token after DEPTH tokens.
+//! steps of 512 (as the engine runs a prompt), and for one decoded token after DEPTH tokens:
+//! through tensors (a query tensor, views of the cache, a result tensor read back) and on plain
+//! buffers (`attend_one`, as a decoding step runs it).
 
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use hearth_engine::attention::{attend, Window};
+use hearth_engine::attention::{attend, attend_one, Window};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -32,6 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let q = Tensor::randn(0f32, 1.0, (1, nh, depth + 1, hd), &dev)?;
         let mut prompt = Vec::new();
         let mut decode = Vec::new();
+        let (mut tensors, mut buffers) = (Vec::new(), Vec::new());
+        let qrow = q.narrow(2, depth, 1)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; nh * hd];
         for _ in 0..reps {
             let t0 = Instant::now();
             let mut at = 0;
@@ -53,11 +58,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )?;
             }
             decode.push(t0.elapsed().as_secs_f64() * 1e3 / 20.0);
+            let t0 = Instant::now();
+            for _ in 0..20 {
+                // The query of one step as a decoding step holds it, then the whole step.
+                let qt = Tensor::from_slice(&qrow, (1, nh, 1, hd), &dev)?;
+                let (kk, vv) = (k.narrow(2, 0, depth + 1)?, v.narrow(2, 0, depth + 1)?);
+                let y = attend(&qt, &kk, &vv, scale, Window { size: None })?;
+                out.copy_from_slice(&y.flatten_all()?.to_vec1::<f32>()?);
+            }
+            tensors.push(t0.elapsed().as_secs_f64() * 1e6 / 20.0);
+            let t0 = Instant::now();
+            for _ in 0..20 {
+                attend_one(
+                    &qrow,
+                    &k,
+                    &v,
+                    depth + 1,
+                    scale,
+                    Window { size: None },
+                    &mut out,
+                )?;
+            }
+            buffers.push(t0.elapsed().as_secs_f64() * 1e6 / 20.0);
         }
         println!(
             "{name} ({nh} heads over {nkv}), {threads} thread(s): prompt of {depth} tokens {:.1} ms per layer, one token at depth {depth} {:.3} ms per layer",
             median(&mut prompt),
             median(&mut decode)
+        );
+        println!(
+            "  one decoding step from a query row to an output row: through tensors {:.2} us, on buffers {:.2} us",
+            median(&mut tensors),
+            median(&mut buffers)
         );
     }
     Ok(())

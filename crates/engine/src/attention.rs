@@ -1216,55 +1216,131 @@ impl CustomOp3 for Attend {
         let k = View::new("keys", s2, l2)?;
         let v = View::new("values", s3, l3)?;
         let (nh, t, hd) = (q.heads, q.len, q.hd);
-        let (nkv, total) = (k.heads, k.len);
-        if nkv == 0 || nh % nkv != 0 || v.heads != nkv || v.len != total || k.hd != hd {
-            candle_core::bail!(
-                "attention: {nh} query heads over keys {:?} and values {:?}",
-                l2.dims(),
-                l3.dims()
-            );
-        }
-        if v.hd != hd || t > total {
-            candle_core::bail!("attention: {t} queries of width {hd} over {total} positions");
-        }
         let mut out = vec![0f32; t * nh * hd];
-        let pool = crate::pool::global();
-        let (tile_heads, tile_queries) = Run::tiling(nkv, nh / nkv, t, pool.threads());
-        let run = Run {
-            q,
-            k,
-            v,
-            nh,
-            t,
-            rep: nh / nkv,
-            start: total - t,
-            scale: self.scale,
-            window: self.window.size,
-            tile_heads,
-            tile_queries,
-            out: Out(out.as_mut_ptr()),
-        };
-        let wide = wide();
-        let wide512 = wide && wide512();
-        pool.run_chunked(run.tiles(), |items| {
-            #[cfg(target_arch = "x86_64")]
-            if wide512 {
-                // SAFETY: `wide512()` holds only on a CPU with AVX-512 F, and `wide()` on one
-                // with AVX2, FMA and F16C.
-                unsafe { run.items_avx512(items) };
-                return;
-            }
-            #[cfg(target_arch = "x86_64")]
-            if wide {
-                // SAFETY: `wide()` holds only on a CPU with AVX2, FMA and F16C.
-                unsafe { run.items_avx2(items) };
-                return;
-            }
-            let _ = (wide, wide512);
-            run.items(items);
-        });
+        compute(q, k, v, self.scale, self.window, &mut out)?;
         Ok((CpuStorage::F32(out), Shape::from((1, t, nh * hd))))
     }
+}
+
+/// The attention of the queries `q` over the keys `k` and values `v` (see [`attend`]) into
+/// `out` (`[t, n_head × hd]`, zeroed: each row's weighted values are added to it).
+fn compute(
+    q: View<'_>,
+    k: View<'_>,
+    v: View<'_>,
+    scale: f32,
+    window: Window,
+    out: &mut [f32],
+) -> candle_core::Result<()> {
+    let (nh, t, hd) = (q.heads, q.len, q.hd);
+    let (nkv, total) = (k.heads, k.len);
+    if nkv == 0 || nh % nkv != 0 || v.heads != nkv || v.len != total || k.hd != hd {
+        candle_core::bail!(
+            "attention: {nh} query heads over {nkv} key heads of {total} x {} and {} value heads of {} x {}",
+            k.hd,
+            v.heads,
+            v.len,
+            v.hd
+        );
+    }
+    if v.hd != hd || t > total {
+        candle_core::bail!("attention: {t} queries of width {hd} over {total} positions");
+    }
+    if out.len() != t * nh * hd {
+        candle_core::bail!(
+            "attention: {} outputs for {t} queries of {nh} x {hd}",
+            out.len()
+        );
+    }
+    let pool = crate::pool::global();
+    let (tile_heads, tile_queries) = Run::tiling(nkv, nh / nkv, t, pool.threads());
+    let run = Run {
+        q,
+        k,
+        v,
+        nh,
+        t,
+        rep: nh / nkv,
+        start: total - t,
+        scale,
+        window: window.size,
+        tile_heads,
+        tile_queries,
+        out: Out(out.as_mut_ptr()),
+    };
+    let wide = wide();
+    let wide512 = wide && wide512();
+    pool.run_chunked(run.tiles(), |items| {
+        #[cfg(target_arch = "x86_64")]
+        if wide512 {
+            // SAFETY: `wide512()` holds only on a CPU with AVX-512 F, and `wide()` on one
+            // with AVX2, FMA and F16C.
+            unsafe { run.items_avx512(items) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: `wide()` holds only on a CPU with AVX2, FMA and F16C.
+            unsafe { run.items_avx2(items) };
+            return;
+        }
+        let _ = (wide, wide512);
+        run.items(items);
+    });
+    Ok(())
+}
+
+/// [`attend`] for a single query position (a decoding step) on plain buffers, without a
+/// tensor for the query or the result: `q` holds the `n_head` query rows of `hd` values each;
+/// `k` and `v` are a key/value cache `[1, n_kv, capacity, hd]` (contiguous) whose first `len`
+/// positions hold the sequence, the query's own position last. Writes `[n_head × hd]` to `out`:
+/// the same bits [`attend`] returns for that query over those positions.
+pub fn attend_one(
+    q: &[f32],
+    k: &Tensor,
+    v: &Tensor,
+    len: usize,
+    scale: f32,
+    window: Window,
+    out: &mut [f32],
+) -> Result<()> {
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (candle_core::Storage::Cpu(ks), candle_core::Storage::Cpu(vs)) = (&*ks, &*vs) else {
+        return Err(crate::error::EngineError::Compute(
+            "attention: the key/value cache is not in CPU memory".into(),
+        ));
+    };
+    let mut kv = View::new("keys", ks, kl)?;
+    let mut vv = View::new("values", vs, vl)?;
+    if len == 0 || len > kv.len || len > vv.len {
+        return Err(crate::error::EngineError::Compute(format!(
+            "attention over {len} positions of a cache of {}",
+            kv.len
+        )));
+    }
+    // The view's last element moves back: still inside the storage View::new checked.
+    kv.len = len;
+    vv.len = len;
+    let hd = kv.hd;
+    if hd == 0 || q.len() % hd != 0 {
+        return Err(crate::error::EngineError::Compute(format!(
+            "attention: a query of {} values over heads of {hd}",
+            q.len()
+        )));
+    }
+    let qv = View {
+        data: Data::F32(q),
+        offset: 0,
+        head_stride: hd,
+        row_stride: q.len(),
+        heads: q.len() / hd,
+        len: 1,
+        hd,
+    };
+    out.fill(0.0);
+    compute(qv, kv, vv, scale, window, out)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1591,6 +1667,44 @@ mod tests {
             let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(a, b, "window {w:?}");
             assert!(max_diff(&a, &reference(&q, &k32, &v32, 0.2, w)) < 1e-5);
+        }
+    }
+
+    /// A decoding step on plain buffers over the first positions of a larger f16 cache gives
+    /// the bits `attend` gives for that query over a view of those positions, with and without
+    /// a sliding window, SmolLM2's and Qwen2.5's head shapes; bad sizes are refused.
+    #[test]
+    fn one_position_on_buffers_gives_the_bits_of_attend() {
+        use candle_core::DType;
+        for (nh, nkv, hd, cap, len) in
+            [(9, 3, 64, 256, 161), (14, 2, 64, 64, 1), (6, 2, 40, 32, 20)]
+        {
+            let kc = tensor(31, (1, nkv, cap, hd)).to_dtype(DType::F16).unwrap();
+            let vc = tensor(32, (1, nkv, cap, hd)).to_dtype(DType::F16).unwrap();
+            let q = values(nh * hd, 33);
+            let qt = Tensor::from_slice(&q, (1, nh, 1, hd), &Device::Cpu).unwrap();
+            let (k, v) = (kc.narrow(2, 0, len).unwrap(), vc.narrow(2, 0, len).unwrap());
+            for w in [None, Some(7)] {
+                let want = attend(&qt, &k, &v, 0.125, Window { size: w }).unwrap();
+                let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                // Whatever the buffer held before is overwritten.
+                let mut got = vec![f32::NAN; nh * hd];
+                attend_one(&q, &kc, &vc, len, 0.125, Window { size: w }, &mut got).unwrap();
+                assert_eq!(
+                    got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "{nh} heads over {nkv}, width {hd}, {len} positions, window {w:?}"
+                );
+            }
+            let mut out = vec![0f32; nh * hd];
+            let w = Window { size: None };
+            assert!(attend_one(&q, &kc, &vc, 0, 0.125, w, &mut out).is_err());
+            assert!(attend_one(&q, &kc, &vc, cap + 1, 0.125, w, &mut out).is_err());
+            assert!(
+                attend_one(&q[..hd * (nh - 1) + 1], &kc, &vc, len, 0.125, w, &mut out).is_err()
+            );
+            let mut short = vec![0f32; nh * hd - 1];
+            assert!(attend_one(&q, &kc, &vc, len, 0.125, w, &mut short).is_err());
         }
     }
 

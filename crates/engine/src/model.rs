@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 
-use crate::attention::{attend, Window};
+use crate::attention::{attend, attend_one, Window};
 use crate::error::{EngineError, Result};
 use crate::gguf::{Arch, Config, ModelFile};
 use crate::kernels::{Isa, QMatrix};
@@ -202,7 +202,8 @@ impl KvCache {
 
     /// [`KvCache::append`] for one position of an f16 cache, from the f32 rows `k` and `v`
     /// (`heads` rows of `hd` each), written straight into the cache: each value rounded to f16
-    /// as candle's `to_dtype` rounds it, without a tensor per row.
+    /// as candle's `to_dtype` rounds it, without a tensor per row. Returns the whole cache (of
+    /// which the first `len` positions are valid, the new one last) and `len`.
     fn append_one(
         &mut self,
         k: &[f32],
@@ -210,7 +211,7 @@ impl KvCache {
         heads: usize,
         hd: usize,
         device: &Device,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(&Tensor, &Tensor, usize)> {
         let at = self.len;
         let (kb, vb) = self.reserve(at + 1, heads, hd, DType::F16, device)?;
         kb.inplace_op1(&WriteRow {
@@ -225,9 +226,11 @@ impl KvCache {
             heads,
             hd,
         })?;
-        let (kb, vb) = (kb.clone(), vb.clone());
         self.len = at + 1;
-        Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
+        match (&self.k, &self.v) {
+            (Some(kb), Some(vb)) => Ok((kb, vb, at + 1)),
+            _ => Err(EngineError::Compute("key/value cache missing".into())),
+        }
     }
 }
 
@@ -329,6 +332,8 @@ struct StepBuffers {
     k: Vec<f32>,
     v: Vec<f32>,
     a: Vec<f32>,
+    /// The attention's output.
+    y: Vec<f32>,
     g: Vec<f32>,
     u: Vec<f32>,
     gu: Vec<f32>,
@@ -863,7 +868,7 @@ impl Transformer {
                 }
             })
         })??;
-        let (k_all, v_all) = kv.append_one(&b.k, &b.v, nkv, hd, &self.device)?;
+        let (k_all, v_all, len) = kv.append_one(&b.k, &b.v, nkv, hd, &self.device)?;
         let window = Window {
             size: if layer.sliding {
                 self.cfg.sliding_window
@@ -873,10 +878,18 @@ impl Transformer {
         };
         let out = layer.attn_out.w.own.as_ref().ok_or_else(uncovered)?;
         out.prefetch_front();
-        let q = Tensor::from_slice(&b.q, (1, nh, 1, hd), &self.device)?;
-        let y = attend(&q, &k_all, &v_all, self.attn_scale as f32, window)?;
+        sized(&mut b.y, nh * hd);
+        attend_one(
+            &b.q,
+            k_all,
+            v_all,
+            len,
+            self.attn_scale as f32,
+            window,
+            &mut b.y,
+        )?;
         sized(&mut b.a, x.len());
-        crate::ops::with_f32(&y, |y| out.matmul(isa, y, &mut b.a))??;
+        out.matmul(isa, &b.y, &mut b.a)?;
         if let Ffn::Gated {
             gate: Matrix { own: Some(g), .. },
             ..
