@@ -530,6 +530,10 @@ def measure_speed(hearth: Hearth | None, ref: Reference, model: str, n: int, m: 
                 except RunError as e:
                     errors.append(f"{engine}: {e}")
                     log(f"    rep {rep + 1}/{reps} {engine:9s} FAILED: {str(e).splitlines()[0]}")
+                    if engine == "llama.cpp" and "exit status -4" in str(e):
+                        log("    (signal 4 is an illegal instruction: the reference was built for "
+                            "instructions this CPU does not run, e.g. AMX on a virtual machine that "
+                            "lists it; see bench/README.md for a build without them)")
                     break
                 s["other_cpus_before"], s["other_cpus_during"] = before, during.cpus
                 if bw:
