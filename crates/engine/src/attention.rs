@@ -1043,28 +1043,33 @@ impl Run<'_> {
                 // after position, with the value rows read in place.
                 let vb = self.v.offset + kh * self.v.head_stride;
                 let vs = self.v.row_stride;
-                if i1 - i0 == 1 {
-                    // One query: every row (head) sees the same positions, so up to three rows
-                    // at a time share each load of a value row.
-                    let (a, b) = (s.first[0], s.last[0] + 1);
-                    let mut r = 0;
-                    while r < rows {
-                        let n = (rows - r).min(3);
+                // The rows of one query (its heads) see the same positions, so up to three of
+                // them at a time share each load of a value row. Row `(h, i)` of the tile is
+                // scores row `(h - h0) · queries + (i - i0)`.
+                let queries = i1 - i0;
+                let heads = h1 - h0;
+                for i in i0..i1 {
+                    let row_of = |hh: usize| hh * queries + (i - i0);
+                    let (a, b) = (s.first[row_of(0)], s.last[row_of(0)] + 1);
+                    let mut hh = 0;
+                    while hh < heads {
+                        let n = (heads - hh).min(3);
                         let outs: [*mut f32; 3] = std::array::from_fn(|u| {
                             self.out
                                 .0
-                                .wrapping_add((i0 * nh + h0 + r + u.min(n - 1)) * hd)
+                                .wrapping_add((i * nh + h0 + hh + u.min(n - 1)) * hd)
                         });
                         let ws: [&[f32]; 3] = std::array::from_fn(|u| {
-                            let u = r + u.min(n - 1);
-                            &s.scores[u * span + a - lo..u * span + b - lo]
+                            let r = row_of(hh + u.min(n - 1));
+                            &s.scores[r * span + a - lo..r * span + b - lo]
                         });
-                        let invs: [f32; 3] = std::array::from_fn(|u| s.inv[r + u.min(n - 1)]);
-                        // SAFETY: rows (h0 + r .. h0 + r + n, i0) are this tile's alone (tiles
+                        let invs: [f32; 3] =
+                            std::array::from_fn(|u| s.inv[row_of(hh + u.min(n - 1))]);
+                        // SAFETY: rows (h0 + hh .. h0 + hh + n, i) are this tile's alone (tiles
                         // are disjoint and the pool returns only after every worker is done);
-                        // `AVX` means the CPU has AVX and F16C; `hd` is 16, 32 or 64; value
-                        // rows a..b of head kh lie inside the storage (View::new checked the
-                        // last one).
+                        // `AVX` means the CPU has AVX and F16C (and `Z` AVX-512 F); `hd` is 16,
+                        // 32 or 64; value rows a..b of head kh lie inside the storage
+                        // (View::new checked the last one).
                         unsafe {
                             match self.v.data {
                                 Data::F16(v) if Z => {
@@ -1085,33 +1090,7 @@ impl Run<'_> {
                                 }
                             }
                         }
-                        r += n;
-                    }
-                    continue;
-                }
-                let mut r = 0;
-                for h in h0..h1 {
-                    for i in i0..i1 {
-                        let (a, b) = (s.first[r], s.last[r] + 1);
-                        let w = &s.scores[r * span + a - lo..r * span + b - lo];
-                        // SAFETY: row (h, i) is this tile's alone (tiles are disjoint and the
-                        // pool returns only after every worker is done); `AVX` means the CPU
-                        // has AVX and F16C; `hd` is 16, 32 or 64; value rows a..b of head kh
-                        // lie inside the storage (View::new checked the last one).
-                        unsafe {
-                            let o = self.out.0.add((i * nh + h) * hd);
-                            match self.v.data {
-                                Data::F16(v) => {
-                                    let p = v.as_ptr().add(vb + a * vs);
-                                    weighted_hd(hd, o, w, s.inv[r], p, vs)
-                                }
-                                Data::F32(v) => {
-                                    let p = v.as_ptr().add(vb + a * vs);
-                                    weighted_hd(hd, o, w, s.inv[r], p, vs)
-                                }
-                            }
-                        }
-                        r += 1;
+                        hh += n;
                     }
                 }
                 continue;
