@@ -944,43 +944,50 @@ impl Run<'_> {
             s.scores.resize(rows * span, 0.0);
             // Scores: each key row once, against every row of the tile that sees it.
             // With AVX and a width of whole vectors, four rows at a time share each load of
-            // the key row (their sums still run lane by lane in the portable order).
+            // the key row (their sums still run lane by lane in the portable order). Fewer
+            // than four rows (a single token's heads), or any number with AVX-512: four key
+            // rows at a time instead, read in place, against up to three rows at a time, so
+            // that independent sums run side by side (each still in its own order; with
+            // AVX-512 two key rows share each vector, half the instructions).
             let fours = if AVX && hd % 8 == 0 { rows / 4 * 4 } else { 0 };
-            // Fewer than four rows (a single token's heads): four key rows at a time instead,
-            // so that four independent sums run side by side (each still in its own order).
             #[allow(unused_mut)]
             let mut j0 = lo;
             #[cfg(target_arch = "x86_64")]
-            if AVX && hd % 8 == 0 && fours == 0 {
+            if AVX && hd % 8 == 0 && (Z || fours == 0) {
                 let kb = self.k.offset + kh * self.k.head_stride;
                 let ks = self.k.row_stride;
                 while j0 + 4 <= hi + 1 {
-                    // The four key rows, read in place, against every row of the tile at once.
-                    // SAFETY: `AVX` means the CPU has AVX and F16C; `hd` is a multiple of 8;
-                    // key rows j0..j0+4 of head kh lie inside the storage (View::new checked
-                    // the last one); `s.q` holds `rows` (1 to 3) rows of `hd`.
-                    let d = unsafe {
-                        let q = s.q.as_ptr();
-                        match self.k.data {
-                            Data::F16(k) if Z => {
-                                key_scores_zmm(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
+                    // The four key rows, read in place, against up to three rows of the tile
+                    // at a time (the same sums as one key row against four query rows).
+                    for r0 in (0..rows).step_by(3) {
+                        let n = (rows - r0).min(3);
+                        // SAFETY: `AVX` means the CPU has AVX and F16C (and `Z` AVX-512 F);
+                        // `hd` is a multiple of 8; key rows j0..j0+4 of head kh lie inside the
+                        // storage (View::new checked the last one); `s.q` holds `rows` rows of
+                        // `hd`, of which rows r0..r0+n are read.
+                        let d = unsafe {
+                            let q = s.q.as_ptr().add(r0 * hd);
+                            match self.k.data {
+                                Data::F16(k) if Z => {
+                                    key_scores_zmm(k.as_ptr().add(kb + j0 * ks), ks, q, n, hd)
+                                }
+                                Data::F32(k) if Z => {
+                                    key_scores_zmm(k.as_ptr().add(kb + j0 * ks), ks, q, n, hd)
+                                }
+                                Data::F16(k) => {
+                                    key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, n, hd)
+                                }
+                                Data::F32(k) => {
+                                    key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, n, hd)
+                                }
                             }
-                            Data::F32(k) if Z => {
-                                key_scores_zmm(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
-                            }
-                            Data::F16(k) => {
-                                key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
-                            }
-                            Data::F32(k) => {
-                                key_scores(k.as_ptr().add(kb + j0 * ks), ks, q, rows, hd)
-                            }
-                        }
-                    };
-                    for (r, d) in d.iter().enumerate().take(rows) {
-                        for (u, d) in d.iter().enumerate() {
-                            let j = j0 + u;
-                            if s.first[r] <= j && j <= s.last[r] {
-                                s.scores[r * span + j - lo] = d * self.scale;
+                        };
+                        for (r, d) in (r0..r0 + n).zip(d) {
+                            for (u, d) in d.iter().enumerate() {
+                                let j = j0 + u;
+                                if s.first[r] <= j && j <= s.last[r] {
+                                    s.scores[r * span + j - lo] = d * self.scale;
+                                }
                             }
                         }
                     }
@@ -1025,7 +1032,10 @@ impl Run<'_> {
                 let row = &mut s.scores[r * span + s.first[r] - lo..r * span + s.last[r] + 1 - lo];
                 let m = max(row);
                 #[cfg(target_arch = "x86_64")]
-                if AVX {
+                if AVX && Z {
+                    // SAFETY: `Z` is set only where the CPU has AVX-512 F too.
+                    unsafe { crate::expf::exp_shifted16(row, m) };
+                } else if AVX {
                     // SAFETY: `AVX` is set only where the CPU has AVX2 and FMA.
                     unsafe { crate::expf::exp_shifted(row, m) };
                 } else {
