@@ -24,6 +24,12 @@ fn silu_mul_one(g: f32, u: f32) -> f32 {
 
 fn silu_mul_slices(g: &[f32], u: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if crate::expf::available() && wide512() {
+        // SAFETY: the CPU has AVX2, FMA and AVX-512 F.
+        unsafe { silu_mul_zmm(g, u, out) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::expf::available() {
         // SAFETY: the CPU has AVX2 and FMA.
         unsafe { silu_mul_avx(g, u, out) };
@@ -65,6 +71,46 @@ unsafe fn silu_mul_avx(g: &[f32], u: &[f32], out: &mut [f32]) {
         ub[..n - i].copy_from_slice(&u[i..n]);
         eight(gb.as_ptr(), ub.as_ptr(), ob.as_mut_ptr());
         out[i..n].copy_from_slice(&ob[..n - i]);
+    }
+}
+
+/// Whether the AVX-512 build of the exponential runs here: where the kernels run their AVX-512
+/// instruction set (so `HEARTH_KERNELS=avx2` keeps to AVX2 here too).
+#[cfg(target_arch = "x86_64")]
+fn wide512() -> bool {
+    crate::kernels::selected() == Some(crate::kernels::Isa::Avx512Vnni)
+        && is_x86_feature_detected!("avx512f")
+}
+
+/// [`silu_mul_avx`] sixteen at a time with [`crate::expf::exp16`]: the same operations per
+/// element, so the same bits; the last few through [`silu_mul_avx`].
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn silu_mul_zmm(g: &[f32], u: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = out.len().min(g.len()).min(u.len());
+    let one = _mm512_set1_ps(1.0);
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: sixteen floats are read from `g` and `u` and written to `out` at `i`, each of
+        // which holds them; the caller's contract covers exp16.
+        unsafe {
+            let gv = _mm512_loadu_ps(g.as_ptr().add(i));
+            let neg = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gv), sign));
+            let e = crate::expf::exp16(neg);
+            let s = _mm512_div_ps(gv, _mm512_add_ps(one, e));
+            let uv = _mm512_loadu_ps(u.as_ptr().add(i));
+            _mm512_storeu_ps(out.as_mut_ptr().add(i), _mm512_mul_ps(s, uv));
+        }
+        i += 16;
+    }
+    if i < n {
+        // SAFETY: the caller's contract (AVX2 and FMA).
+        unsafe { silu_mul_avx(&g[i..n], &u[i..n], &mut out[i..n]) };
     }
 }
 
