@@ -14,6 +14,9 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use hearth_engine::attention::{attend, attend_one, Window};
 
+/// Tokens in a chat's next message (a question and the chat template around it).
+const NEW: usize = 18;
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -34,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let q = Tensor::randn(0f32, 1.0, (1, nh, depth + 1, hd), &dev)?;
         let mut prompt = Vec::new();
         let mut decode = Vec::new();
+        let mut turn = Vec::new();
         let (mut tensors, mut buffers) = (Vec::new(), Vec::new());
         let qrow = q.narrow(2, depth, 1)?.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; nh * hd];
@@ -58,6 +62,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )?;
             }
             decode.push(t0.elapsed().as_secs_f64() * 1e3 / 20.0);
+            // A chat's next message: NEW queries after DEPTH tokens already in the cache.
+            let at = depth + 1 - NEW.min(depth + 1);
+            let t0 = Instant::now();
+            for _ in 0..20 {
+                attend(
+                    &q.narrow(2, at, depth + 1 - at)?,
+                    &k,
+                    &v,
+                    scale,
+                    Window { size: None },
+                )?;
+            }
+            turn.push(t0.elapsed().as_secs_f64() * 1e3 / 20.0);
             let t0 = Instant::now();
             for _ in 0..20 {
                 // The query of one step as a decoding step holds it, then the whole step.
@@ -85,6 +102,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{name} ({nh} heads over {nkv}), {threads} thread(s): prompt of {depth} tokens {:.1} ms per layer, one token at depth {depth} {:.3} ms per layer",
             median(&mut prompt),
             median(&mut decode)
+        );
+        println!(
+            "  a chat's next message of {NEW} tokens after {} in the cache: {:.3} ms per layer",
+            depth + 1 - NEW.min(depth + 1),
+            median(&mut turn)
         );
         println!(
             "  one decoding step from a query row to an output row: through tensors {:.2} us, on buffers {:.2} us",

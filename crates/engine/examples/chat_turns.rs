@@ -71,8 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 true
             })?;
             println!(
-                "turn {turn:>2}: prompt {:>5} tokens, time to first token {:>7.1} ms",
+                "turn {turn:>2}: prompt {:>5} tokens ({:>3} new), time to first token {:>7.1} ms",
                 s.prompt_token_ids.len(),
+                s.prompt.prefill_tokens,
                 s.ttft_ms
             );
             if turn == 1 {

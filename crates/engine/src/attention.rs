@@ -521,6 +521,86 @@ unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
     }
 }
 
+/// The scores of one key row (`hd` floats, a multiple of 8) against up to eight query rows held
+/// transposed: `qt` holds `hd` vectors of eight floats, vector `d` holding element `d` of each
+/// row (the rows in the lanes). Lane `r` of the result has the bits [`dot`] gives for row `r`
+/// and the key: accumulator `l`, a vector over the rows, adds the products of elements `8c + l`
+/// in order of `c`, as dot's running sum `l` does, and the eight are then added up in
+/// [`reduce8`]'s order, lane by lane. A key row costs one broadcast, one product and one
+/// addition per element for all the rows together, with no horizontal sums.
+///
+/// # Safety
+/// The CPU must have AVX; `key` must hold `hd` floats and `qt` `8·hd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
+#[inline]
+unsafe fn query_scores_avx(
+    key: *const f32,
+    qt: *const f32,
+    hd: usize,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    debug_assert!(hd.is_multiple_of(8));
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let mut c = 0;
+    while c < hd {
+        // SAFETY: c + 8 <= hd: elements c..c+8 of the key, vectors c..c+8 of `qt`.
+        unsafe {
+            for (l, a) in acc.iter_mut().enumerate() {
+                let k = _mm256_set1_ps(*key.add(c + l));
+                let q = _mm256_loadu_ps(qt.add((c + l) * 8));
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(q, k));
+            }
+        }
+        c += 8;
+    }
+    let add = |a, b| _mm256_add_ps(a, b);
+    add(
+        add(add(acc[0], acc[4]), add(acc[1], acc[5])),
+        add(add(acc[2], acc[6]), add(acc[3], acc[7])),
+    )
+}
+
+/// [`query_scores_avx`] with AVX-512 for two key rows and up to sixteen query rows (`qt` holds
+/// `hd` vectors of sixteen floats): each query vector is loaded once for both keys. The same
+/// operations per lane in the same order: the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512 F; each key must hold `hd` floats (a multiple of 8), `qt` `16·hd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn query_scores_zmm(
+    keys: [*const f32; 2],
+    qt: *const f32,
+    hd: usize,
+) -> [std::arch::x86_64::__m512; 2] {
+    use std::arch::x86_64::*;
+    debug_assert!(hd.is_multiple_of(8));
+    let mut acc = [[_mm512_setzero_ps(); 8]; 2];
+    let mut c = 0;
+    while c < hd {
+        // SAFETY: c + 8 <= hd: elements c..c+8 of each key, vectors c..c+8 of `qt`.
+        unsafe {
+            for l in 0..8 {
+                let q = _mm512_loadu_ps(qt.add((c + l) * 16));
+                for (a, key) in acc.iter_mut().zip(keys) {
+                    let k = _mm512_set1_ps(*key.add(c + l));
+                    a[l] = _mm512_add_ps(a[l], _mm512_mul_ps(q, k));
+                }
+            }
+        }
+        c += 8;
+    }
+    let add = |a, b| _mm512_add_ps(a, b);
+    acc.map(|a| {
+        add(
+            add(add(a[0], a[4]), add(a[1], a[5])),
+            add(add(a[2], a[6]), add(a[3], a[7])),
+        )
+    })
+}
+
 /// A function giving the scores of four key rows (`keys`, `keys + ks`, ...) against `rows` (1
 /// to 3) query rows of `hd` at `q` with `$dot4` for that many rows; rows past `rows` are left
 /// zero.
@@ -866,6 +946,8 @@ struct Run<'a> {
 #[derive(Default)]
 struct Scratch {
     q: Vec<f32>,
+    /// The tile's query rows transposed, in groups of 8 or 16 (see [`query_scores_avx`]).
+    qt: Vec<f32>,
     row: Vec<f32>,
     scores: Vec<f32>,
     first: Vec<usize>,
@@ -911,7 +993,7 @@ impl Run<'_> {
         // The thread's scratch from its last call (sizes only grow; a decoding step would
         // otherwise allocate it anew on every thread for every layer).
         let mut s = SCRATCH.with(|c| c.take());
-        s.row.resize(hd, 0.0);
+        s.row.resize(2 * hd, 0.0);
         for tile in tiles {
             let part = tile % parts;
             let kh = (tile / parts) % self.k.heads;
@@ -949,11 +1031,75 @@ impl Run<'_> {
             // rows at a time instead, read in place, against up to three rows at a time, so
             // that independent sums run side by side (each still in its own order; with
             // AVX-512 two key rows share each vector, half the instructions).
-            let fours = if AVX && hd % 8 == 0 { rows / 4 * 4 } else { 0 };
+            // With many rows (a prompt's tile), the rows go in the lanes instead: the tile's
+            // queries transposed once, then each key row (widened once) against all of them
+            // at a time, with no horizontal sums (`query_scores_avx`).
+            let lanes = if Z { 16 } else { 8 };
+            let by_queries = AVX && hd % 8 == 0 && rows >= if Z { 8 } else { 6 };
+            let fours = if AVX && hd % 8 == 0 && !by_queries {
+                rows / 4 * 4
+            } else {
+                0
+            };
             #[allow(unused_mut)]
             let mut j0 = lo;
             #[cfg(target_arch = "x86_64")]
-            if AVX && hd % 8 == 0 && (Z || fours == 0) {
+            if by_queries {
+                let groups = rows.div_ceil(lanes);
+                s.qt.clear();
+                s.qt.resize(groups * hd * lanes, 0.0);
+                for r in 0..rows {
+                    let (g, u) = (r / lanes, r % lanes);
+                    for d in 0..hd {
+                        s.qt[(g * hd + d) * lanes + u] = s.q[r * hd + d];
+                    }
+                }
+                let mut lane_out = [0f32; 32];
+                while j0 <= hi {
+                    // Two keys at a time with AVX-512 (the last one twice if it is alone).
+                    let pair = Z && j0 < hi;
+                    let (b0, b1) = s.row.split_at_mut(hd);
+                    let k0 = self.k.row::<AVX>(kh, j0, b0).as_ptr();
+                    let k1 = if pair {
+                        self.k.row::<AVX>(kh, j0 + 1, b1).as_ptr()
+                    } else {
+                        k0
+                    };
+                    for g in 0..groups {
+                        let qt = s.qt[g * hd * lanes..].as_ptr();
+                        // SAFETY: `AVX` (and `Z`) mean the CPU has AVX2 (and AVX-512 F); each
+                        // key row holds `hd` floats, a multiple of 8, and `qt` `lanes · hd`;
+                        // `lane_out` holds 32 floats.
+                        unsafe {
+                            use std::arch::x86_64::*;
+                            if Z {
+                                let [a, b] = query_scores_zmm([k0, k1], qt, hd);
+                                let sc = _mm512_set1_ps(self.scale);
+                                _mm512_storeu_ps(lane_out.as_mut_ptr(), _mm512_mul_ps(a, sc));
+                                _mm512_storeu_ps(
+                                    lane_out.as_mut_ptr().add(16),
+                                    _mm512_mul_ps(b, sc),
+                                );
+                            } else {
+                                let a = query_scores_avx(k0, qt, hd);
+                                let sc = _mm256_set1_ps(self.scale);
+                                _mm256_storeu_ps(lane_out.as_mut_ptr(), _mm256_mul_ps(a, sc));
+                            }
+                        }
+                        // Every row of the tile sees keys lo..=hi or fewer: the scores of keys
+                        // a row does not see are written but never read.
+                        let n = (rows - g * lanes).min(lanes);
+                        for u in 0..n {
+                            let r = g * lanes + u;
+                            s.scores[r * span + j0 - lo] = lane_out[u];
+                            if pair {
+                                s.scores[r * span + j0 + 1 - lo] = lane_out[16 + u];
+                            }
+                        }
+                    }
+                    j0 += if pair { 2 } else { 1 };
+                }
+            } else if AVX && hd % 8 == 0 && (Z || fours == 0) {
                 let kb = self.k.offset + kh * self.k.head_stride;
                 let ks = self.k.row_stride;
                 while j0 + 4 <= hi + 1 {
@@ -1513,10 +1659,17 @@ mod tests {
             tensor(13, (1, 2, total, hd)),
         );
         // Tiles of 2 x 2 rows, and one query's heads (3, or 2 then 1), whose keys and values
-        // the AVX build reads once for all the tile's rows.
-        for (window, tile_heads, tile_queries) in
-            [(None, 2, 2), (Some(9), 2, 2), (None, 3, 1), (Some(9), 2, 1)]
-        {
+        // the AVX build reads once for all the tile's rows; tiles of 8 and 15 rows, whose
+        // scores the AVX builds compute with the rows in the lanes.
+        for (window, tile_heads, tile_queries) in [
+            (None, 2, 2),
+            (Some(9), 2, 2),
+            (None, 3, 1),
+            (Some(9), 2, 1),
+            (None, 3, 5),
+            (Some(9), 3, 5),
+            (None, 2, 4),
+        ] {
             let outs = both(&q, &k, &v, window, tile_heads, tile_queries);
             for o in &outs[1..] {
                 assert_eq!(
@@ -1529,7 +1682,7 @@ mod tests {
         // And with an f16 cache, whose rows each build widens its own way (the AVX build
         // reads them in place), for widths the AVX build runs four rows at a time and keeps in
         // registers (16, 32, 64), only four rows at a time (40, 128) or neither (36), tiles of
-        // 4, 9 and 12 rows, and up to 100 positions; and tiles of fewer than four rows (a single token's
+        // 4, 6, 8, 9, 12 and 15 rows, and up to 101 positions; and tiles of fewer than four rows (a single token's
         // heads), whose keys go four at a time, with key counts that leave one to three over,
         // and whose values go to up to three rows at a time.
         for (hd, total, tile_heads, tile_queries, window) in [
@@ -1549,6 +1702,12 @@ mod tests {
             (32, 45, 2, 1, None),
             (16, 40, 3, 1, None),
             (16, 41, 2, 1, Some(7)),
+            (64, 100, 3, 5, None),
+            (64, 101, 3, 5, Some(40)),
+            (32, 70, 2, 4, None),
+            (40, 51, 3, 2, None),
+            (16, 40, 3, 5, Some(5)),
+            (128, 45, 3, 5, None),
         ] {
             let f16 = |x: Tensor| x.to_dtype(candle_core::DType::F16).unwrap();
             let q = tensor(21, (1, nh, t, hd));
