@@ -601,6 +601,106 @@ unsafe fn query_scores_zmm(
     })
 }
 
+/// The softmax and the weighted values of a tile whose scores are held with the rows in the
+/// lanes (`st` holds `span` vectors of sixteen: the scores of position `lo + j` for every row),
+/// with AVX-512, for rows that all see positions from `lo` on (no window) up to their own last
+/// (`last[r] - lo` in lane `r`; -1 in a lane with no row). Writes row `r`'s `hd` outputs to
+/// `outs[r]` (only lanes with a row are written).
+///
+/// Every lane runs the operations of the row-major loops in their order, so each row gets the
+/// bits [`max`], `expf::exp_shifted16`, [`sum`] and [`weighted_rows_zmm`] give it: the largest
+/// score, `exp(score - max)` element by element, eight running sums by position (position
+/// `lo + j` in sum `j mod 8`), reduced as [`reduce8`] does, `1 / sum`, then `out += (w · inv) ·
+/// value` position by position from zero. A position past a row's last is masked out of its
+/// lane (masked additions leave the lane as it was). Each value element is broadcast into all
+/// the rows at once: one product and one addition per element for sixteen rows.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (and AVX2, FMA); `st` must hold `16 · span` floats (`wide` is
+/// scratch), `vals`
+/// `span` rows of `hd` (a multiple of 16) elements `stride` apart, and every `outs[r]` for a
+/// lane with a row `hd` writable floats no one else touches.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn softmax_values_zmm<V: Elem>(
+    st: &mut [f32],
+    wide: &mut Vec<f32>,
+    span: usize,
+    last: &[i32; 16],
+    vals: *const V,
+    stride: usize,
+    hd: usize,
+    outs: &[*mut f32; 16],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(st.len() >= 16 * span && hd.is_multiple_of(16));
+    // SAFETY: the caller's contract; `st` holds `span` vectors of sixteen.
+    unsafe {
+        let last = _mm512_loadu_si512(last.as_ptr() as *const _);
+        let sees = |j: usize| _mm512_cmple_epi32_mask(_mm512_set1_epi32(j as i32), last);
+        let p = st.as_mut_ptr();
+        let rows = _mm512_cmpge_epi32_mask(last, _mm512_setzero_si512());
+        let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+        for j in 0..span {
+            m = _mm512_mask_max_ps(m, sees(j), m, _mm512_loadu_ps(p.add(16 * j)));
+        }
+        let mut acc = [_mm512_setzero_ps(); 8];
+        for j in 0..span {
+            let e = crate::expf::exp16(_mm512_sub_ps(_mm512_loadu_ps(p.add(16 * j)), m));
+            _mm512_storeu_ps(p.add(16 * j), e);
+            let a = &mut acc[j % 8];
+            *a = _mm512_mask_add_ps(*a, sees(j), *a, e);
+        }
+        let add = |a, b| _mm512_add_ps(a, b);
+        let total = add(
+            add(add(acc[0], acc[4]), add(acc[1], acc[5])),
+            add(add(acc[2], acc[6]), add(acc[3], acc[7])),
+        );
+        let inv = _mm512_div_ps(_mm512_set1_ps(1.0), total);
+        // Positions 0..all are seen by every row: no mask there.
+        let all = (0..span).take_while(|&j| sees(j) == rows).count();
+        wide.resize(16 * span, 0.0);
+        for c0 in (0..hd).step_by(16) {
+            // This block of sixteen columns of the value rows, widened first: each element is
+            // then broadcast from memory as part of its product (read straight after its
+            // store, it would wait for the store; kept in registers, it would be shuffled out).
+            for j in 0..span {
+                _mm512_storeu_ps(
+                    wide.as_mut_ptr().add(16 * j),
+                    V::load16(vals.add(j * stride + c0)),
+                );
+            }
+            let mut o = [_mm512_setzero_ps(); 16];
+            for j in 0..span {
+                let f = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * j)), inv);
+                let widened = &wide[16 * j..16 * j + 16];
+                if j < all {
+                    for (d, o) in o.iter_mut().enumerate() {
+                        *o = _mm512_add_ps(*o, _mm512_mul_ps(f, _mm512_set1_ps(widened[d])));
+                    }
+                } else {
+                    let k = sees(j);
+                    for (d, o) in o.iter_mut().enumerate() {
+                        let prod = _mm512_mul_ps(f, _mm512_set1_ps(widened[d]));
+                        *o = _mm512_mask_add_ps(*o, k, *o, prod);
+                    }
+                }
+            }
+            // Lane r of vector d is element c0 + d of row r.
+            let mut lanes = [0f32; 16];
+            for (d, o) in o.iter().enumerate() {
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *o);
+                for (r, out) in outs.iter().enumerate() {
+                    if rows & (1 << r) != 0 {
+                        *out.add(c0 + d) = lanes[r];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A function giving the scores of four key rows (`keys`, `keys + ks`, ...) against `rows` (1
 /// to 3) query rows of `hd` at `q` with `$dot4` for that many rows; rows past `rows` are left
 /// zero.
@@ -948,6 +1048,10 @@ struct Scratch {
     q: Vec<f32>,
     /// The tile's query rows transposed, in groups of 8 or 16 (see [`query_scores_avx`]).
     qt: Vec<f32>,
+    /// The tile's scores with its rows in the lanes (see [`softmax_values_zmm`]).
+    st: Vec<f32>,
+    /// Sixteen columns of the tile's value rows, widened (see [`softmax_values_zmm`]).
+    wide: Vec<f32>,
     row: Vec<f32>,
     scores: Vec<f32>,
     first: Vec<usize>,
@@ -1054,6 +1158,13 @@ impl Run<'_> {
                         s.qt[(g * hd + d) * lanes + u] = s.q[r * hd + d];
                     }
                 }
+                // With AVX-512, one group, and every row seeing the keys from `lo` on (no
+                // window), the softmax and the values run with the rows in the lanes too
+                // (`softmax_values_zmm`): the scores stay as they come, a vector per key.
+                let in_lanes = Z && groups == 1 && hd % 16 == 0 && s.first.iter().all(|&f| f == lo);
+                if in_lanes {
+                    s.st.resize(16 * span, 0.0);
+                }
                 let mut lane_out = [0f32; 32];
                 while j0 <= hi {
                     // Two keys at a time with AVX-512 (the last one twice if it is alone).
@@ -1069,22 +1180,32 @@ impl Run<'_> {
                         let qt = s.qt[g * hd * lanes..].as_ptr();
                         // SAFETY: `AVX` (and `Z`) mean the CPU has AVX2 (and AVX-512 F); each
                         // key row holds `hd` floats, a multiple of 8, and `qt` `lanes · hd`;
-                        // `lane_out` holds 32 floats.
+                        // `lane_out` holds 32 floats; keys j0 (and j0 + 1 with `pair`) are at
+                        // most `hi`, so with `in_lanes` their vectors lie inside `s.st`.
                         unsafe {
                             use std::arch::x86_64::*;
                             if Z {
                                 let [a, b] = query_scores_zmm([k0, k1], qt, hd);
                                 let sc = _mm512_set1_ps(self.scale);
-                                _mm512_storeu_ps(lane_out.as_mut_ptr(), _mm512_mul_ps(a, sc));
-                                _mm512_storeu_ps(
-                                    lane_out.as_mut_ptr().add(16),
-                                    _mm512_mul_ps(b, sc),
-                                );
+                                let (a, b) = (_mm512_mul_ps(a, sc), _mm512_mul_ps(b, sc));
+                                if in_lanes {
+                                    let at = s.st.as_mut_ptr().add(16 * (j0 - lo));
+                                    _mm512_storeu_ps(at, a);
+                                    if pair {
+                                        _mm512_storeu_ps(at.add(16), b);
+                                    }
+                                } else {
+                                    _mm512_storeu_ps(lane_out.as_mut_ptr(), a);
+                                    _mm512_storeu_ps(lane_out.as_mut_ptr().add(16), b);
+                                }
                             } else {
                                 let a = query_scores_avx(k0, qt, hd);
                                 let sc = _mm256_set1_ps(self.scale);
                                 _mm256_storeu_ps(lane_out.as_mut_ptr(), _mm256_mul_ps(a, sc));
                             }
+                        }
+                        if in_lanes {
+                            continue;
                         }
                         // Every row of the tile sees keys lo..=hi or fewer: the scores of keys
                         // a row does not see are written but never read.
@@ -1098,6 +1219,48 @@ impl Run<'_> {
                         }
                     }
                     j0 += if pair { 2 } else { 1 };
+                }
+                if in_lanes {
+                    // Row r of the tile is (head h0 + r / queries, query i0 + r % queries).
+                    let queries = i1 - i0;
+                    let mut last = [-1i32; 16];
+                    let mut outs = [std::ptr::null_mut::<f32>(); 16];
+                    for r in 0..rows {
+                        last[r] = (s.last[r] - lo) as i32;
+                        let (h, i) = (h0 + r / queries, i0 + r % queries);
+                        outs[r] = self.out.0.wrapping_add((i * nh + h) * hd);
+                    }
+                    let vb = self.v.offset + kh * self.v.head_stride + lo * self.v.row_stride;
+                    let vs = self.v.row_stride;
+                    // SAFETY: `Z` means the CPU has AVX-512 F, AVX2 and FMA; `s.st` holds `span`
+                    // vectors; value rows lo..=hi of head kh lie inside the storage (View::new
+                    // checked the last one); rows (h, i) of this tile are its alone (tiles are
+                    // disjoint and the pool returns only after every worker is done).
+                    unsafe {
+                        match self.v.data {
+                            Data::F16(v) => softmax_values_zmm(
+                                &mut s.st,
+                                &mut s.wide,
+                                span,
+                                &last,
+                                v.as_ptr().add(vb),
+                                vs,
+                                hd,
+                                &outs,
+                            ),
+                            Data::F32(v) => softmax_values_zmm(
+                                &mut s.st,
+                                &mut s.wide,
+                                span,
+                                &last,
+                                v.as_ptr().add(vb),
+                                vs,
+                                hd,
+                                &outs,
+                            ),
+                        }
+                    }
+                    continue;
                 }
             } else if AVX && hd % 8 == 0 && (Z || fours == 0) {
                 let kb = self.k.offset + kh * self.k.head_stride;
