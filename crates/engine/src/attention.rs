@@ -611,15 +611,15 @@ unsafe fn query_scores_zmm(
 /// bits [`max`], `expf::exp_shifted16`, [`sum`] and [`weighted_rows_zmm`] give it: the largest
 /// score, `exp(score - max)` element by element, eight running sums by position (position
 /// `lo + j` in sum `j mod 8`), reduced as [`reduce8`] does, `1 / sum`, then `out += (w · inv) ·
-/// value` position by position from zero. A position past a row's last is masked out of its
-/// lane (masked additions leave the lane as it was). Each value element is broadcast into all
-/// the rows at once: one product and one addition per element for sixteen rows.
+/// value` position by position from zero (the output rows the row-major loops add into start
+/// at zero: [`compute`] requires it). A position past a row's last is masked out of its lane
+/// (masked additions leave the lane as it was). Each value element is broadcast into all the
+/// rows at once: one product and one addition per element for sixteen rows.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F (and AVX2, FMA); `st` must hold `16 · span` floats (`wide` is
-/// scratch), `vals`
-/// `span` rows of `hd` (a multiple of 16) elements `stride` apart, and every `outs[r]` for a
-/// lane with a row `hd` writable floats no one else touches.
+/// scratch), `vals` `span` rows of `hd` (a multiple of 16) elements `stride` apart, and every
+/// `outs[r]` for a lane with a row `hd` writable floats no one else touches.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
 #[inline]
