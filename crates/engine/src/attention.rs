@@ -592,13 +592,24 @@ unsafe fn query_scores_zmm(
         }
         c += 8;
     }
+    // SAFETY: the caller's contract (AVX-512 F).
+    acc.map(|a| unsafe { reduce8_zmm(a) })
+}
+
+/// [`reduce8`] lane by lane: eight vectors of running sums added up in its order.
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn reduce8_zmm(a: [std::arch::x86_64::__m512; 8]) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
     let add = |a, b| _mm512_add_ps(a, b);
-    acc.map(|a| {
-        add(
-            add(add(a[0], a[4]), add(a[1], a[5])),
-            add(add(a[2], a[6]), add(a[3], a[7])),
-        )
-    })
+    add(
+        add(add(a[0], a[4]), add(a[1], a[5])),
+        add(add(a[2], a[6]), add(a[3], a[7])),
+    )
 }
 
 /// The softmax and the weighted values of a tile whose scores are held with the rows in the
@@ -652,12 +663,7 @@ unsafe fn softmax_values_zmm<V: Elem>(
             let a = &mut acc[j % 8];
             *a = _mm512_mask_add_ps(*a, sees(j), *a, e);
         }
-        let add = |a, b| _mm512_add_ps(a, b);
-        let total = add(
-            add(add(acc[0], acc[4]), add(acc[1], acc[5])),
-            add(add(acc[2], acc[6]), add(acc[3], acc[7])),
-        );
-        let inv = _mm512_div_ps(_mm512_set1_ps(1.0), total);
+        let inv = _mm512_div_ps(_mm512_set1_ps(1.0), reduce8_zmm(acc));
         // Positions 0..all are seen by every row: no mask there.
         let all = (0..span).take_while(|&j| sees(j) == rows).count();
         wide.resize(16 * span, 0.0);
