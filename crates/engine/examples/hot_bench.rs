@@ -8,15 +8,15 @@
 //! The matrix (ROWS × COLS, default 1024 × 1024: 0.6–1.1 MB, about one core's L2) is quantized
 //! from normally distributed values, one thread runs CALLS products (default 2,000) after a
 //! warm-up, and the mean time per product is printed with the bytes it read per second. Q4_0,
-//! Q4_1, Q5_0, Q8_0 and the k-quants are also run held interleaved (`QMatrix::interleaved`), as the model
-//! holds them where the AVX-512 kernels run.
+//! Q4_1, Q5_0, Q8_0 and the k-quants are also run held interleaved (`QMatrix::interleaved`) with
+//! each instruction set whose kernels the model gives that layout (`prefers_interleaved`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use hearth_engine::kernels::{Isa, QMatrix};
+use hearth_engine::kernels::{prefers_interleaved, Isa, QMatrix};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -51,17 +51,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let bytes = q.storage_size_in_bytes();
         let q = Arc::new(q);
         let plain = QMatrix::new(q.clone()).ok_or("no Hearth kernel for this type")?;
-        // The layout the model keeps Q4_0, Q4_1, Q5_0 and Q8_0 in where the AVX-512 kernels run.
+        // The layout the model keeps a matrix in where the x86 single-token kernels run.
         let inter = QMatrix::interleaved(q).filter(|m| m.is_interleaved());
         let runs = Isa::supported()
             .into_iter()
             .map(|isa| (isa, &plain, ""))
-            .chain(
-                inter
-                    .iter()
-                    .filter(|_| Isa::Avx512Vnni.is_supported())
-                    .map(|m| (Isa::Avx512Vnni, m, " interleaved")),
-            );
+            .chain(Isa::supported().into_iter().filter_map(|isa| {
+                let m = inter.as_ref()?;
+                prefers_interleaved(isa, m.block_type()).then_some((isa, m, " interleaved"))
+            }));
         for (isa, m, layout) in runs {
             // The portable path is far slower: fewer calls keep the run short.
             let n = if isa == Isa::Scalar {

@@ -6,7 +6,9 @@
 //!
 //! Prints, per tensor kind (attn_q, ffn_up, output, ...) and in total, the median time of one
 //! pass over all matrices of that kind with candle and with Hearth's kernels on every instruction
-//! set this CPU supports, and candle's time divided by each.
+//! set this CPU supports, and candle's time divided by each; for the instruction sets whose
+//! kernels the model gives matrices interleaved (`prefers_interleaved`), also with the matrices
+//! held as the model holds them (the columns marked `x8`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Instant;
 
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
-use hearth_engine::kernels::{Isa, QMatrix};
+use hearth_engine::kernels::{prefers_interleaved, Isa, QMatrix};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -34,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut f = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut f)?;
     let has_output = content.tensor_infos.contains_key("output.weight");
-    let mut mats: Vec<(String, QMatMul, QMatrix, Tensor)> = Vec::new();
+    let mut mats: Vec<(String, QMatMul, QMatrix, Option<QMatrix>, Tensor)> = Vec::new();
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     for name in names {
@@ -54,15 +56,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("{} {:?}", parts[parts.len() - 2], own.block_type())
         };
         let x = Tensor::randn(0f32, 1.0, (1, tokens, own.cols()), &Device::Cpu)?;
-        mats.push((kind, QMatMul::from_arc(q)?, own, x));
+        let inter = QMatrix::interleaved(q.clone()).filter(QMatrix::is_interleaved);
+        mats.push((kind, QMatMul::from_arc(q)?, own, inter, x));
     }
-    // Columns: candle, then every instruction set this CPU supports.
-    let isas = Isa::supported();
+    // Columns: candle, then every instruction set this CPU supports with the matrices as GGUF
+    // has them, then those that the model gives some matrices interleaved, held that way.
+    let mut isas: Vec<(Isa, bool)> = Isa::supported().into_iter().map(|i| (i, false)).collect();
+    for i in Isa::supported() {
+        if mats
+            .iter()
+            .any(|(_, _, o, n, _)| n.is_some() && prefers_interleaved(i, o.block_type()))
+        {
+            isas.push((i, true));
+        }
+    }
     let cols = 1 + isas.len();
+    let label = |(i, x8): &(Isa, bool)| format!("{i:?}{}", if *x8 { " x8" } else { "" });
     // Warm up: page in the weights and start the pool.
-    for (_, c, o, x) in &mats {
+    for (_, c, o, n, x) in &mats {
         c.forward(x)?;
         o.forward_with(Isa::best(), x)?;
+        if let Some(n) = n {
+            n.forward_with(Isa::best(), x)?;
+        }
     }
     let mut times: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     let mut totals: Vec<Vec<f64>> = vec![Vec::new(); cols];
@@ -74,11 +90,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for which in order {
             let mut per_kind: BTreeMap<&str, f64> = BTreeMap::new();
             let t_all = Instant::now();
-            for (kind, c, o, x) in &mats {
+            for (kind, c, o, n, x) in &mats {
                 let t = Instant::now();
                 let y = match which {
                     0 => c.forward(x)?,
-                    k => o.forward_with(isas[k - 1], x)?,
+                    k => {
+                        let (isa, x8) = isas[k - 1];
+                        match n {
+                            Some(n) if x8 && prefers_interleaved(isa, o.block_type()) => {
+                                n.forward_with(isa, x)?
+                            }
+                            _ => o.forward_with(isa, x)?,
+                        }
+                    }
                 };
                 std::hint::black_box(y);
                 *per_kind.entry(kind).or_default() += t.elapsed().as_secs_f64();
@@ -97,20 +121,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut head = format!("{:<22} {:>9}", "kind", "candle");
     for i in &isas {
-        head.push_str(&format!(" {:>10}", format!("{i:?}")));
+        head.push_str(&format!(" {:>14}", label(i)));
     }
     for i in &isas {
-        head.push_str(&format!(" {:>10}", format!("÷{i:?}")));
+        head.push_str(&format!(" {:>14}", format!("÷{}", label(i))));
     }
     println!("{head}");
     let row = |k: &str, t: &mut Vec<Vec<f64>>| {
         let med: Vec<f64> = t.iter_mut().map(|v| median(v)).collect();
         let mut line = format!("{k:<22} {:>9.3}", med[0] * 1e3);
         for m in &med[1..] {
-            line.push_str(&format!(" {:>10.3}", m * 1e3));
+            line.push_str(&format!(" {:>14.3}", m * 1e3));
         }
         for m in &med[1..] {
-            line.push_str(&format!(" {:>10.2}", med[0] / m));
+            line.push_str(&format!(" {:>14.2}", med[0] / m));
         }
         println!("{line}");
     };

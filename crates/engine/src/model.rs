@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use crate::attention::{attend, attend_one, Window};
 use crate::error::{EngineError, Result};
 use crate::gguf::{Arch, Config, ModelFile};
-use crate::kernels::{Isa, QMatrix};
+use crate::kernels::{BlockType, Isa, QMatrix};
 
 /// A weight matrix: candle's product, and Hearth's own kernels where they cover the type (both
 /// read the same bytes, but for a matrix Hearth keeps interleaved; see [`crate::kernels`]).
@@ -28,16 +28,16 @@ struct Matrix {
 }
 
 impl Matrix {
-    /// `q`'s matrix. Where the kernels run AVX-512 and `q` is not shared (a tied output is also
-    /// the embedding), a matrix of a covered type is kept interleaved for the single-token
-    /// kernels ([`QMatrix::interleaved`]) and its tensor freed.
+    /// `q`'s matrix. Where the selected kernels read its type fastest held interleaved
+    /// ([`crate::kernels::prefers_interleaved`]: x86 single-token kernels) and `q` is not shared
+    /// (a tied output is also the embedding), it is kept interleaved ([`QMatrix::interleaved`])
+    /// and its tensor freed.
     fn new(q: Arc<QTensor>) -> Result<Self> {
-        #[cfg(target_arch = "x86_64")]
-        if crate::kernels::selected() == Some(Isa::Avx512Vnni)
-            && crate::kernels::x86::x8_available()
-            && Arc::strong_count(&q) == 1
-            && Arc::weak_count(&q) == 0
-        {
+        let prefers = match (crate::kernels::selected(), BlockType::from_ggml(q.dtype())) {
+            (Some(isa), Some(ty)) => crate::kernels::prefers_interleaved(isa, ty),
+            _ => false,
+        };
+        if prefers && Arc::strong_count(&q) == 1 && Arc::weak_count(&q) == 0 {
             if let Some(own) = QMatrix::interleaved(q.clone()).filter(QMatrix::is_interleaved) {
                 return Ok(Self {
                     candle: OnceLock::new(),

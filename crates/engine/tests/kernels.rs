@@ -236,7 +236,7 @@ fn many_outputs(isa: Isa, mats: &[&QMatrix], x: &[f32]) -> Vec<Vec<f32>> {
     outs
 }
 
-/// A matrix held interleaved (the layout of the AVX-512 single-token kernels) gives every
+/// A matrix held interleaved (the layout of the x86 single-token kernels) gives every
 /// instruction set the same bits as the same matrix read in place, for one token and for a
 /// prompt, in a call of its own and beside other matrices (a first matrix of 117 rows puts the
 /// next one's rows off the pool's alignment), with a last partial group of rows; its rows, its

@@ -1,5 +1,6 @@
 //! The interleaved layout of Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K matrices: the one the
-//! AVX-512 single-token kernels read (see `x86::dot_rows_x8`), made once when a model loads.
+//! x86 single-token kernels read (see `x86::dot_rows_x8`; the AVX2 ones for the types with blocks
+//! of 32 only), made once when a model loads.
 //!
 //! In GGUF each row is its blocks one after another (a Q5_0 block: an f16 scale, 32 fifth bits,
 //! 16 bytes of nibbles). A kernel that takes one block of eight rows at a time then gathers the

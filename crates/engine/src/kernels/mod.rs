@@ -283,8 +283,8 @@ impl QMatrix {
     }
 
     /// [`QMatrix::new`], with matrices of eight rows or more copied into
-    /// the interleaved layout ([`interleave`]) that the AVX-512 single-token kernels read
-    /// fastest; the tensor is let go (pass the only handle to it and its memory is freed).
+    /// the interleaved layout ([`interleave`]) that the x86 single-token kernels read fastest
+    /// (see [`prefers_interleaved`]); the tensor is let go (pass the only handle to it and its memory is freed).
     /// Every instruction set still gives the same bits as from [`QMatrix::new`].
     pub fn interleaved(tensor: Arc<QTensor>) -> Option<Self> {
         let m = Self::new(tensor)?;
@@ -525,16 +525,11 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                     continue;
                 }
                 #[cfg(target_arch = "x86_64")]
-                if isa == Isa::Avx512Vnni && x86::x8_available() {
+                if let Some(dot) = grouped_dot(isa, ty) {
                     // SAFETY: as above, for the interleaved layout `data` is in (its whole
-                    // groups of eight rows, the rest in the GGUF layout).
-                    unsafe {
-                        if xs.rows() == 1 {
-                            x86::dot_rows_x8(ty, data, rb, rows, xs, out, n, then);
-                        } else {
-                            avx512::dot_rows(ty, data, rb, rows, xs, out, n, n / 8 * 8);
-                        }
-                    }
+                    // groups of eight rows, the rest in the GGUF layout); `grouped_dot` says
+                    // the kernels cover this type with these instructions.
+                    unsafe { x86::dot_rows_grouped(ty, data, rb, rows, xs, out, n, dot, then) };
                     continue;
                 }
                 // Any other kernel reads these rows back in the GGUF layout.
@@ -561,6 +556,35 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
         });
     });
     Ok(())
+}
+
+/// The x86 kernels that read a matrix of type `ty` held interleaved with `isa`
+/// ([`x86::dot_rows_grouped`]): all covered types with AVX-512 (and VL), the types with blocks
+/// of 32 with AVX2 and AVX-VNNI; `None` where the rows must be read back in the GGUF layout.
+#[cfg(target_arch = "x86_64")]
+fn grouped_dot(isa: Isa, ty: BlockType) -> Option<x86::Dot> {
+    match isa {
+        Isa::Avx512Vnni if x86::x8_available() => Some(x86::Dot::Avx512Vnni),
+        Isa::Avx2 if ty.block_values() == QK => Some(x86::Dot::Avx2),
+        Isa::AvxVnni if ty.block_values() == QK => Some(x86::Dot::AvxVnni),
+        _ => None,
+    }
+}
+
+/// Whether the kernels of `isa` read a matrix of type `ty` fastest held interleaved
+/// ([`QMatrix::interleaved`]): the single-token kernels of every x86 instruction set for the
+/// types they cover that way (the AVX-512 kernels: all covered types; AVX2 and AVX-VNNI: Q4_0,
+/// Q4_1, Q5_0 and Q8_0, whose scales then load as one vector instead of eight inserts).
+pub fn prefers_interleaved(isa: Isa, ty: BlockType) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        interleave::covers(ty) && grouped_dot(isa, ty).is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, ty);
+        false
+    }
 }
 
 /// Rows `rows` of a matrix in the GGUF layout (`n` rows of `rb` bytes in `data`) times the

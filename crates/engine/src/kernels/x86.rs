@@ -407,6 +407,229 @@ direct_rows8!(
     |blocks, dw| _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
 );
 
+/// Rows `2j` and `2j + 1` of an interleaved group block of 4-bit codes (`codes`: where its
+/// codes start), as [`nibble_pair`] gives rows `k` and `k + 4`: one 32-byte load holds both
+/// rows' 16 bytes side by side.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles32(codes: *const u8, j: usize) -> (__m256i, __m256i) {
+    let v = _mm256_loadu_si256(codes.add(32 * j) as *const __m256i);
+    let m = _mm256_set1_epi8(0x0f);
+    (
+        _mm256_and_si256(v, m),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(v), m),
+    )
+}
+
+/// Q5_0 codes of rows `2j` and `2j + 1` of an interleaved group block `g` laid out as
+/// [`nibbles32`] lays them out: the fifth bits of both rows are 32 consecutive bits of the mask
+/// words of their half (low 16 bits of each row in one word, high 16 in the next), so each
+/// vector's 0x10 bytes come from one 32-bit load.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_codes32(g: *const u8, j: usize) -> (__m256i, __m256i) {
+    let (lo, hi) = nibbles32(g.add(Q5_0_CODES), j);
+    let masks = g.add(interleave::SECOND_AT + 16 * (j / 2) + 4 * (j % 2));
+    (
+        _mm256_or_si256(lo, fifth_bits(masks)),
+        _mm256_or_si256(hi, fifth_bits(masks.add(8))),
+    )
+}
+
+/// [`direct_rows8`]'s kernels for a group of eight rows in the interleaved layout
+/// ([`super::interleave`]), for CPUs without AVX-512: each block's codes are four 32-byte
+/// loads (rows `2j` and `2j + 1` to a vector) and its eight scales one 16-byte load instead of
+/// eight 16-bit inserts. [`reduce_pairs`] then leaves row `2j` in lane `j` and row `2j + 1` in
+/// lane `j + 4`, and one permute puts row `r` in lane `r`: the same exact integers and the same
+/// floating-point steps in the same order, so the same bits as `direct_rows8`'s kernels.
+macro_rules! x8_rows {
+    ($name:ident, $avxvnni:ident, $bs:expr, |$g:ident, $j:ident| $codes:expr, |$dw:ident| $ow:expr) => {
+        x8_rows!(@one $name, "avx2,fma,f16c", pair_sum, $bs, |$g, $j| $codes, |$dw| $ow);
+        x8_rows!(
+            @one $avxvnni, "avx2,fma,f16c,avxvnni", pair_sum_avxvnni, $bs,
+            |$g, $j| $codes, |$dw| $ow
+        );
+    };
+    (@one $name:ident, $feat:literal, $sum:ident, $bs:expr, |$g:ident, $j:ident| $codes:expr, |$dw:ident| $ow:expr) => {
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
+            let mut acc = _mm256_setzero_ps();
+            let mut off = _mm256_setzero_ps();
+            let rows = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            for b in 0..nb {
+                let $g = group.add(b * 8 * $bs);
+                prefetch_group_block(next, b, $bs);
+                let y = x.qs.as_ptr().add(b * QK) as *const __m128i;
+                let ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128(y));
+                let yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128(y.add(1)));
+                let mut p = [_mm256_setzero_si256(); 4];
+                for ($j, p) in p.iter_mut().enumerate() {
+                    let (lo, hi): (__m256i, __m256i) = $codes;
+                    *p = $sum(lo, ylo, hi, yhi);
+                }
+                let sum = _mm256_permutevar8x32_epi32(reduce_pairs(&p), rows);
+                let sum = _mm256_cvtepi32_ps(sum);
+                let $dw = _mm256_cvtph_ps(_mm_loadu_si128($g as *const __m128i));
+                let ow: __m256 = $ow;
+                close_block32(sum, $dw, ow, x, b, &mut acc, &mut off);
+            }
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
+            out
+        }
+    };
+}
+
+x8_rows!(
+    x8_q4_0_avx2,
+    x8_q4_0_avxvnni,
+    18,
+    |g, j| nibbles32(g.add(Q4_0_CODES), j),
+    |dw| _mm256_mul_ps(_mm256_set1_ps(-8.0), dw)
+);
+x8_rows!(
+    x8_q4_1_avx2,
+    x8_q4_1_avxvnni,
+    20,
+    |g, j| nibbles32(g.add(Q4_1_CODES), j),
+    |dw| _mm256_cvtph_ps(_mm_loadu_si128(
+        g.add(interleave::SECOND_AT) as *const __m128i
+    ))
+);
+x8_rows!(
+    x8_q5_0_avx2,
+    x8_q5_0_avxvnni,
+    22,
+    |g, j| q5_0_codes32(g, j),
+    |dw| _mm256_mul_ps(_mm256_set1_ps(-16.0), dw)
+);
+
+/// [`q8_0_rows8`] with one token for a group of eight interleaved Q8_0 rows, for CPUs without
+/// AVX-512: the rows' codes where `q8_0_rows8` finds them in the GGUF rows, the eight scales
+/// from one 16-byte load: the same operations in the same order, so the same bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn x8_q8_0_avx2(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -> [f32; 8] {
+    let mut acc = _mm256_setzero_ps();
+    let ones = _mm256_set1_epi16(1);
+    for b in 0..nb {
+        let g = group.add(b * 8 * 34);
+        prefetch_group_block(next, b, 34);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 8 * 34 + 192) as *const i8);
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
+        let y = _mm256_loadu_si256(x.qs.as_ptr().add(b * QK) as *const __m256i);
+        let p: [__m256i; 8] = std::array::from_fn(|r| {
+            let w = _mm256_loadu_si256(g.add(Q8_0_CODES + 32 * r) as *const __m256i);
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
+            _mm256_madd_epi16(pairs, ones)
+        });
+        let sum = _mm256_cvtepi32_ps(reduce8(&p));
+        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.get_unchecked(b)));
+        acc = _mm256_fmadd_ps(scale, sum, acc);
+    }
+    let mut out = [0f32; 8];
+    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, _mm256_setzero_ps()));
+    out
+}
+
+/// A whole AVX2 tile ([`Tile8`]) from the interleaved group at `g` (`nb` blocks of `ty`, a type
+/// with blocks of 32): block by block, the eight scales (and Q4_1's minimums) as one vector
+/// each, and each load of 32 code bytes (rows `2j` and `2j + 1`, as [`x8_rows`] reads them)
+/// split into the two rows' codes; the same codes, scales and offset weights as the rows'
+/// own decoders give, from one pass over the group's bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode8_group(tile: &mut Tile8, ty: BlockType, g: *const u8, nb: usize) {
+    let bs8 = 8 * ty.block_bytes();
+    macro_rules! each_block {
+        (|$gb:ident, $j:ident| $codes:expr, |$d:ident| $o:expr) => {
+            for b in 0..nb {
+                let $gb = g.add(b * bs8);
+                for line in (0..bs8).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>($gb.wrapping_add(4096 + line) as *const i8);
+                }
+                let $d = _mm256_cvtph_ps(_mm_loadu_si128($gb as *const __m128i));
+                let o: __m256 = $o;
+                _mm256_storeu_ps(tile.d.as_mut_ptr().add(b * 8), $d);
+                _mm256_storeu_ps(tile.o.as_mut_ptr().add(b * 8), o);
+                let q = tile.q.as_mut_ptr().add(b * 8);
+                for $j in 0..4 {
+                    let (lo, hi): (__m256i, __m256i) = $codes;
+                    *q.add(2 * $j) = _mm256_permute2x128_si256::<0x20>(lo, hi);
+                    *q.add(2 * $j + 1) = _mm256_permute2x128_si256::<0x31>(lo, hi);
+                }
+            }
+        };
+    }
+    match ty {
+        BlockType::Q4_0 => each_block!(
+            |gb, j| nibbles32(gb.add(Q4_0_CODES), j),
+            |d| _mm256_mul_ps(_mm256_set1_ps(-8.0), d)
+        ),
+        BlockType::Q4_1 => each_block!(|gb, j| nibbles32(gb.add(Q4_1_CODES), j), |d| {
+            _mm256_cvtph_ps(_mm_loadu_si128(
+                gb.add(interleave::SECOND_AT) as *const __m128i
+            ))
+        }),
+        BlockType::Q5_0 => each_block!(|gb, j| q5_0_codes32(gb, j), |d| _mm256_mul_ps(
+            _mm256_set1_ps(-16.0),
+            d
+        )),
+        _ => each_block!(
+            |gb, j| {
+                let at = gb.add(Q8_0_CODES + 64 * j) as *const __m256i;
+                // Rows 2j and 2j + 1 whole: the split below puts them back as they were.
+                let (a, b) = (_mm256_loadu_si256(at), _mm256_loadu_si256(at.add(1)));
+                (
+                    _mm256_permute2x128_si256::<0x20>(a, b),
+                    _mm256_permute2x128_si256::<0x31>(a, b),
+                )
+            },
+            |d| _mm256_setzero_ps()
+        ),
+    }
+}
+
+/// Row `r` of an AVX2 tile ([`Tile8`]) from row `i` of the interleaved groups at `g` (`nb`
+/// blocks of `ty`, a type with blocks of 32): the codes, scale and offset weight
+/// [`decode_block_x8`] gives, which are the ones the GGUF row's decoders give. The first row of
+/// a group asks for the group's blocks 4 KiB ahead (the other seven read them from the cache).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode8_grouped(
+    tile: &mut Tile8,
+    ty: BlockType,
+    r: usize,
+    g: *const u8,
+    i: usize,
+    nb: usize,
+) {
+    let bs8 = 8 * ty.block_bytes();
+    macro_rules! each_block {
+        ($ty:expr) => {
+            for b in 0..nb {
+                let gb = g.add(b * bs8);
+                if i == 0 {
+                    for line in (0..bs8).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(gb.wrapping_add(4096 + line) as *const i8);
+                    }
+                }
+                let (q, d, o) = decode_block_x8($ty, gb, i);
+                *tile.q.get_unchecked_mut(b * 8 + r) = q;
+                *tile.d.get_unchecked_mut(b * 8 + r) = d;
+                *tile.o.get_unchecked_mut(b * 8 + r) = o;
+            }
+        };
+    }
+    match ty {
+        BlockType::Q4_0 => each_block!(BlockType::Q4_0),
+        BlockType::Q4_1 => each_block!(BlockType::Q4_1),
+        BlockType::Q5_0 => each_block!(BlockType::Q5_0),
+        _ => each_block!(BlockType::Q8_0),
+    }
+}
+
 /// Sixteen bytes at `at` of each of four blocks, block `r` in the 128-bit lane `r`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -688,16 +911,17 @@ unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -
 }
 
 /// One token (`xs` has one row) against rows `rows` of an interleaved matrix of `n` rows of
-/// `row_bytes` bytes ([`super::interleave`]): row `r`'s result to `out[r]`. Whole groups of
-/// eight go through `x8_rows_zmm`'s kernels, `x8_q8_0` or `x8_k` (a group only partly in
-/// `rows` is computed whole and only its rows in `rows` stored), the rows after the last whole
-/// group, which keep the GGUF layout, through [`dot_rows`]. Prefetches as `dot_rows` does,
-/// `then` included.
+/// `row_bytes` bytes ([`super::interleave`]), with the instructions `dot` names: row `r`'s
+/// result to `out[r]`. Whole groups of eight go through the kernels for that layout (AVX-512:
+/// `x8_rows_zmm`'s, `x8_q8_0` or `x8_k`; otherwise `x8_rows`'s or `x8_q8_0_avx2`, which cover
+/// the types with blocks of 32 only; a group only partly in `rows` is computed whole and only
+/// its rows in `rows` stored), the rows after the last whole group, which keep the GGUF
+/// layout, through [`dot_rows`]. Prefetches as `dot_rows` does, `then` included.
 ///
 /// # Safety
-/// The CPU must have what [`x8_available`] and the AVX-512 instruction set ask for; `data`
-/// must hold `n` rows in that layout, `xs` the blocks of one token matching them, `out` `n`
-/// values.
+/// The CPU must have AVX2, FMA and F16C and what `dot` names, with AVX-512 also what
+/// [`x8_available`] asks for; `data` must hold `n` rows in that layout, `xs` the blocks of one
+/// token matching them, `out` `n` values.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn dot_rows_x8(
     ty: BlockType,
@@ -707,6 +931,7 @@ pub unsafe fn dot_rows_x8(
     xs: &Q8Rows,
     out: *mut f32,
     n: usize,
+    dot: Dot,
     then: &[u8],
 ) {
     let bs = ty.block_bytes();
@@ -718,6 +943,7 @@ pub unsafe fn dot_rows_x8(
             && n * row_bytes <= data.len()
             && rows.end <= n
             && super::interleave::covers(ty)
+            && (dot == Dot::Avx512Vnni || ty.block_values() == QK)
     );
     let full = n / 8 * 8;
     let x = xs.row(0);
@@ -726,14 +952,21 @@ pub unsafe fn dot_rows_x8(
     while r0 < rows.end.min(full) {
         let group = data.as_ptr().add(r0 * row_bytes);
         let next = prefetch_at(data, then, r0 * row_bytes + ahead);
-        let o = match ty {
-            BlockType::Q4_0 => x8_q4_0(group, next, nb, &x),
-            BlockType::Q4_1 => x8_q4_1(group, next, nb, &x),
-            BlockType::Q8_0 => x8_q8_0(group, next, nb, &x),
-            BlockType::Q5_0 => x8_q5_0(group, next, nb, &x),
-            BlockType::Q4_K => x8_k::<K4>(group, next, nb, &x),
-            BlockType::Q5_K => x8_k::<K5>(group, next, nb, &x),
-            _ => x8_k::<K6>(group, next, nb, &x),
+        let o = match (dot, ty) {
+            (Dot::Avx512Vnni, BlockType::Q4_0) => x8_q4_0(group, next, nb, &x),
+            (Dot::Avx512Vnni, BlockType::Q4_1) => x8_q4_1(group, next, nb, &x),
+            (Dot::Avx512Vnni, BlockType::Q8_0) => x8_q8_0(group, next, nb, &x),
+            (Dot::Avx512Vnni, BlockType::Q5_0) => x8_q5_0(group, next, nb, &x),
+            (Dot::Avx512Vnni, BlockType::Q4_K) => x8_k::<K4>(group, next, nb, &x),
+            (Dot::Avx512Vnni, BlockType::Q5_K) => x8_k::<K5>(group, next, nb, &x),
+            (Dot::Avx512Vnni, _) => x8_k::<K6>(group, next, nb, &x),
+            (Dot::AvxVnni, BlockType::Q4_0) => x8_q4_0_avxvnni(group, next, nb, &x),
+            (Dot::AvxVnni, BlockType::Q4_1) => x8_q4_1_avxvnni(group, next, nb, &x),
+            (Dot::AvxVnni, BlockType::Q5_0) => x8_q5_0_avxvnni(group, next, nb, &x),
+            (_, BlockType::Q4_0) => x8_q4_0_avx2(group, next, nb, &x),
+            (_, BlockType::Q4_1) => x8_q4_1_avx2(group, next, nb, &x),
+            (_, BlockType::Q5_0) => x8_q5_0_avx2(group, next, nb, &x),
+            _ => x8_q8_0_avx2(group, next, nb, &x),
         };
         for r in r0.max(rows.start)..(r0 + 8).min(rows.end) {
             *out.add(r) = o[r - r0];
@@ -742,8 +975,42 @@ pub unsafe fn dot_rows_x8(
     }
     if rows.end > full {
         let tail = rows.start.max(full)..rows.end;
-        dot_rows(ty, data, row_bytes, tail, xs, out, n, Dot::Avx512Vnni, then);
+        dot_rows(ty, data, row_bytes, tail, xs, out, n, dot, then);
     }
+}
+
+/// [`dot_rows`] for a matrix held interleaved ([`super::interleave`]: its whole groups of
+/// eight rows, the rest in the GGUF layout): one token through [`dot_rows_x8`]; a prompt
+/// through the same tiles as GGUF rows, each tile row decoded from its group
+/// ([`decode_block_x8`]: the same codes, scales and offsets), or with AVX-512 through
+/// [`super::avx512::dot_rows`]. Without AVX-512 only the types with blocks of 32.
+///
+/// # Safety
+/// As [`dot_rows_x8`], for any number of tokens.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn dot_rows_grouped(
+    ty: BlockType,
+    data: &[u8],
+    row_bytes: usize,
+    rows: std::ops::Range<usize>,
+    xs: &Q8Rows,
+    out: *mut f32,
+    n: usize,
+    dot: Dot,
+    then: &[u8],
+) {
+    if xs.rows() == 1 {
+        return dot_rows_x8(ty, data, row_bytes, rows, xs, out, n, dot, then);
+    }
+    if dot == Dot::Avx512Vnni {
+        return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n, n / 8 * 8);
+    }
+    assert!(
+        n * row_bytes <= data.len()
+            && super::interleave::covers(ty)
+            && (dot == Dot::Avx512Vnni || ty.block_values() == QK)
+    );
+    dot_rows_in(ty, data, row_bytes, rows, xs, out, n, dot, then, n / 8 * 8);
 }
 
 /// The f16 at byte `at` of each of eight blocks, as f32, built in a register (writing the
@@ -1851,6 +2118,7 @@ pub enum Dot {
 /// (a multiple of the block size) covering `rows`, `xs` has `row_bytes / block_bytes` blocks per
 /// row, and `out` is valid for writes at every index above.
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn dot_rows(
     ty: BlockType,
     data: &[u8],
@@ -1862,15 +2130,36 @@ pub unsafe fn dot_rows(
     dot: Dot,
     then: &[u8],
 ) {
+    dot_rows_in(ty, data, row_bytes, rows, xs, out, n, dot, then, 0)
+}
+
+/// [`dot_rows`] where the rows below `grouped` (a multiple of eight) are held interleaved
+/// ([`dot_rows_grouped`]); with one token, none may be.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_rows_in(
+    ty: BlockType,
+    data: &[u8],
+    row_bytes: usize,
+    rows: std::ops::Range<usize>,
+    xs: &Q8Rows,
+    out: *mut f32,
+    n: usize,
+    dot: Dot,
+    then: &[u8],
+    grouped: usize,
+) {
     if dot == Dot::Avx512Vnni && xs.rows() >= GROUP {
-        return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n, 0);
+        return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n, grouped);
     }
     // Blocks of the row's type; the activations were quantized in blocks of the same size.
     let nb = row_bytes / ty.block_bytes();
     assert!(
         xs.blocks == nb * (ty.block_values() / QK)
             && xs.block == ty.block_values()
-            && rows.end * row_bytes <= data.len()
+            && rows.end.max(grouped) * row_bytes <= data.len()
+            && grouped.is_multiple_of(8)
+            && (grouped == 0 || (xs.rows() > 1 && ty.block_values() == QK))
     );
     let m = xs.rows();
     // The tokens' rows, looked up once per call rather than once per weight row.
@@ -1883,17 +2172,43 @@ pub unsafe fn dot_rows(
     // Eight rows at a time (the last ones padded by repeating the last row, whose extra
     // results are dropped): decoded once into the thread's tile `$tls` by `$decode`, then
     // multiplied by `$product` with each group of tokens and each single token.
+    // Rows below `grouped` are decoded from their groups by `decode8_grouped` (types with
+    // blocks of 32 only: the k-quant tiles are never asked to).
     macro_rules! each_8_rows {
         ($tls:ident, $decode:path, $product:ident $(, $gen:tt)*) => {
+            each_8_rows!(@ $tls, |tile, r, ri| {
+                let row = data.as_ptr().add(ri * row_bytes);
+                $decode(tile, r, row, nb)
+            }, $product $(, $gen)*)
+        };
+        (grouped $tls:ident, $decode:path, $product:ident $(, $gen:tt)*) => {
+            each_8_rows!(@ $tls, |tile, r, ri, at_group| {
+                if at_group {
+                    // A whole group (rows past `valid` are dropped).
+                    let g = data.as_ptr().add(ri * row_bytes);
+                    decode8_group(tile, ty, g, nb);
+                    break;
+                }
+                if ri < grouped {
+                    let g = data.as_ptr().add(ri / 8 * 8 * row_bytes);
+                    decode8_grouped(tile, ty, r, g, ri % 8, nb)
+                } else {
+                    $decode(tile, r, data.as_ptr().add(ri * row_bytes), nb)
+                }
+            }, $product $(, $gen)*)
+        };
+        (@ $tls:ident, |$t:ident, $r:ident, $ri:ident $(, $at:ident)?| $decode:block, $product:ident $(, $gen:tt)*) => {
             $tls.with(|tile| {
                 let mut tile = tile.borrow_mut();
                 tile.reserve(nb);
                 let mut r0 = rows.start;
                 while r0 < rows.end {
                     let valid = (rows.end - r0).min(8);
-                    for r in 0..8 {
-                        let row = data.as_ptr().add((r0 + r.min(valid - 1)) * row_bytes);
-                        $decode(&mut tile, r, row, nb);
+                    $(let $at = r0 % 8 == 0 && r0 + 8 <= grouped;)?
+                    for $r in 0..8 {
+                        let $ri = r0 + $r.min(valid - 1);
+                        let $t = &mut *tile;
+                        $decode
                     }
                     tile.interleave(nb);
                     for (g, group) in groups.iter().enumerate() {
@@ -1994,21 +2309,21 @@ pub unsafe fn dot_rows(
     match ty {
         BlockType::Q8_0 if m == 1 => in_place_8_rows!(q8_0_rows8),
         BlockType::Q4_0 if avxvnni => {
-            each_8_rows!(TILE, decode8_q4_0, tile8_product_avxvnni, false, false)
+            each_8_rows!(grouped TILE, decode8_q4_0, tile8_product_avxvnni, false, false)
         }
         BlockType::Q4_1 if avxvnni => {
-            each_8_rows!(TILE, decode8_q4_1, tile8_product_avxvnni, false, false)
+            each_8_rows!(grouped TILE, decode8_q4_1, tile8_product_avxvnni, false, false)
         }
         BlockType::Q5_0 if avxvnni => {
-            each_8_rows!(TILE, decode8_q5_0, tile8_product_avxvnni, true, false)
+            each_8_rows!(grouped TILE, decode8_q5_0, tile8_product_avxvnni, true, false)
         }
         BlockType::Q8_0 if avxvnni => {
-            each_8_rows!(TILE, decode8_q8_0, tile8_product_avxvnni, false, true)
+            each_8_rows!(grouped TILE, decode8_q8_0, tile8_product_avxvnni, false, true)
         }
-        BlockType::Q4_0 => each_8_rows!(TILE, decode8_q4_0, tile8_product, false, false),
-        BlockType::Q4_1 => each_8_rows!(TILE, decode8_q4_1, tile8_product, false, false),
-        BlockType::Q5_0 => each_8_rows!(TILE, decode8_q5_0, tile8_product, true, false),
-        BlockType::Q8_0 => each_8_rows!(TILE, decode8_q8_0, tile8_product, false, true),
+        BlockType::Q4_0 => each_8_rows!(grouped TILE, decode8_q4_0, tile8_product, false, false),
+        BlockType::Q4_1 => each_8_rows!(grouped TILE, decode8_q4_1, tile8_product, false, false),
+        BlockType::Q5_0 => each_8_rows!(grouped TILE, decode8_q5_0, tile8_product, true, false),
+        BlockType::Q8_0 => each_8_rows!(grouped TILE, decode8_q8_0, tile8_product, false, true),
         BlockType::Q4_K if m == 1 && vnni => in_place_8_rows!(k_rows8_zmm, K4),
         BlockType::Q5_K if m == 1 && vnni => in_place_8_rows!(k_rows8_zmm, K5),
         BlockType::Q6_K if m == 1 && vnni => in_place_8_rows!(k_rows8_zmm, K6),
