@@ -113,6 +113,43 @@ unsafe fn decode(tile: &mut Tile16, ty: BlockType, r: usize, src: Src, nb: usize
     }
 }
 
+/// Rows `8h..8h + 8` of the tile from the whole interleaved group at `g` (`nb` blocks of `ty`,
+/// a type with blocks of 32): each block's eight rows from one pass over its bytes
+/// ([`super::x86::group_block32`]), transposed as 32-bit words into the tile's order, the
+/// scales and offset weights stored as vectors. The same values as [`decode`] of each row.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_group(tile: &mut Tile16, ty: BlockType, h: usize, g: *const u8, nb: usize) {
+    let bs8 = 8 * ty.block_bytes();
+    macro_rules! each_block {
+        ($ty:expr) => {
+            for b in 0..nb {
+                let gb = g.add(b * bs8);
+                super::x86::prefetch_group_ahead(gb, bs8);
+                let (mut rows, d, o) = super::x86::group_block32($ty, gb);
+                if $ty == BlockType::Q8_0 {
+                    for v in rows.iter_mut() {
+                        *v = _mm256_xor_si256(*v, _mm256_set1_epi8(-128));
+                    }
+                }
+                let words = super::x86::transpose8(&rows);
+                for (k, w) in words.iter().enumerate() {
+                    let at = tile.q.as_mut_ptr().add((b * 8 + k) * ROWS + 8 * h);
+                    _mm256_storeu_si256(at as *mut __m256i, *w);
+                }
+                _mm256_storeu_ps(tile.d.as_mut_ptr().add(b * ROWS + 8 * h), d);
+                _mm256_storeu_ps(tile.o.as_mut_ptr().add(b * ROWS + 8 * h), o);
+            }
+        };
+    }
+    // One loop per type, rather than a choice per block.
+    match ty {
+        BlockType::Q4_0 => each_block!(BlockType::Q4_0),
+        BlockType::Q4_1 => each_block!(BlockType::Q4_1),
+        BlockType::Q5_0 => each_block!(BlockType::Q5_0),
+        _ => each_block!(BlockType::Q8_0),
+    }
+}
+
 /// The tile's sixteen rows against `N` tokens; `BIAS`: codes carry +128 (Q8_0); `OFFSET`: the
 /// type has an offset weight.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
@@ -520,9 +557,18 @@ pub unsafe fn dot_rows(
         let mut r0 = rows.start;
         while r0 < rows.end {
             let valid = (rows.end - r0).min(ROWS);
-            for r in 0..ROWS {
-                let row = src(data, row_bytes, r0 + r.min(valid - 1), interleaved);
-                decode(&mut tile, ty, r, row, nb);
+            for h in 0..ROWS / 8 {
+                // A whole group where the tile's half is one (rows past `valid` are dropped).
+                let at = r0 + 8 * h;
+                if at.is_multiple_of(8) && at + 8 <= interleaved && at < r0 + valid {
+                    let g = data.as_ptr().add(at * row_bytes);
+                    decode_group(&mut tile, ty, h, g, nb);
+                    continue;
+                }
+                for r in 8 * h..8 * h + 8 {
+                    let row = src(data, row_bytes, r0 + r.min(valid - 1), interleaved);
+                    decode(&mut tile, ty, r, row, nb);
+                }
             }
             let mut t = 0;
             while t + GROUP <= m {

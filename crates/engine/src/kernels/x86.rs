@@ -533,51 +533,32 @@ unsafe fn x8_q8_0_avx2(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'
     out
 }
 
-/// A whole AVX2 tile ([`Tile8`]) from the interleaved group at `g` (`nb` blocks of `ty`, a type
-/// with blocks of 32): block by block, the eight scales (and Q4_1's minimums) as one vector
-/// each, and each load of 32 code bytes (rows `2j` and `2j + 1`, as [`x8_rows`] reads them)
-/// split into the two rows' codes; the same codes, scales and offset weights as the rows'
-/// own decoders give, from one pass over the group's bytes.
+/// Block `gb` of an interleaved group ([`super::interleave`]) of a type with blocks of 32
+/// (`ty`): its eight rows' codes as [`decode_block`] gives each row's (vector `r` for row `r`),
+/// their scales and their offset weights (lane `r`), from one pass over the block's bytes: the
+/// scales (and Q4_1's minimums) one load each, and each load of 32 code bytes (rows `2j` and
+/// `2j + 1`, as [`x8_rows`] reads them) split into the two rows' codes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode8_group(tile: &mut Tile8, ty: BlockType, g: *const u8, nb: usize) {
-    let bs8 = 8 * ty.block_bytes();
-    macro_rules! each_block {
-        (|$gb:ident, $j:ident| $codes:expr, |$d:ident| $o:expr) => {
-            for b in 0..nb {
-                let $gb = g.add(b * bs8);
-                for line in (0..bs8).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>($gb.wrapping_add(4096 + line) as *const i8);
-                }
-                let $d = _mm256_cvtph_ps(_mm_loadu_si128($gb as *const __m128i));
-                let o: __m256 = $o;
-                _mm256_storeu_ps(tile.d.as_mut_ptr().add(b * 8), $d);
-                _mm256_storeu_ps(tile.o.as_mut_ptr().add(b * 8), o);
-                let q = tile.q.as_mut_ptr().add(b * 8);
-                for $j in 0..4 {
-                    let (lo, hi): (__m256i, __m256i) = $codes;
-                    *q.add(2 * $j) = _mm256_permute2x128_si256::<0x20>(lo, hi);
-                    *q.add(2 * $j + 1) = _mm256_permute2x128_si256::<0x31>(lo, hi);
-                }
-            }
-        };
-    }
-    match ty {
-        BlockType::Q4_0 => each_block!(
-            |gb, j| nibbles32(gb.add(Q4_0_CODES), j),
-            |d| _mm256_mul_ps(_mm256_set1_ps(-8.0), d)
+pub(crate) unsafe fn group_block32(ty: BlockType, gb: *const u8) -> ([__m256i; 8], __m256, __m256) {
+    let d = _mm256_cvtph_ps(_mm_loadu_si128(gb as *const __m128i));
+    let (pairs, o): ([(__m256i, __m256i); 4], __m256) = match ty {
+        BlockType::Q4_0 => (
+            std::array::from_fn(|j| nibbles32(gb.add(Q4_0_CODES), j)),
+            _mm256_mul_ps(_mm256_set1_ps(-8.0), d),
         ),
-        BlockType::Q4_1 => each_block!(|gb, j| nibbles32(gb.add(Q4_1_CODES), j), |d| {
+        BlockType::Q4_1 => (
+            std::array::from_fn(|j| nibbles32(gb.add(Q4_1_CODES), j)),
             _mm256_cvtph_ps(_mm_loadu_si128(
                 gb.add(interleave::SECOND_AT) as *const __m128i
-            ))
-        }),
-        BlockType::Q5_0 => each_block!(|gb, j| q5_0_codes32(gb, j), |d| _mm256_mul_ps(
-            _mm256_set1_ps(-16.0),
-            d
-        )),
-        _ => each_block!(
-            |gb, j| {
+            )),
+        ),
+        BlockType::Q5_0 => (
+            std::array::from_fn(|j| q5_0_codes32(gb, j)),
+            _mm256_mul_ps(_mm256_set1_ps(-16.0), d),
+        ),
+        _ => (
+            std::array::from_fn(|j| {
                 let at = gb.add(Q8_0_CODES + 64 * j) as *const __m256i;
                 // Rows 2j and 2j + 1 whole: the split below puts them back as they were.
                 let (a, b) = (_mm256_loadu_si256(at), _mm256_loadu_si256(at.add(1)));
@@ -585,9 +566,55 @@ unsafe fn decode8_group(tile: &mut Tile8, ty: BlockType, g: *const u8, nb: usize
                     _mm256_permute2x128_si256::<0x20>(a, b),
                     _mm256_permute2x128_si256::<0x31>(a, b),
                 )
-            },
-            |d| _mm256_setzero_ps()
+            }),
+            _mm256_setzero_ps(),
         ),
+    };
+    let rows = std::array::from_fn(|r| {
+        let (lo, hi) = pairs[r / 2];
+        if r % 2 == 0 {
+            _mm256_permute2x128_si256::<0x20>(lo, hi)
+        } else {
+            _mm256_permute2x128_si256::<0x31>(lo, hi)
+        }
+    });
+    (rows, d, o)
+}
+
+/// Asks for the lines of the `bytes` bytes at `at` + 4 KiB (a group's block, ahead of the tile
+/// decoders that read groups front to back).
+#[inline(always)]
+pub(crate) fn prefetch_group_ahead(at: *const u8, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        // SAFETY: as in `prefetch_group_block`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(4096 + line) as *const i8) };
+    }
+}
+
+/// A whole AVX2 tile ([`Tile8`]) from the interleaved group at `g` (`nb` blocks of `ty`, a type
+/// with blocks of 32), block by block through [`group_block32`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode8_group(tile: &mut Tile8, ty: BlockType, g: *const u8, nb: usize) {
+    let bs8 = 8 * ty.block_bytes();
+    macro_rules! each_block {
+        ($ty:expr) => {
+            for b in 0..nb {
+                let gb = g.add(b * bs8);
+                prefetch_group_ahead(gb, bs8);
+                let (rows, d, o) = group_block32($ty, gb);
+                _mm256_storeu_ps(tile.d.as_mut_ptr().add(b * 8), d);
+                _mm256_storeu_ps(tile.o.as_mut_ptr().add(b * 8), o);
+                (tile.q.as_mut_ptr().add(b * 8) as *mut [__m256i; 8]).write(rows);
+            }
+        };
+    }
+    // One loop per type, rather than a choice per block.
+    match ty {
+        BlockType::Q4_0 => each_block!(BlockType::Q4_0),
+        BlockType::Q4_1 => each_block!(BlockType::Q4_1),
+        BlockType::Q5_0 => each_block!(BlockType::Q5_0),
+        _ => each_block!(BlockType::Q8_0),
     }
 }
 
@@ -611,9 +638,7 @@ unsafe fn decode8_grouped(
             for b in 0..nb {
                 let gb = g.add(b * bs8);
                 if i == 0 {
-                    for line in (0..bs8).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(gb.wrapping_add(4096 + line) as *const i8);
-                    }
+                    prefetch_group_ahead(gb, bs8);
                 }
                 let (q, d, o) = decode_block_x8($ty, gb, i);
                 *tile.q.get_unchecked_mut(b * 8 + r) = q;
@@ -1140,7 +1165,7 @@ pub(crate) unsafe fn decode_block_x8(ty: BlockType, g: *const u8, i: usize) -> (
 /// is word `k` of `v[r]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn transpose8(v: &[__m256i; 8]) -> [__m256i; 8] {
+pub(crate) unsafe fn transpose8(v: &[__m256i; 8]) -> [__m256i; 8] {
     let t0 = _mm256_unpacklo_epi32(v[0], v[1]);
     let t1 = _mm256_unpackhi_epi32(v[0], v[1]);
     let t2 = _mm256_unpacklo_epi32(v[2], v[3]);
