@@ -23,8 +23,8 @@
 use std::arch::x86_64::*;
 
 use super::q8::{Q8Row, Q8Rows, QK};
-use super::x86::{half, k4_scales, k_bytes, k_codes, k_type, K4, K5, K6};
-use super::BlockType;
+use super::x86::{half, k4_scales, k_bytes, k_codes, k_codes_chunks, k_type, K4, K5, K6};
+use super::{interleave, BlockType};
 
 /// Whether this CPU has the AVX-512 parts these functions and the AVX-512 single-token kernels
 /// of [`super::x86`] use (F, BW, VNNI, and BMI2, which every AVX-512 CPU has); the caller also
@@ -270,32 +270,41 @@ unsafe fn transpose16(v: &mut [__m512i; 16]) {
 unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) {
     let mut stage = [[0u32; 64]; ROWS];
     let bytes = k_bytes(K);
-    // A row's block read back from its group in the GGUF layout.
-    let mut gguf = [0u8; 210];
+    let ty = k_type(K);
     for (r, src) in rows.iter().enumerate() {
         // Each GGUF row is its own stream, fetched a few blocks ahead; a group's rows share one,
-        // each fetching its eighth two blocks ahead (a prefetch never faults).
-        let (blk, ahead) = match *src {
+        // each fetching its eighth two blocks ahead (a prefetch never faults). A group's row
+        // is read where it is: its codes 32 bytes at a time from its pair, the rest (`head`:
+        // the group block and the row) from the group's fields.
+        let (blk, ahead, head) = match *src {
             Src::Row(row) => {
                 let blk = row.add(b * bytes);
-                (blk, blk.wrapping_add(4 * bytes))
+                (blk, blk.wrapping_add(4 * bytes), None)
             }
             Src::Group(g, i) => {
                 let block = g.add(b * 8 * bytes);
-                let group = std::slice::from_raw_parts(block, 8 * bytes);
-                super::interleave::unpack(k_type(K), group, i, &mut gguf[..bytes]);
-                (gguf.as_ptr(), block.wrapping_add(2 * 8 * bytes + i * bytes))
+                let ahead = block.wrapping_add(2 * 8 * bytes + i * bytes);
+                (block, ahead, Some((block, i)))
             }
         };
         for line in (0..bytes).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
         }
-        let codes = k_codes::<K>(blk);
+        let codes = match head {
+            None => k_codes::<K>(blk),
+            Some((g, i)) => {
+                let at = g.add(interleave::k_pair_at(ty, i / 2) + 32 * (i % 2));
+                k_codes_chunks::<K, 64>(at)
+            }
+        };
         for (j, c) in codes.iter().enumerate() {
             _mm256_storeu_si256(stage[r].as_mut_ptr().add(8 * j) as *mut __m256i, *c);
         }
         if K == K6 {
-            let scales = blk.add(192) as *const i8;
+            let scales = match head {
+                None => blk.add(192),
+                Some((g, i)) => g.add(interleave::K6_SCALES_AT + 16 * i),
+            } as *const i8;
             let mut corr = 0i32;
             for (j, c) in codes.iter().enumerate() {
                 // Sums of bytes plus 128, eight at a time: the two halves' code sums.
@@ -312,9 +321,23 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
                 }
             }
             *tile.corr.get_unchecked_mut(b * ROWS + r) = 128 * corr;
-            *tile.d.get_unchecked_mut(b * ROWS + r) = half(blk.add(208));
+            *tile.d.get_unchecked_mut(b * ROWS + r) = match head {
+                None => half(blk.add(208)),
+                Some((g, i)) => half(g.add(2 * i)),
+            };
         } else {
-            let (sc, m) = k4_scales(blk.add(4));
+            let (sc, m, d, dmin) = match head {
+                None => {
+                    let (sc, m) = k4_scales(blk.add(4));
+                    (sc, m, blk, blk.add(2))
+                }
+                Some((g, i)) => {
+                    let group = std::slice::from_raw_parts(g, 8 * bytes);
+                    let (sc, m) = interleave::k4_scales_mins_packed(group, i);
+                    let (sc, m) = (sc.to_le_bytes(), m.to_le_bytes());
+                    (sc, m, g.add(2 * i), g.add(interleave::K_DMIN_AT + 2 * i))
+                }
+            };
             for j in 0..8 {
                 *tile.sc.get_unchecked_mut((b * 16 + j) * ROWS + r) = sc[j] as i32;
             }
@@ -322,8 +345,8 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
                 *tile.mp.get_unchecked_mut((b * 4 + i) * ROWS + r) =
                     m[2 * i] as i32 | (m[2 * i + 1] as i32) << 16;
             }
-            *tile.d.get_unchecked_mut(b * ROWS + r) = half(blk);
-            *tile.nd.get_unchecked_mut(b * ROWS + r) = -half(blk.add(2));
+            *tile.d.get_unchecked_mut(b * ROWS + r) = half(d);
+            *tile.nd.get_unchecked_mut(b * ROWS + r) = -half(dmin);
         }
     }
     for c in 0..4 {

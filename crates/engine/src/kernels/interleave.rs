@@ -108,6 +108,14 @@ pub const fn k_code_start(ty: BlockType) -> usize {
     }
 }
 
+/// How many code bytes a k-quant block has (from [`k_code_start`] in GGUF).
+pub const fn k_code_len(ty: BlockType) -> usize {
+    match k_layout(ty) {
+        Some(l) => l.code_len,
+        None => 0,
+    }
+}
+
 /// Where code byte `o` (counted from the first) of row `r` is in a k-quant group block.
 const fn k_code_pos(ty: BlockType, r: usize, o: usize) -> usize {
     k_pair_at(ty, r / 2) + (o / 32) * 64 + (r % 2) * 32 + o % 32
@@ -115,15 +123,26 @@ const fn k_code_pos(ty: BlockType, r: usize, o: usize) -> usize {
 
 /// Row `r`'s eight scales and eight mins of a Q4_K or Q5_K group block `g`.
 pub fn k4_scales_mins(g: &[u8], r: usize) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..8 {
-        let i = 8 * r + j;
-        let (low, high) = (g[K_LOW_AT + i], g[K_HIGH_AT + i % 32] >> (2 * (i / 32)));
-        sc[j] = low & 0x0f | (high & 3) << 4;
-        mn[j] = low >> 4 | (high >> 4 & 3) << 4;
-    }
-    (sc, mn)
+    let (sc, mn) = k4_scales_mins_packed(g, r);
+    (sc.to_le_bytes(), mn.to_le_bytes())
+}
+
+/// [`k4_scales_mins`] as the bytes of two u64 (scale or min `j` in byte `j`), from one 8-byte
+/// word of each plane: row `r`'s low nibbles are bytes `8r..8r + 8` of the low plane, its top
+/// bits those of the top-bits plane's bytes `8(r % 4)..` shifted by `2 · (r / 4)`.
+pub fn k4_scales_mins_packed(g: &[u8], r: usize) -> (u64, u64) {
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&g[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let low = word(K_LOW_AT + 8 * r);
+    let high = word(K_HIGH_AT + 8 * (r % 4)) >> (2 * (r / 4));
+    let (nibble, two) = (0x0f0f_0f0f_0f0f_0f0f_u64, 0x0303_0303_0303_0303_u64);
+    (
+        low & nibble | (high & two) << 4,
+        low >> 4 & nibble | (high >> 4 & two) << 4,
+    )
 }
 
 /// Bytes of a block's fields before its codes (`None`: not interleaved).

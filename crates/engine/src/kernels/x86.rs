@@ -1337,14 +1337,26 @@ pub(crate) const K6: u8 = 2;
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn k_codes<const K: u8>(blk: *const u8) -> [__m256i; 8] {
+    k_codes_chunks::<K, 32>(blk.add(interleave::k_code_start(k_type(K))))
+}
+
+/// [`k_codes`] from a block's code bytes read 32 at a time, chunk `c` (GGUF's code bytes
+/// `32c..32c + 32`) at `first + STRIDE · c`: 32 for a GGUF block (`first` its first code byte),
+/// 64 for a row of an interleaved group, whose pair's two rows alternate by 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn k_codes_chunks<const K: u8, const STRIDE: usize>(
+    first: *const u8,
+) -> [__m256i; 8] {
+    let chunk = |c: usize| _mm256_loadu_si256(first.add(STRIDE * c) as *const __m256i);
     let low4 = _mm256_set1_epi8(0x0f);
     let mut out = [_mm256_setzero_si256(); 8];
     if K == K6 {
         let m32 = _mm256_set1_epi8(32);
         for n in 0..2 {
-            let ql0 = _mm256_loadu_si256(blk.add(64 * n) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(blk.add(128 + 32 * n) as *const __m256i);
+            let ql0 = chunk(2 * n);
+            let ql1 = chunk(2 * n + 1);
+            let qh = chunk(4 + n);
             let q = [
                 _mm256_or_si256(
                     _mm256_and_si256(ql0, low4),
@@ -1369,15 +1381,16 @@ pub(crate) unsafe fn k_codes<const K: u8>(blk: *const u8) -> [__m256i; 8] {
         }
         return out;
     }
-    let codes = if K == K5 { 48 } else { 16 };
+    // Q5_K's fifth bits are its first chunk, its nibbles the next four.
+    let nibbles = if K == K5 { 1 } else { 0 };
     let one = _mm256_set1_epi8(1);
     let qh = if K == K5 {
-        _mm256_loadu_si256(blk.add(16) as *const __m256i)
+        chunk(0)
     } else {
         _mm256_setzero_si256()
     };
     for p in 0..4 {
-        let v = _mm256_loadu_si256(blk.add(codes + 32 * p) as *const __m256i);
+        let v = chunk(nibbles + p);
         let mut lo = _mm256_and_si256(v, low4);
         let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
         if K == K5 {
