@@ -282,10 +282,10 @@ impl QMatrix {
         })
     }
 
-    /// [`QMatrix::new`], with matrices of eight rows or more copied into
-    /// the interleaved layout ([`interleave`]) that the x86 single-token kernels read fastest
-    /// (see [`prefers_interleaved`]); the tensor is let go (pass the only handle to it and its memory is freed).
-    /// Every instruction set still gives the same bits as from [`QMatrix::new`].
+    /// [`QMatrix::new`], with matrices of eight rows or more copied into the interleaved layout
+    /// ([`interleave`]) that the x86 single-token kernels read fastest (see
+    /// [`prefers_interleaved`]); the tensor is let go (pass the only handle to it and its memory
+    /// is freed). Every instruction set still gives the same bits as from [`QMatrix::new`].
     pub fn interleaved(tensor: Arc<QTensor>) -> Option<Self> {
         let m = Self::new(tensor)?;
         if !interleave::covers(m.ty) || m.rows < interleave::GROUP_ROWS {
