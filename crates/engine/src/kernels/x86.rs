@@ -216,10 +216,16 @@ decode_rows8!(decode8_q8_0, 34, |blk| (
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn nibble_pair(a: *const u8, b: *const u8) -> (__m256i, __m256i) {
-    let v = _mm256_inserti128_si256::<1>(
+    split_nibbles(_mm256_inserti128_si256::<1>(
         _mm256_castsi128_si256(_mm_loadu_si128(a as *const __m128i)),
         _mm_loadu_si128(b as *const __m128i),
-    );
+    ))
+}
+
+/// The low and the high nibbles of each byte of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
     let m = _mm256_set1_epi8(0x0f);
     (
         _mm256_and_si256(v, m),
@@ -413,12 +419,7 @@ direct_rows8!(
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn nibbles32(codes: *const u8, j: usize) -> (__m256i, __m256i) {
-    let v = _mm256_loadu_si256(codes.add(32 * j) as *const __m256i);
-    let m = _mm256_set1_epi8(0x0f);
-    (
-        _mm256_and_si256(v, m),
-        _mm256_and_si256(_mm256_srli_epi16::<4>(v), m),
-    )
+    split_nibbles(_mm256_loadu_si256(codes.add(32 * j) as *const __m256i))
 }
 
 /// Q5_0 codes of rows `2j` and `2j + 1` of an interleaved group block `g` laid out as
@@ -536,49 +537,51 @@ unsafe fn x8_q8_0_avx2(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'
 /// Block `gb` of an interleaved group ([`super::interleave`]) of a type with blocks of 32
 /// (`ty`): its eight rows' codes as [`decode_block`] gives each row's (vector `r` for row `r`),
 /// their scales and their offset weights (lane `r`), from one pass over the block's bytes: the
-/// scales (and Q4_1's minimums) one load each, and each load of 32 code bytes (rows `2j` and
-/// `2j + 1`, as [`x8_rows`] reads them) split into the two rows' codes.
+/// scales (and Q4_1's minimums) one load each, and each load of 32 4-bit code bytes (rows `2j`
+/// and `2j + 1`, as [`x8_rows`] reads them) split into the two rows' codes (Q8_0's rows are
+/// loaded whole).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn group_block32(ty: BlockType, gb: *const u8) -> ([__m256i; 8], __m256, __m256) {
     let d = _mm256_cvtph_ps(_mm_loadu_si128(gb as *const __m128i));
-    let (pairs, o): ([(__m256i, __m256i); 4], __m256) = match ty {
+    // Rows 2j and 2j + 1 from their pair: the low nibbles' halves, then the high nibbles'.
+    let split = |pairs: [(__m256i, __m256i); 4]| -> [__m256i; 8] {
+        std::array::from_fn(|r| {
+            let (lo, hi) = pairs[r / 2];
+            if r % 2 == 0 {
+                _mm256_permute2x128_si256::<0x20>(lo, hi)
+            } else {
+                _mm256_permute2x128_si256::<0x31>(lo, hi)
+            }
+        })
+    };
+    match ty {
         BlockType::Q4_0 => (
-            std::array::from_fn(|j| nibbles32(gb.add(Q4_0_CODES), j)),
+            split(std::array::from_fn(|j| nibbles32(gb.add(Q4_0_CODES), j))),
+            d,
             _mm256_mul_ps(_mm256_set1_ps(-8.0), d),
         ),
         BlockType::Q4_1 => (
-            std::array::from_fn(|j| nibbles32(gb.add(Q4_1_CODES), j)),
+            split(std::array::from_fn(|j| nibbles32(gb.add(Q4_1_CODES), j))),
+            d,
             _mm256_cvtph_ps(_mm_loadu_si128(
                 gb.add(interleave::SECOND_AT) as *const __m128i
             )),
         ),
         BlockType::Q5_0 => (
-            std::array::from_fn(|j| q5_0_codes32(gb, j)),
+            split(std::array::from_fn(|j| q5_0_codes32(gb, j))),
+            d,
             _mm256_mul_ps(_mm256_set1_ps(-16.0), d),
         ),
+        // Q8_0's rows are whole 32-byte runs already.
         _ => (
-            std::array::from_fn(|j| {
-                let at = gb.add(Q8_0_CODES + 64 * j) as *const __m256i;
-                // Rows 2j and 2j + 1 whole: the split below puts them back as they were.
-                let (a, b) = (_mm256_loadu_si256(at), _mm256_loadu_si256(at.add(1)));
-                (
-                    _mm256_permute2x128_si256::<0x20>(a, b),
-                    _mm256_permute2x128_si256::<0x31>(a, b),
-                )
+            std::array::from_fn(|r| {
+                _mm256_loadu_si256(gb.add(Q8_0_CODES + 32 * r) as *const __m256i)
             }),
+            d,
             _mm256_setzero_ps(),
         ),
-    };
-    let rows = std::array::from_fn(|r| {
-        let (lo, hi) = pairs[r / 2];
-        if r % 2 == 0 {
-            _mm256_permute2x128_si256::<0x20>(lo, hi)
-        } else {
-            _mm256_permute2x128_si256::<0x31>(lo, hi)
-        }
-    });
-    (rows, d, o)
+    }
 }
 
 /// Asks for the lines of the `bytes` bytes at `at` + 4 KiB (a group's block, ahead of the tile
@@ -1006,9 +1009,10 @@ pub unsafe fn dot_rows_x8(
 
 /// [`dot_rows`] for a matrix held interleaved ([`super::interleave`]: its whole groups of
 /// eight rows, the rest in the GGUF layout): one token through [`dot_rows_x8`]; a prompt
-/// through the same tiles as GGUF rows, each tile row decoded from its group
-/// ([`decode_block_x8`]: the same codes, scales and offsets), or with AVX-512 through
-/// [`super::avx512::dot_rows`]. Without AVX-512 only the types with blocks of 32.
+/// through the same tiles as GGUF rows, decoded a whole group at a time ([`group_block32`], or
+/// row by row through [`decode_block_x8`] where a tile starts off a group: the same codes,
+/// scales and offsets), or with AVX-512 through [`super::avx512::dot_rows`]. Without AVX-512
+/// only the types with blocks of 32.
 ///
 /// # Safety
 /// As [`dot_rows_x8`], for any number of tokens.
