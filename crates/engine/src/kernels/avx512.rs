@@ -274,8 +274,8 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
     for (r, src) in rows.iter().enumerate() {
         // Each GGUF row is its own stream, fetched a few blocks ahead; a group's rows share one,
         // each fetching its eighth two blocks ahead (a prefetch never faults). A group's row
-        // is read where it is: its codes 32 bytes at a time from its pair, the rest (`head`:
-        // the group block and the row) from the group's fields.
+        // is read where it is (`head`: the group block, `blk` here, and the row): its codes 32
+        // bytes at a time from its pair, the rest from the group's fields.
         let (blk, ahead, head) = match *src {
             Src::Row(row) => {
                 let blk = row.add(b * bytes);
@@ -283,8 +283,11 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
             }
             Src::Group(g, i) => {
                 let block = g.add(b * 8 * bytes);
-                let ahead = block.wrapping_add(2 * 8 * bytes + i * bytes);
-                (block, ahead, Some((block, i)))
+                (
+                    block,
+                    block.wrapping_add(2 * 8 * bytes + i * bytes),
+                    Some(i),
+                )
             }
         };
         for line in (0..bytes).step_by(64) {
@@ -292,8 +295,8 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
         }
         let codes = match head {
             None => k_codes::<K>(blk),
-            Some((g, i)) => {
-                let at = g.add(interleave::k_pair_at(ty, i / 2) + 32 * (i % 2));
+            Some(i) => {
+                let at = blk.add(interleave::k_pair_at(ty, i / 2) + 32 * (i % 2));
                 k_codes_chunks::<K, 64>(at)
             }
         };
@@ -303,7 +306,7 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
         if K == K6 {
             let scales = match head {
                 None => blk.add(192),
-                Some((g, i)) => g.add(interleave::K6_SCALES_AT + 16 * i),
+                Some(i) => blk.add(interleave::K6_SCALES_AT + 16 * i),
             } as *const i8;
             let mut corr = 0i32;
             for (j, c) in codes.iter().enumerate() {
@@ -323,7 +326,7 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
             *tile.corr.get_unchecked_mut(b * ROWS + r) = 128 * corr;
             *tile.d.get_unchecked_mut(b * ROWS + r) = match head {
                 None => half(blk.add(208)),
-                Some((g, i)) => half(g.add(2 * i)),
+                Some(i) => half(blk.add(2 * i)),
             };
         } else {
             let (sc, m, d, dmin) = match head {
@@ -331,11 +334,16 @@ unsafe fn decode_k<const K: u8>(tile: &mut TileK, rows: &[Src; ROWS], b: usize) 
                     let (sc, m) = k4_scales(blk.add(4));
                     (sc, m, blk, blk.add(2))
                 }
-                Some((g, i)) => {
-                    let group = std::slice::from_raw_parts(g, 8 * bytes);
+                Some(i) => {
+                    let group = std::slice::from_raw_parts(blk, 8 * bytes);
                     let (sc, m) = interleave::k4_scales_mins_packed(group, i);
                     let (sc, m) = (sc.to_le_bytes(), m.to_le_bytes());
-                    (sc, m, g.add(2 * i), g.add(interleave::K_DMIN_AT + 2 * i))
+                    (
+                        sc,
+                        m,
+                        blk.add(2 * i),
+                        blk.add(interleave::K_DMIN_AT + 2 * i),
+                    )
                 }
             };
             for j in 0..8 {

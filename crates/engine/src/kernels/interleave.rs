@@ -108,14 +108,6 @@ pub const fn k_code_start(ty: BlockType) -> usize {
     }
 }
 
-/// How many code bytes a k-quant block has (from [`k_code_start`] in GGUF).
-pub const fn k_code_len(ty: BlockType) -> usize {
-    match k_layout(ty) {
-        Some(l) => l.code_len,
-        None => 0,
-    }
-}
-
 /// Where code byte `o` (counted from the first) of row `r` is in a k-quant group block.
 const fn k_code_pos(ty: BlockType, r: usize, o: usize) -> usize {
     k_pair_at(ty, r / 2) + (o / 32) * 64 + (r % 2) * 32 + o % 32
