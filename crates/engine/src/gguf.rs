@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -300,8 +301,11 @@ impl ModelFile {
         self.content.tensor_infos.contains_key(name)
     }
 
-    /// Reads a tensor and checks its shape (`[rows, cols]` in the order candle uses).
-    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<QTensor> {
+    /// Where tensor `name` is: its type, and its bytes' range in the map where the file is
+    /// mapped and the data is aligned for reading in place (GGUF aligns tensor data to 32
+    /// bytes; a file that does not is read the slow way). Checks the shape, the type and that
+    /// the bytes lie inside the file.
+    fn locate(&self, name: &str, shape: &[usize]) -> Result<(GgmlDType, Option<Range<usize>>)> {
         let info = self
             .content
             .tensor_infos
@@ -336,55 +340,88 @@ impl ModelFile {
                 })
             }
         }
+        let Some(map) = &self.map else {
+            return Ok((info.ggml_dtype, None));
+        };
+        let elems = info.shape.elem_count();
+        let block = info.ggml_dtype.block_size();
+        if elems % block != 0 {
+            return Err(self.corrupt(format!(
+                "the tensor `{name}` has {elems} values, not a whole number of blocks of {block}"
+            )));
+        }
+        let bytes = elems / block * info.ggml_dtype.type_size();
         let offset = self.content.tensor_data_offset;
+        let start = usize::try_from(offset.saturating_add(info.offset)).unwrap_or(usize::MAX);
+        let end = start.saturating_add(bytes);
+        if end > map.len() {
+            return Err(self.corrupt(format!(
+                "the tensor `{name}` needs bytes {start}..{end}, the file has {}",
+                map.len()
+            )));
+        }
+        // The blocks are read in place as candle's block structs (alignment up to 4).
+        Ok((info.ggml_dtype, (start % 8 == 0).then_some(start..end)))
+    }
+
+    /// Lets the mapped pages of `range` go once a copy of them is made: they need not count
+    /// against this process any more (they stay in the page cache), so the peak is the model,
+    /// not twice it.
+    fn release(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            // SAFETY: the map is a read-only view of a file; dropping its pages only means a
+            // later read faults them in again from the file.
+            unsafe {
+                let _ = map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    range.start,
+                    range.len(),
+                );
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+
+    /// Reads a tensor and checks its shape (`[rows, cols]` in the order candle uses).
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<QTensor> {
+        let (dtype, range) = self.locate(name, shape)?;
         let cannot = |e: candle_core::Error| {
             self.corrupt(format!("the tensor `{name}` cannot be read: {e}"))
         };
-        if let Some(map) = &self.map {
-            let elems = info.shape.elem_count();
-            let block = info.ggml_dtype.block_size();
-            if elems % block != 0 {
-                return Err(self.corrupt(format!(
-                    "the tensor `{name}` has {elems} values, not a whole number of blocks of {block}"
-                )));
-            }
-            let bytes = elems / block * info.ggml_dtype.type_size();
-            let start = usize::try_from(offset.saturating_add(info.offset)).unwrap_or(usize::MAX);
-            let end = start.saturating_add(bytes);
-            if end > map.len() {
-                return Err(self.corrupt(format!(
-                    "the tensor `{name}` needs bytes {start}..{end}, the file has {}",
-                    map.len()
-                )));
-            }
-            // The blocks are read in place as candle's block structs (alignment up to 4):
-            // GGUF aligns tensor data to 32 bytes; a file that does not is read the slow way.
-            if start % 8 == 0 {
-                let q = qtensor_from_ggml(
-                    info.ggml_dtype,
-                    &map[start..end],
-                    info.shape.dims().to_vec(),
-                    &Device::Cpu,
-                )
+        if let (Some(map), Some(range)) = (&self.map, range) {
+            let q = qtensor_from_ggml(dtype, &map[range.clone()], shape.to_vec(), &Device::Cpu)
                 .map_err(cannot)?;
-                // The copy is made: the mapped pages need not count against this process any
-                // more (they stay in the page cache), so the peak is the model, not twice it.
-                #[cfg(unix)]
-                // SAFETY: the map is a read-only view of a file; dropping its pages only means a
-                // later read faults them in again from the file.
-                unsafe {
-                    let _ = map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        start,
-                        bytes,
-                    );
-                }
-                return Ok(q);
-            }
+            self.release(range);
+            return Ok(q);
         }
+        let info = &self.content.tensor_infos[name];
         let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        info.read(&mut *reader, offset, &Device::Cpu)
+        info.read(&mut *reader, self.content.tensor_data_offset, &Device::Cpu)
             .map_err(cannot)
+    }
+
+    /// `make` run on tensor `name`'s bytes as the file holds them, read in place from the map
+    /// (no copy), for a caller that makes its own copy in its own layout. `None` where the file
+    /// is not mapped or the data is not aligned (read it with [`ModelFile::tensor`] then), or
+    /// where `make` gives nothing; when `make` gives a value, the mapped pages are let go as
+    /// [`ModelFile::tensor`] lets them go.
+    pub fn with_mapped<R>(
+        &self,
+        name: &str,
+        shape: &[usize],
+        make: impl FnOnce(GgmlDType, &[u8]) -> Option<R>,
+    ) -> Result<Option<R>> {
+        let (dtype, range) = self.locate(name, shape)?;
+        let (Some(map), Some(range)) = (&self.map, range) else {
+            return Ok(None);
+        };
+        let made = make(dtype, &map[range.clone()]);
+        if made.is_some() {
+            self.release(range);
+        }
+        Ok(made)
     }
 
     /// The quantization label people know the file by (`Q4_K_M`, `Q8_0`, ...).

@@ -459,6 +459,22 @@ fn optional_vector(file: &ModelFile, name: &str, len: usize) -> Result<Option<Te
 }
 
 fn matrix(file: &ModelFile, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+    // A matrix the kernels read interleaved is copied once, from the mapped file straight into
+    // that layout (not into a tensor first and then again).
+    let isa = crate::kernels::selected();
+    let direct = file.with_mapped(name, &[rows, cols], |dtype, bytes| {
+        let ty = BlockType::from_ggml(dtype)?;
+        if !crate::kernels::prefers_interleaved(isa?, ty) {
+            return None;
+        }
+        QMatrix::interleaved_from(ty, rows, cols, bytes)
+    })?;
+    if let Some(own) = direct {
+        return Ok(Matrix {
+            candle: OnceLock::new(),
+            own: Some(own),
+        });
+    }
     let q = file.tensor(name, &[rows, cols])?;
     Matrix::new(Arc::new(q))
 }

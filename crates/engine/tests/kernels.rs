@@ -320,6 +320,83 @@ fn interleaved_matrices_give_the_bits_of_matrices_read_in_place() {
     }
 }
 
+/// A matrix interleaved straight from the mapped file (as the model loads one, with no copy in
+/// between) is the one interleaved from its tensor: the same bytes row by row and the same
+/// products on every instruction set; what cannot be interleaved that way is refused, and a
+/// wrong shape or a missing tensor is an error, not a matrix.
+#[test]
+fn a_matrix_interleaved_from_the_mapped_file_is_the_one_from_its_tensor() {
+    let file = ModelFile::open(&smollm()).unwrap();
+    for (name, rows, cols) in [
+        ("blk.0.ffn_gate.weight", 1536, 576),
+        ("blk.2.attn_k.weight", 192, 576),
+    ] {
+        let direct = file
+            .with_mapped(name, &[rows, cols], |dt, bytes| {
+                QMatrix::interleaved_from(BlockType::from_ggml(dt)?, rows, cols, bytes)
+            })
+            .unwrap()
+            .expect("a mapped Q4_1 matrix is interleaved");
+        let from_tensor = QMatrix::interleaved(tensor(&smollm(), name, &[rows, cols])).unwrap();
+        assert!(direct.is_interleaved() && from_tensor.is_interleaved());
+        assert_eq!(
+            (direct.block_type(), direct.rows(), direct.cols()),
+            (BlockType::Q4_1, rows, cols)
+        );
+        for r in 0..rows {
+            assert_eq!(
+                direct.row_data(r).unwrap(),
+                from_tensor.row_data(r).unwrap(),
+                "{name} row {r}"
+            );
+        }
+        for isa in Isa::supported() {
+            for tokens in [1, 5] {
+                let x = activations(tokens * cols, 3 + tokens as u64);
+                assert_eq!(
+                    many_outputs(isa, &[&direct], &x),
+                    many_outputs(isa, &[&from_tensor], &x),
+                    "{name}, {isa:?}, {tokens} token(s)"
+                );
+            }
+        }
+    }
+    let bytes = file
+        .with_mapped("blk.0.ffn_gate.weight", &[1536, 576], |_, b| {
+            Some(b.to_vec())
+        })
+        .unwrap()
+        .unwrap();
+    let row = 576 / 32 * 20;
+    assert_eq!(bytes.len(), 1536 * row);
+    // Not whole rows, fewer than eight rows, a type with no interleaved layout.
+    assert!(QMatrix::interleaved_from(BlockType::Q4_1, 1536, 576, &bytes[1..]).is_none());
+    assert!(QMatrix::interleaved_from(BlockType::Q4_1, 1536, 577, &bytes).is_none());
+    assert!(QMatrix::interleaved_from(BlockType::Q4_1, 7, 576, &bytes[..7 * row]).is_none());
+    // A last partial group (13 rows: one group of 8, then 5 left as they are).
+    let part = QMatrix::interleaved_from(BlockType::Q4_1, 13, 576, &bytes[..13 * row]).unwrap();
+    assert!(part.is_interleaved());
+    for r in 0..13 {
+        assert_eq!(
+            part.row_data(r).unwrap(),
+            bytes[r * row..(r + 1) * row],
+            "row {r}"
+        );
+    }
+    let f32_norm = file
+        .with_mapped("blk.0.attn_norm.weight", &[576], |dt, _| {
+            BlockType::from_ggml(dt)
+        })
+        .unwrap();
+    assert!(f32_norm.is_none(), "an f32 vector has no block type");
+    assert!(file
+        .with_mapped("blk.0.ffn_gate.weight", &[576, 1536], |_, _| Some(()))
+        .is_err());
+    assert!(file
+        .with_mapped("blk.99.ffn_gate.weight", &[1536, 576], |_, _| Some(()))
+        .is_err());
+}
+
 #[test]
 fn isa_detection_includes_scalar_and_the_best() {
     let s = Isa::supported();

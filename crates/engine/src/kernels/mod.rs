@@ -288,19 +288,39 @@ impl QMatrix {
     /// is freed). Every instruction set still gives the same bits as from [`QMatrix::new`].
     pub fn interleaved(tensor: Arc<QTensor>) -> Option<Self> {
         let m = Self::new(tensor)?;
-        if !interleave::covers(m.ty) || m.rows < interleave::GROUP_ROWS {
-            return Some(m);
-        }
         let data = m.data().ok()?;
-        // Whole rows of whole blocks (checked in `QMatrix::new`).
-        let (rb, ty) = (m.row_bytes, m.ty);
+        match Self::interleaved_from(m.ty, m.rows, m.cols, &data) {
+            Some(own) => Some(own),
+            None => {
+                drop(data);
+                Some(m)
+            }
+        }
+    }
+
+    /// The interleaved copy ([`QMatrix::interleaved`]) of a `[rows, cols]` matrix of type `ty`
+    /// whose rows are `data` in the GGUF layout (a tensor's bytes as the file holds them, read
+    /// in place), made with no copy in between. `None` when the type has no interleaved
+    /// layout, the matrix has fewer than eight rows, or `data` is not whole rows of whole
+    /// blocks.
+    pub fn interleaved_from(ty: BlockType, rows: usize, cols: usize, data: &[u8]) -> Option<Self> {
+        if !interleave::covers(ty) || rows < interleave::GROUP_ROWS {
+            return None;
+        }
+        if cols == 0 || !cols.is_multiple_of(ty.block_values()) {
+            return None;
+        }
+        let rb = cols / ty.block_values() * ty.block_bytes();
+        if rows.checked_mul(rb) != Some(data.len()) {
+            return None;
+        }
         // Zeroed by the allocator (fresh pages from the system for a matrix this size), not
         // written twice.
         // SAFETY: zero bytes are valid `u8`.
         let mut bytes = unsafe { Arc::<[u8]>::new_zeroed_slice(data.len()).assume_init() };
         let out = Arc::get_mut(&mut bytes)?;
         // The rows after the last whole group as they are; the groups spread over the pool.
-        let (groups, group_bytes) = (m.rows / interleave::GROUP_ROWS, interleave::GROUP_ROWS * rb);
+        let (groups, group_bytes) = (rows / interleave::GROUP_ROWS, interleave::GROUP_ROWS * rb);
         let packed = groups * group_bytes;
         out[packed..].copy_from_slice(&data[packed..]);
         let dst = &Out(out.as_mut_ptr());
@@ -312,12 +332,14 @@ impl QMatrix {
                     g.len() * group_bytes,
                 )
             };
-            interleave::interleave_groups(ty, &data, rb, g, part);
+            interleave::interleave_groups(ty, data, rb, g, part);
         });
-        drop(data);
         Some(Self {
             bytes: Bytes::Interleaved(bytes),
-            ..m
+            ty,
+            rows,
+            cols,
+            row_bytes: rb,
         })
     }
 
