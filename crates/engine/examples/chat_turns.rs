@@ -71,10 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 true
             })?;
             println!(
-                "turn {turn:>2}: prompt {:>5} tokens ({:>3} new), time to first token {:>7.1} ms",
+                "turn {turn:>2}: prompt {:>5} tokens ({:>3} new), time to first token {:>7.1} ms (prompt read in {:.1})",
                 s.prompt_token_ids.len(),
                 s.prompt.prefill_tokens,
-                s.ttft_ms
+                s.ttft_ms,
+                s.prefill_ms
             );
             if turn == 1 {
                 first = s.ttft_ms;
