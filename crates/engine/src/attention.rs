@@ -134,7 +134,7 @@ fn widen_portable(src: &[f16], dst: &mut [f32]) {
 /// # Safety
 /// The CPU must have F16C and AVX; `dst` at least as long as `src`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c")]
 #[inline]
 unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
     use std::arch::x86_64::*;
@@ -190,7 +190,7 @@ fn madd<const F: bool>(x: f32, y: f32, acc: f32) -> f32 {
 /// [`dot`] in AVX registers: the same products added in the same order, so the same bits.
 ///
 /// # Safety
-/// The CPU must have AVX.
+/// The CPU must have AVX and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,fma")]
 #[inline]
@@ -356,7 +356,7 @@ impl Elem for f16 {
 /// queries against one key, or four keys read in place against one query: products commute).
 ///
 /// # Safety
-/// The CPU must have AVX and F16C; `n` a multiple of 8, with `n` elements at each pointer.
+/// The CPU must have AVX, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,fma")]
 #[inline]
@@ -402,7 +402,7 @@ unsafe fn reduce4_avx(acc: [std::arch::x86_64::__m256; 4]) -> [f32; 4] {
 /// and is reduced as `dot4_avx` does, so every result has the bits [`dot`] gives.
 ///
 /// # Safety
-/// The CPU must have AVX and F16C; `n` a multiple of 8, with `n` elements at each pointer.
+/// The CPU must have AVX, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,fma")]
 #[inline]
@@ -442,7 +442,7 @@ unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
 /// multiply-adds), with the `8·N`-wide output row kept in registers throughout.
 ///
 /// # Safety
-/// The CPU must have AVX and F16C; `out` must point at `8·N` writable floats no one else
+/// The CPU must have AVX, F16C and FMA; `out` must point at `8·N` writable floats no one else
 /// touches, and `vals` hold `w.len()` rows of `8·N` elements, `stride` apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,fma")]
