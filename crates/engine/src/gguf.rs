@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 
@@ -305,7 +305,7 @@ impl ModelFile {
     /// mapped and the data is aligned for reading in place (GGUF aligns tensor data to 32
     /// bytes; a file that does not is read the slow way). Checks the shape, the type and that
     /// the bytes lie inside the file.
-    fn locate(&self, name: &str, shape: &[usize]) -> Result<(GgmlDType, Option<Range<usize>>)> {
+    fn locate(&self, name: &str, shape: &[usize]) -> Result<(&TensorInfo, Option<Range<usize>>)> {
         let info = self
             .content
             .tensor_infos
@@ -341,7 +341,7 @@ impl ModelFile {
             }
         }
         let Some(map) = &self.map else {
-            return Ok((info.ggml_dtype, None));
+            return Ok((info, None));
         };
         let elems = info.shape.elem_count();
         let block = info.ggml_dtype.block_size();
@@ -361,7 +361,7 @@ impl ModelFile {
             )));
         }
         // The blocks are read in place as candle's block structs (alignment up to 4).
-        Ok((info.ggml_dtype, (start % 8 == 0).then_some(start..end)))
+        Ok((info, (start % 8 == 0).then_some(start..end)))
     }
 
     /// Lets the mapped pages of `range` go once a copy of them is made: they need not count
@@ -386,17 +386,21 @@ impl ModelFile {
 
     /// Reads a tensor and checks its shape (`[rows, cols]` in the order candle uses).
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<QTensor> {
-        let (dtype, range) = self.locate(name, shape)?;
+        let (info, range) = self.locate(name, shape)?;
         let cannot = |e: candle_core::Error| {
             self.corrupt(format!("the tensor `{name}` cannot be read: {e}"))
         };
         if let (Some(map), Some(range)) = (&self.map, range) {
-            let q = qtensor_from_ggml(dtype, &map[range.clone()], shape.to_vec(), &Device::Cpu)
-                .map_err(cannot)?;
+            let q = qtensor_from_ggml(
+                info.ggml_dtype,
+                &map[range.clone()],
+                shape.to_vec(),
+                &Device::Cpu,
+            )
+            .map_err(cannot)?;
             self.release(range);
             return Ok(q);
         }
-        let info = &self.content.tensor_infos[name];
         let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         info.read(&mut *reader, self.content.tensor_data_offset, &Device::Cpu)
             .map_err(cannot)
@@ -413,11 +417,11 @@ impl ModelFile {
         shape: &[usize],
         make: impl FnOnce(GgmlDType, &[u8]) -> Option<R>,
     ) -> Result<Option<R>> {
-        let (dtype, range) = self.locate(name, shape)?;
+        let (info, range) = self.locate(name, shape)?;
         let (Some(map), Some(range)) = (&self.map, range) else {
             return Ok(None);
         };
-        let made = make(dtype, &map[range.clone()]);
+        let made = make(info.ggml_dtype, &map[range.clone()]);
         if made.is_some() {
             self.release(range);
         }
@@ -481,7 +485,7 @@ impl ModelFile {
     /// bandwidth divided by this bounds decoding speed.
     pub fn decode_bytes_per_token(&self) -> u64 {
         let infos = &self.content.tensor_infos;
-        let bytes = |t: &candle_core::quantized::gguf_file::TensorInfo| {
+        let bytes = |t: &TensorInfo| {
             let n = element_count(t.shape.dims());
             let bs = t.ggml_dtype.block_size() as u64;
             n / bs.max(1) * t.ggml_dtype.type_size() as u64

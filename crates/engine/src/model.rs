@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 
 use crate::attention::{attend, attend_one, Window};
@@ -33,11 +33,10 @@ impl Matrix {
     /// (a tied output is also the embedding), it is kept interleaved ([`QMatrix::interleaved`])
     /// and its tensor freed.
     fn new(q: Arc<QTensor>) -> Result<Self> {
-        let prefers = match (crate::kernels::selected(), BlockType::from_ggml(q.dtype())) {
-            (Some(isa), Some(ty)) => crate::kernels::prefers_interleaved(isa, ty),
-            _ => false,
-        };
-        if prefers && Arc::strong_count(&q) == 1 && Arc::weak_count(&q) == 0 {
+        if held_interleaved(q.dtype()).is_some()
+            && Arc::strong_count(&q) == 1
+            && Arc::weak_count(&q) == 0
+        {
             if let Some(own) = QMatrix::interleaved(q.clone()).filter(QMatrix::is_interleaved) {
                 return Ok(Self {
                     candle: OnceLock::new(),
@@ -458,16 +457,18 @@ fn optional_vector(file: &ModelFile, name: &str, len: usize) -> Result<Option<Te
     }
 }
 
+/// The block type of a matrix of type `dtype` where the selected kernels read it fastest held
+/// interleaved ([`crate::kernels::prefers_interleaved`]).
+fn held_interleaved(dtype: GgmlDType) -> Option<BlockType> {
+    let ty = BlockType::from_ggml(dtype)?;
+    crate::kernels::prefers_interleaved(crate::kernels::selected()?, ty).then_some(ty)
+}
+
 fn matrix(file: &ModelFile, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
     // A matrix the kernels read interleaved is copied once, from the mapped file straight into
     // that layout (not into a tensor first and then again).
-    let isa = crate::kernels::selected();
     let direct = file.with_mapped(name, &[rows, cols], |dtype, bytes| {
-        let ty = BlockType::from_ggml(dtype)?;
-        if !crate::kernels::prefers_interleaved(isa?, ty) {
-            return None;
-        }
-        QMatrix::interleaved_from(ty, rows, cols, bytes)
+        QMatrix::interleaved_from(held_interleaved(dtype)?, rows, cols, bytes)
     })?;
     if let Some(own) = direct {
         return Ok(Matrix {

@@ -83,6 +83,13 @@ impl BlockType {
         }
     }
 
+    /// The bytes of a row of `cols` values: `None` unless `cols` is a positive whole number of
+    /// blocks.
+    pub fn row_bytes(self, cols: usize) -> Option<usize> {
+        (cols > 0 && cols.is_multiple_of(self.block_values()))
+            .then(|| cols / self.block_values() * self.block_bytes())
+    }
+
     /// The GGML type.
     pub fn ggml(self) -> GgmlDType {
         match self {
@@ -265,10 +272,7 @@ impl QMatrix {
             [r, c] => (*r, *c),
             _ => return None,
         };
-        if cols == 0 || cols % ty.block_values() != 0 {
-            return None;
-        }
-        let row_bytes = cols / ty.block_values() * ty.block_bytes();
+        let row_bytes = ty.row_bytes(cols)?;
         match tensor.data() {
             Ok(Cow::Borrowed(d)) if d.len() == rows * row_bytes => {}
             _ => return None,
@@ -288,14 +292,8 @@ impl QMatrix {
     /// is freed). Every instruction set still gives the same bits as from [`QMatrix::new`].
     pub fn interleaved(tensor: Arc<QTensor>) -> Option<Self> {
         let m = Self::new(tensor)?;
-        let data = m.data().ok()?;
-        match Self::interleaved_from(m.ty, m.rows, m.cols, &data) {
-            Some(own) => Some(own),
-            None => {
-                drop(data);
-                Some(m)
-            }
-        }
+        let own = Self::interleaved_from(m.ty, m.rows, m.cols, &m.data().ok()?);
+        Some(own.unwrap_or(m))
     }
 
     /// The interleaved copy ([`QMatrix::interleaved`]) of a `[rows, cols]` matrix of type `ty`
@@ -307,10 +305,7 @@ impl QMatrix {
         if !interleave::covers(ty) || rows < interleave::GROUP_ROWS {
             return None;
         }
-        if cols == 0 || !cols.is_multiple_of(ty.block_values()) {
-            return None;
-        }
-        let rb = cols / ty.block_values() * ty.block_bytes();
+        let rb = ty.row_bytes(cols)?;
         if rows.checked_mul(rb) != Some(data.len()) {
             return None;
         }
