@@ -171,6 +171,10 @@ pub struct TranslationResult {
     /// Inline code spans (`` `x` ``) of the source that the model lost and could not be put
     /// back, per block.
     pub lost_code: Vec<usize>,
+    /// Blocks whose translation came back in the source language even after a second request
+    /// that named the target language again (the model could not or would not translate them).
+    #[serde(default)]
+    pub wrong_language: Vec<usize>,
     pub stats: TranslationStats,
 }
 

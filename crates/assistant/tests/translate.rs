@@ -340,6 +340,7 @@ fn chinese_output_has_no_broken_characters() {
         .count();
     assert!(han >= 20, "expected Chinese, got {:?}", r.text);
     assert_eq!(detect(&r.text).unwrap().language, Language::Zh);
+    assert!(r.wrong_language.is_empty(), "{:?}", r.wrong_language);
     assert_eq!(r.segments.len(), 2);
     assert!(r
         .segments
@@ -845,6 +846,7 @@ fn prompts_render_through_each_familys_real_template() {
             glossary: &terms,
             markdown: false,
             insist: false,
+            remind_language: false,
         };
         let Prompt::Chat(messages) = build(family, &input).prompt else {
             panic!("{file}: a chat prompt was expected");

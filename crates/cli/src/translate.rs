@@ -176,6 +176,14 @@ pub fn run(args: TranslateArgs) -> Result<()> {
                             g.source_term, g.expected, g.segment
                         );
                     }
+                    if !result.wrong_language.is_empty() {
+                        eprintln!(
+                            "Block(s) {:?} came back in {} instead of {}, even when asked again; check them, or try a larger model.",
+                            result.wrong_language,
+                            result.source_lang.english_name(),
+                            result.target_lang.english_name()
+                        );
+                    }
                     if !result.lost_code.is_empty() {
                         eprintln!(
                             "Inline code was lost in block(s) {:?}; check them.",

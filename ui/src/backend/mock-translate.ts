@@ -8,7 +8,9 @@
  *
  * The "translation" of a block is `options.translateBlock(text, target)`, by default the
  * target's code and the text (`zh: Hello.`), which keeps source terms as they are: a glossary
- * term then comes out untranslated and is flagged, as with a model that ignored it.
+ * term then comes out untranslated and is flagged, as with a model that ignored it. A block whose
+ * "translation" is its own text is reported in `wrongLanguage`, as the app reports a block the
+ * model answered in the source language.
  */
 import type { AppError } from './types';
 import type {
@@ -242,6 +244,7 @@ export function createMockTranslate(
       jobs.set(jobId, job);
       const total = blocks.filter((b) => b.text !== null).length;
       const issues: GlossaryIssue[] = [];
+      const wrongLanguage: number[] = [];
       let result = '';
       const segments: AlignedSegment[] = [];
       let done = 0;
@@ -267,6 +270,7 @@ export function createMockTranslate(
             segments,
             glossaryIssues: issues,
             lostCode: [],
+            wrongLanguage,
             stats: { requests: total, promptTokens: text.length, completionTokens: result.length, elapsedMs: 10 },
           },
         });
@@ -314,6 +318,7 @@ export function createMockTranslate(
             .filter((g) => !out.toLowerCase().includes(g.target.toLowerCase()))
             .map((g) => ({ segment: i, sourceTerm: g.source, expected: g.target }));
           issues.push(...blockIssues);
+          if (source !== target && out.trim() === blk.text!.trim()) wrongLanguage.push(i);
           done++;
           addBlock(i, out, true, blockIssues);
           setTimeout(nextBlock, delay);

@@ -113,6 +113,8 @@ export interface TranslationResult {
   segments: AlignedSegment[];
   glossaryIssues: GlossaryIssue[];
   lostCode: number[];
+  /** Blocks that came back in the source language even after a second request. */
+  wrongLanguage: number[];
   stats: { requests: number; promptTokens: number; completionTokens: number; elapsedMs: number };
 }
 

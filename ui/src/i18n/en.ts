@@ -378,6 +378,8 @@ export const en = {
   'translate.flagsTitle': 'Glossary terms not followed',
   'translate.flag': '“{term}” should be translated as “{expected}” (block {block}).',
   'translate.flagMark': 'Glossary',
+  'translate.wrongLanguageTitle': 'Left untranslated',
+  'translate.wrongLanguage': 'Block {block} came back in {source} instead of {target}, even when asked again. Check it, or try a larger model.',
   'translate.glossary': 'Glossary',
   'translate.glossaryFor': 'Glossary: {source} → {target}',
   'translate.glossaryCount': '{count} terms',

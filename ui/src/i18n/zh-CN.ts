@@ -379,6 +379,8 @@ export const zhCN: Messages = {
   'translate.flagsTitle': '未按术语表翻译的术语',
   'translate.flag': '“{term}”应译为“{expected}”（第 {block} 段）。',
   'translate.flagMark': '术语',
+  'translate.wrongLanguageTitle': '未被翻译的段落',
+  'translate.wrongLanguage': '第 {block} 段再次请求后仍以{source}返回，而不是{target}。请检查该段，或换用更大的模型。',
   'translate.glossary': '术语表',
   'translate.glossaryFor': '术语表：{source} → {target}',
   'translate.glossaryCount': '{count} 个术语',

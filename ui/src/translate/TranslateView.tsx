@@ -510,6 +510,19 @@ export function TranslateView() {
           </section>
         )}
 
+        {run && run.wrongLanguage.length > 0 && (
+          <section class="translate-flags card" aria-labelledby="translate-wrong-language-title" data-testid="language-flags">
+            <h2 id="translate-wrong-language-title">{t('translate.wrongLanguageTitle')}</h2>
+            <ul>
+              {run.wrongLanguage.map((b) => (
+                <li key={b}>
+                  {t('translate.wrongLanguage', { block: b + 1, source: name(run.sourceLang), target: name(run.targetLang) })}
+                </li>
+              ))}
+            </ul>
+          </section>
+        )}
+
         <section class="translate-glossary card">
           <button
             type="button"

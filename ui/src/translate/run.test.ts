@@ -64,10 +64,12 @@ describe('a translation run', () => {
         segments: [],
         glossaryIssues: [],
         lostCode: [],
+        wrongLanguage: [1],
         stats: { requests: 2, promptTokens: 10, completionTokens: 3, elapsedMs: 5 },
       },
     });
     expect(run.status).toBe('cancelled');
+    expect(run.wrongLanguage).toEqual([1]);
     expect(run.blocks.map((b) => [b.target, b.state])).toEqual([
       ['# Titre', 'done'],
       ['', 'waiting'],

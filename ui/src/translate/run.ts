@@ -40,6 +40,8 @@ export interface Run {
   total: number;
   status: RunStatus;
   issues: GlossaryIssue[];
+  /** Blocks the model answered in the source language (known when the run ends). */
+  wrongLanguage: number[];
   resultText: string;
 }
 
@@ -65,6 +67,7 @@ export function startRun(started: TranslationStarted, sourceText: string): Run {
     total: started.segments.filter((s) => s.translate).length,
     status: 'running',
     issues: [],
+    wrongLanguage: [],
     resultText: '',
   };
 }
@@ -112,6 +115,7 @@ export function apply(run: Run, e: TranslateEvent): Run {
         status: e.status,
         blocks: fromAligned(run, e.result.segments),
         issues: e.result.glossaryIssues,
+        wrongLanguage: e.result.wrongLanguage ?? [],
         resultText: e.result.text,
         modelName: e.result.modelName || run.modelName,
         done: e.status === 'done' ? run.total : run.done,
@@ -122,6 +126,7 @@ export function apply(run: Run, e: TranslateEvent): Run {
         status: 'failed',
         blocks: fromAligned(run, e.partial?.segments ?? []),
         resultText: e.partial?.text ?? run.resultText,
+        wrongLanguage: e.partial?.wrongLanguage ?? run.wrongLanguage,
       };
   }
 }
@@ -154,6 +159,7 @@ export function fromRecord(r: TranslationRecord): Run {
     total: blocks.filter((b) => b.translate).length,
     status,
     issues: [],
+    wrongLanguage: [],
     resultText: r.resultText,
   };
 }

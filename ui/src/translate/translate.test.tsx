@@ -151,6 +151,25 @@ describe('translate view', { timeout: 30_000 }, () => {
     await waitFor(() => expect(within(pane()).queryByTestId('glossary-flags')).toBeNull());
   });
 
+  it('lists the blocks the model left in the source language, in words, and only those', async () => {
+    await openTranslate({ translate: { translateBlock: (text, target) => (text.startsWith('Keep') ? text : `${target}: ${text}`) } });
+    type('First paragraph is translated.\n\nKeep this paragraph as it is written.');
+    await waitFor(() => expect(within(pane()).getByTestId('detected')).toBeTruthy());
+    await translateTo('zh');
+    await finished();
+    const flags = within(pane()).getByTestId('language-flags');
+    expect(within(flags).getByRole('heading').textContent).toBe('Left untranslated');
+    expect(within(flags).getAllByRole('listitem').map((li) => li.textContent)).toEqual([
+      'Block 2 came back in English instead of Chinese, even when asked again. Check it, or try a larger model.',
+    ]);
+    // A translation with every block in the target language has no such list.
+    fireEvent.click(within(pane()).getByRole('button', { name: 'Edit text' }));
+    type('Only this paragraph, translated.');
+    fireEvent.click(translateButton());
+    await finished();
+    await waitFor(() => expect(within(pane()).queryByTestId('language-flags')).toBeNull());
+  });
+
   it('cancels a long translation with the button or Escape; what was done is kept', async () => {
     const long = Array.from({ length: 30 }, (_, i) => `Paragraph number ${i + 1} of a long text.`).join('\n\n');
     const { backend } = await openTranslate({ translate: { chunkDelayMs: 5, chunkChars: 3 } });

@@ -14,7 +14,7 @@ use hearth_store::{Outcome, Store, TranslationId};
 use hearth_tokenizer::GgufTokenizer;
 
 use super::glossary::{self, GlossaryIssue, GlossaryTerm};
-use super::lang::Language;
+use super::lang::{detect, Language};
 use super::prompt::{self, ModelFamily, PieceInput};
 use super::segment::{self, Segmented, TextFormat};
 use super::selection::ModelChoice;
@@ -48,6 +48,7 @@ struct Progress {
     translations: Vec<Option<String>>,
     issues: Vec<GlossaryIssue>,
     lost_code: Vec<usize>,
+    wrong_language: Vec<usize>,
     stats: TranslationStats,
     /// Blocks finished (translated or copied), from the first.
     finished: usize,
@@ -76,6 +77,7 @@ impl Job {
             translations: vec![None; self.doc.blocks.len()],
             issues: Vec::new(),
             lost_code: Vec::new(),
+            wrong_language: Vec::new(),
             stats: TranslationStats::default(),
             finished: 0,
         };
@@ -103,6 +105,7 @@ impl Job {
             text,
             glossary_issues: p.issues,
             lost_code: p.lost_code,
+            wrong_language: p.wrong_language,
             stats: p.stats,
         };
         match outcome {
@@ -259,8 +262,23 @@ impl Job {
         sink: &TranslateSink,
     ) -> Result<Piece, AppError> {
         let terms = glossary::relevant(&self.glossary, piece, self.source);
-        let mut best: Option<(usize, String)> = None;
-        for insist in [false, true] {
+        // (came back in the source language, prescribed terms missing, text): the fewest
+        // faults win, the first answer on a tie.
+        let mut best: Option<(bool, usize, String)> = None;
+        let (mut insist, mut remind_language) = (false, false);
+        for attempt in 0..2 {
+            if attempt == 1 {
+                let Some((wrong, missing, _)) = &best else {
+                    break;
+                };
+                // A second request only when the first answer has a fault a firmer request
+                // can put right.
+                if !*wrong && *missing == 0 {
+                    break;
+                }
+                insist = *missing > 0;
+                remind_language = *wrong;
+            }
             let input = PieceInput {
                 source: self.source,
                 target: self.target,
@@ -269,24 +287,29 @@ impl Job {
                 glossary: &terms,
                 markdown: self.doc.format == TextFormat::Markdown,
                 insist,
+                remind_language,
             };
             let out = match self.request(engine, block, &input, count, p, sink)? {
                 Piece::Text(t) => t,
                 cancelled => return Ok(cancelled),
             };
+            let wrong = in_source_language(&out, piece, self.source, self.target);
             let missing = terms
                 .iter()
                 .filter(|t| !glossary::contains_term(&out, &t.target, self.target))
                 .count();
-            if best.as_ref().is_none_or(|(m, _)| missing < *m) {
-                best = Some((missing, out));
-            }
-            // A second request only when a prescribed term is missing.
-            if missing == 0 {
-                break;
+            if best
+                .as_ref()
+                .is_none_or(|(w, m, _)| (wrong, missing) < (*w, *m))
+            {
+                best = Some((wrong, missing, out));
             }
         }
-        Ok(Piece::Text(best.map(|(_, t)| t).unwrap_or_default()))
+        let (wrong, _, text) = best.unwrap_or_default();
+        if wrong && !p.wrong_language.contains(&block) {
+            p.wrong_language.push(block);
+        }
+        Ok(Piece::Text(text))
     }
 
     fn request(
@@ -367,6 +390,34 @@ impl Job {
         }
     }
 }
+
+/// Letters a text needs before its language is judged: fewer (a name, a number with a unit)
+/// often read the same in both languages.
+const JUDGE_LETTERS: usize = 12;
+
+/// Whether `out`, the translation of `piece`, came back in the source language instead of the
+/// target. Judged only when both have letters enough, the piece itself reads as the source
+/// language, and the detector is reasonably sure (names and acronyms alone give it no evidence).
+pub(crate) fn in_source_language(
+    out: &str,
+    piece: &str,
+    source: Language,
+    target: Language,
+) -> bool {
+    if source == target {
+        return false;
+    }
+    let letters = |s: &str| s.chars().filter(|c| c.is_alphabetic()).count();
+    if letters(out) < JUDGE_LETTERS || letters(piece) < JUDGE_LETTERS {
+        return false;
+    }
+    let reads_as_source =
+        |s: &str| detect(s).is_some_and(|d| d.language == source && d.confidence >= MIN_CONFIDENCE);
+    reads_as_source(piece) && reads_as_source(out)
+}
+
+/// How sure [`detect`] must be before an answer counts as written in the source language.
+const MIN_CONFIDENCE: f32 = 0.3;
 
 /// Tokens of context (previous piece and its translation) sent with a piece at most.
 const CONTEXT_TOKENS: usize = 160;
@@ -449,6 +500,58 @@ mod tests {
         let no_end = "word ".repeat(400);
         assert_eq!(context_pair(&no_end, &no_end, &words), None);
         assert_eq!(context_pair("", "x", &words), None);
+    }
+
+    #[test]
+    fn an_answer_in_the_source_language_is_caught_and_names_are_not() {
+        use Language::*;
+        let src = "Copy one or more files from the source folder to the destination folder.";
+        // Reworded in English instead of translated into Chinese.
+        assert!(in_source_language(
+            "Copy files from the source folder into the destination folder.",
+            src,
+            En,
+            Zh
+        ));
+        assert!(!in_source_language(
+            "将一个或多个文件从源文件夹复制到目标文件夹。",
+            src,
+            En,
+            Zh
+        ));
+        // Between Latin languages too.
+        assert!(in_source_language(
+            "Copy the files from the source folder to the destination folder, one or more.",
+            src,
+            En,
+            Fr
+        ));
+        assert!(!in_source_language(
+            "Copiez un ou plusieurs fichiers du dossier source vers le dossier de destination.",
+            src,
+            En,
+            Fr
+        ));
+        // Into English from Chinese: an answer left in Chinese.
+        let zh = "将一个或多个文件从源文件夹复制到目标文件夹。";
+        assert!(in_source_language(zh, zh, Zh, En));
+        assert!(!in_source_language(src, zh, Zh, En));
+        // Too short to tell, names and acronyms, or no translation asked for.
+        assert!(!in_source_language("Open file", "Open file", En, Fr));
+        assert!(!in_source_language(
+            "Microsoft Excel, PowerPoint, OneDrive",
+            "Microsoft Excel, PowerPoint, OneDrive",
+            En,
+            Fr
+        ));
+        assert!(!in_source_language(src, src, En, En));
+        // A piece that does not read as the source language is not judged by its answer.
+        assert!(!in_source_language(
+            "Copiez un ou plusieurs fichiers du dossier source vers le dossier de destination.",
+            "Copiez un ou plusieurs fichiers du dossier source vers le dossier de destination.",
+            En,
+            De
+        ));
     }
 
     #[test]

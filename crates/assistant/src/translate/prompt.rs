@@ -97,6 +97,9 @@ pub struct PieceInput<'a> {
     pub markdown: bool,
     /// A second attempt after a glossary term was missed: the terms are stressed.
     pub insist: bool,
+    /// A second attempt after the model answered in the source language: the request names
+    /// the language to write in once more, in that language too.
+    pub remind_language: bool,
 }
 
 /// A request ready for the engine.
@@ -146,6 +149,40 @@ fn ask(p: &PieceInput<'_>, text: &str) -> String {
     )
 }
 
+/// The request for the piece itself: [`ask`], with the reminder of the language to write in
+/// when the first answer came back in the source language.
+fn ask_piece(p: &PieceInput<'_>) -> String {
+    if !p.remind_language {
+        return ask(p, p.text);
+    }
+    format!(
+        "Translate from {} into {}. {}:\n\n{}",
+        p.source.english_name(),
+        p.target.english_name(),
+        language_reminder(p),
+        p.text
+    )
+}
+
+/// The reminder as a sentence of its own, or nothing on a first attempt.
+fn reminder_sentence(p: &PieceInput<'_>) -> String {
+    if p.remind_language {
+        format!(" {}.", language_reminder(p))
+    } else {
+        String::new()
+    }
+}
+
+/// "Write only in Chinese (中文), not in English": the target named in English and in itself.
+fn language_reminder(p: &PieceInput<'_>) -> String {
+    format!(
+        "Write the translation only in {} ({}), not in {}",
+        p.target.english_name(),
+        p.target.native_name(),
+        p.source.english_name()
+    )
+}
+
 /// The example exchange when there is no previous piece: the same sentence in each language.
 fn example(l: Language) -> &'static str {
     match l {
@@ -181,9 +218,10 @@ pub fn build(family: ModelFamily, p: &PieceInput<'_>) -> BuiltPrompt {
         ModelFamily::Plain => {
             let (es, et) = p.previous.unwrap_or((example(p.source), example(p.target)));
             let mut s = format!(
-                "Translate from {} into {}.{}\n\n",
+                "Translate from {} into {}.{}{}\n\n",
                 p.source.english_name(),
                 p.target.english_name(),
+                reminder_sentence(p),
                 glossary_rules(p)
             );
             if !p.glossary.is_empty() {
@@ -201,9 +239,10 @@ pub fn build(family: ModelFamily, p: &PieceInput<'_>) -> BuiltPrompt {
         }
         ModelFamily::SmolLm => {
             m.push(user(format!(
-                "Translate this {} text into {}. Write only the translation.{}\n\n{}",
+                "Translate this {} text into {}. Write only the translation.{}{}\n\n{}",
                 p.source.english_name(),
                 p.target.english_name(),
+                reminder_sentence(p),
                 glossary_rules(p),
                 p.text
             )));
@@ -212,7 +251,7 @@ pub fn build(family: ModelFamily, p: &PieceInput<'_>) -> BuiltPrompt {
             let (src, tr) = p.previous.unwrap_or((example(p.source), example(p.target)));
             m.push(user(format!("{}\n\n{}", rules(p), ask(p, src))));
             m.push(assistant(tr));
-            m.push(user(ask(p, p.text)));
+            m.push(user(ask_piece(p)));
         }
         ModelFamily::Qwen
         | ModelFamily::Qwen3
@@ -225,7 +264,7 @@ pub fn build(family: ModelFamily, p: &PieceInput<'_>) -> BuiltPrompt {
             let (src, tr) = p.previous.unwrap_or((example(p.source), example(p.target)));
             m.push(user(ask(p, src)));
             m.push(assistant(tr));
-            let mut q = ask(p, p.text);
+            let mut q = ask_piece(p);
             if family == ModelFamily::Qwen3 {
                 q.push_str(" /no_think");
             }
@@ -361,6 +400,7 @@ mod tests {
             glossary: g,
             markdown: true,
             insist: false,
+            remind_language: false,
         }
     }
 
@@ -486,6 +526,52 @@ mod tests {
             panic!("raw expected")
         };
         assert!(text.contains("English: Hello.\nFrench: Bonjour.\n\n"));
+    }
+
+    #[test]
+    fn a_reminded_request_names_the_target_in_both_languages_and_keeps_the_text_last() {
+        let text_of = |p: &BuiltPrompt| match &p.prompt {
+            Prompt::Raw(t) => t.clone(),
+            Prompt::Chat(m) => m.last().unwrap().content.clone(),
+            other => panic!("a translation prompt is text: {other:?}"),
+        };
+        let reminder = "Write the translation only in French (Français), not in English";
+        for f in [
+            ModelFamily::Qwen,
+            ModelFamily::Qwen3,
+            ModelFamily::Llama3,
+            ModelFamily::Phi,
+            ModelFamily::OtherChat,
+            ModelFamily::Gemma,
+            ModelFamily::SmolLm,
+            ModelFamily::Plain,
+        ] {
+            let first = input(&[], Some(("Hello.", "Bonjour.")));
+            let again = PieceInput {
+                remind_language: true,
+                ..first
+            };
+            let (a, b) = (text_of(&build(f, &first)), text_of(&build(f, &again)));
+            assert!(!a.contains(reminder), "{f:?}: {a}");
+            assert!(b.contains(reminder), "{f:?}: {b}");
+            // The piece still ends the request, so the model goes on from it as before.
+            let tail = if f == ModelFamily::Plain {
+                "English: Open the file.\nFrench:"
+            } else if f == ModelFamily::Qwen3 {
+                "\n\nOpen the file. /no_think"
+            } else {
+                "\n\nOpen the file."
+            };
+            assert!(b.ends_with(tail), "{f:?}: {b}");
+            // The example exchange is not reworded: only the request for this piece is.
+            if let Prompt::Chat(m) = &build(f, &again).prompt {
+                assert_eq!(
+                    m.iter().filter(|x| x.content.contains(reminder)).count(),
+                    1,
+                    "{f:?}"
+                );
+            }
+        }
     }
 
     #[test]
