@@ -721,6 +721,57 @@ fn smollm_and_plain_completion_prompts_run_end_to_end() {
     }
 }
 
+/// A model that cannot read the source language copies it back: each such block is asked for
+/// again a sentence at a time, and what still comes back in the source language is reported,
+/// never passed off as a translation. SmolLM2-135M knows no Chinese or Russian.
+#[test]
+fn answers_left_in_the_source_language_are_asked_again_and_reported() {
+    let (_g, a) = shared();
+    for (text, from) in [
+        (
+            "将一个或多个文件从源文件夹复制到目标文件夹。如果目标文件已存在，将询问是否覆盖。\n\n\
+             输入的密码多次不正确。这是在您的访问被锁定之前正确输入密码的最后机会。",
+            "zh",
+        ),
+        (
+            "Скопируйте один или несколько файлов из исходной папки в папку назначения. Если \
+             файл уже существует, вас спросят.",
+            "ru",
+        ),
+    ] {
+        let mut req = text_request(text, from, "en");
+        req.model = Some(
+            test_file("smollm2-135m-instruct-q4_1.gguf")
+                .display()
+                .to_string(),
+        );
+        let (_, r, status) = run(a, req);
+        eprintln!("{from}: {:?} {:?} {:?}", r.text, r.wrong_language, r.stats);
+        assert_eq!(status, "done");
+        let blocks = r.segments.len();
+        assert_eq!(blocks, text.split("\n\n").count());
+        // Every block is either in English or reported, and only those that are not are.
+        for (i, seg) in r.segments.iter().enumerate() {
+            let source = detect(&seg.source_text).unwrap().language;
+            let answer = detect(&seg.target_text).unwrap().language;
+            assert_eq!(
+                r.wrong_language.contains(&i),
+                answer == source,
+                "block {i}: {:?} ({answer:?})",
+                seg.target_text
+            );
+        }
+        // This model copies the first block of each back, even when asked again a sentence
+        // at a time: one more request per sentence (two per block here) for each reported block.
+        assert!(r.wrong_language.contains(&0), "{:?}", r.wrong_language);
+        assert!(
+            r.stats.requests as usize >= blocks + 2 * r.wrong_language.len(),
+            "{:?}",
+            r.stats
+        );
+    }
+}
+
 /// Detection accuracy on the catalogs' own texts: short messages (3 to 8 words) and long runs of
 /// messages. Thresholds sit a few points under what was measured (docs/quality.md).
 #[test]

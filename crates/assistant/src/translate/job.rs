@@ -38,6 +38,28 @@ pub(crate) struct Job {
     pub cancel: Arc<AtomicBool>,
 }
 
+/// What one request asks for (see [`PieceInput`]).
+struct Ask<'a> {
+    text: &'a str,
+    previous: Option<(&'a str, &'a str)>,
+    insist: bool,
+    remind_language: bool,
+}
+
+fn ask<'a>(
+    text: &'a str,
+    previous: Option<(&'a str, &'a str)>,
+    insist: bool,
+    remind_language: bool,
+) -> Ask<'a> {
+    Ask {
+        text,
+        previous,
+        insist,
+        remind_language,
+    }
+}
+
 /// How one request ended.
 enum Piece {
     Text(String),
@@ -262,54 +284,107 @@ impl Job {
         sink: &TranslateSink,
     ) -> Result<Piece, AppError> {
         let terms = glossary::relevant(&self.glossary, piece, self.source);
-        // (came back in the source language, prescribed terms missing, text): the fewest
-        // faults win, the first answer on a tie.
-        let mut best: Option<(bool, usize, String)> = None;
-        let (mut insist, mut remind_language) = (false, false);
-        for attempt in 0..2 {
-            if attempt == 1 {
-                let Some((wrong, missing, _)) = &best else {
-                    break;
-                };
-                // A second request only when the first answer has a fault a firmer request
-                // can put right.
-                if !*wrong && *missing == 0 {
-                    break;
-                }
-                insist = *missing > 0;
-                remind_language = *wrong;
-            }
-            let input = PieceInput {
-                source: self.source,
-                target: self.target,
-                text: piece,
-                previous,
-                glossary: &terms,
-                markdown: self.doc.format == TextFormat::Markdown,
-                insist,
-                remind_language,
-            };
-            let out = match self.request(engine, block, &input, count, p, sink)? {
-                Piece::Text(t) => t,
-                cancelled => return Ok(cancelled),
-            };
-            let wrong = in_source_language(&out, piece, self.source, self.target);
+        // An answer's faults: (came back in the source language, prescribed terms missing).
+        // The fewest win, the first answer on a tie.
+        let faults = |out: &str| {
             let missing = terms
                 .iter()
-                .filter(|t| !glossary::contains_term(&out, &t.target, self.target))
+                .filter(|t| !glossary::contains_term(out, &t.target, self.target))
                 .count();
-            if best
-                .as_ref()
-                .is_none_or(|(w, m, _)| (wrong, missing) < (*w, *m))
-            {
-                best = Some((wrong, missing, out));
+            (
+                in_source_language(out, piece, self.source, self.target),
+                missing,
+            )
+        };
+        let first = match self.attempt(
+            engine,
+            block,
+            ask(piece, previous, false, false),
+            count,
+            p,
+            sink,
+        )? {
+            Some(t) => t,
+            None => return Ok(Piece::Cancelled),
+        };
+        let mut best = (faults(&first), first);
+        let (wrong, missing) = best.0;
+        // A second request only for a fault a firmer request can put right.
+        if wrong || missing > 0 {
+            let sentences: Vec<&str> = segment::split_sentences(piece)
+                .into_iter()
+                .map(|r| piece[r].trim())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let second = if wrong && sentences.len() > 1 {
+                // A small model that rewrote a passage in its own language often translates
+                // the same passage a sentence at a time.
+                let mut parts = Vec::with_capacity(sentences.len());
+                let mut before = previous.map(|(a, b)| (a.to_string(), b.to_string()));
+                for sentence in sentences {
+                    let context = before.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+                    let a = ask(sentence, context, missing > 0, true);
+                    match self.attempt(engine, block, a, count, p, sink)? {
+                        Some(t) => {
+                            before = Some((sentence.to_string(), t.clone()));
+                            parts.push(t);
+                        }
+                        None => return Ok(Piece::Cancelled),
+                    }
+                }
+                let sep = if self.target.unspaced() { "" } else { " " };
+                parts.join(sep)
+            } else {
+                match self.attempt(
+                    engine,
+                    block,
+                    ask(piece, previous, missing > 0, wrong),
+                    count,
+                    p,
+                    sink,
+                )? {
+                    Some(t) => t,
+                    None => return Ok(Piece::Cancelled),
+                }
+            };
+            let f = faults(&second);
+            if f < best.0 {
+                best = (f, second);
             }
         }
-        let (wrong, _, text) = best.unwrap_or_default();
+        let ((wrong, _), text) = best;
         if wrong && !p.wrong_language.contains(&block) {
             p.wrong_language.push(block);
         }
         Ok(Piece::Text(text))
+    }
+
+    /// One request for `a.text` (a piece, or one sentence of it): its translation, or None when
+    /// the translation was cancelled.
+    fn attempt(
+        &self,
+        engine: &Engine,
+        block: usize,
+        a: Ask<'_>,
+        count: &dyn Fn(&str) -> usize,
+        p: &mut Progress,
+        sink: &TranslateSink,
+    ) -> Result<Option<String>, AppError> {
+        let terms = glossary::relevant(&self.glossary, a.text, self.source);
+        let input = PieceInput {
+            source: self.source,
+            target: self.target,
+            text: a.text,
+            previous: a.previous,
+            glossary: &terms,
+            markdown: self.doc.format == TextFormat::Markdown,
+            insist: a.insist,
+            remind_language: a.remind_language,
+        };
+        Ok(match self.request(engine, block, &input, count, p, sink)? {
+            Piece::Text(t) => Some(t),
+            Piece::Cancelled => None,
+        })
     }
 
     fn request(
