@@ -579,6 +579,29 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Writes up to `bytes` to `path`, stopping without an error where the disk is full: how much
+/// of the download is on disk when this runs depends on timing, and a full disk is the aim.
+fn fill(path: &std::path::Path, bytes: usize) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        match f.write_all(&chunk[..n]) {
+            Ok(()) => left -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    // Written data still in the page cache may only meet the full disk here.
+    match f.sync_all() {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {}
+        Err(e) => panic!("filling the disk: {e}"),
+    }
+}
+
 #[test]
 fn a_full_disk_is_a_clear_error() {
     let vocab = test_models().join("vocab/ggml-vocab-gemma-4.gguf");
@@ -614,7 +637,7 @@ fn a_full_disk_is_a_clear_error() {
                     &mut |p| {
                         if p.downloaded > 0 && !filled {
                             filled = true;
-                            std::fs::write(&filler, vec![1u8; 10 << 20]).unwrap();
+                            fill(&filler, 10 << 20);
                         }
                     },
                     &no_cancel(),

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CachedFile, HubError};
+use super::{is_disk_full, CachedFile, HubError};
 
 /// Paths inside one cache folder.
 #[derive(Clone, Debug)]
@@ -22,11 +22,20 @@ fn is_commit(s: &str) -> bool {
     s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// An I/O error on `path`; a full disk is reported as such, whichever file met it.
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> HubError + 'a {
-    move |source| HubError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if is_disk_full(&source) {
+            HubError::DiskFull {
+                path: path.to_path_buf(),
+            }
+        } else {
+            HubError::Io {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     }
 }
 

@@ -27,6 +27,14 @@ use serde::Deserialize;
 
 pub use cache::CacheLayout;
 
+/// Whether a write failed because the disk (or the user's quota) is full.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// The public Hugging Face endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::{DownloadProgress, Hub, HubError};
+use super::{is_disk_full, DownloadProgress, Hub, HubError};
 
 /// What the finished file must be.
 pub(crate) struct Expected {
@@ -38,10 +38,6 @@ enum Failure {
         after: Option<Duration>,
     },
     Fatal(HubError),
-}
-
-fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 fn join_url(base: &str, location: &str) -> Result<String, String> {
