@@ -203,6 +203,14 @@ pub enum TranslateEvent {
         segment: usize,
         text: String,
     },
+    /// The block's text so far is `text` again: a piece is being asked for once more, and what
+    /// was streamed for it is dropped (the new answer's `Delta`s follow).
+    #[serde(rename_all = "camelCase")]
+    Rewrite {
+        job_id: u64,
+        segment: usize,
+        text: String,
+    },
     /// A block is finished. `rendered` is exactly what it adds to the result: the spacing
     /// before it and the block with its markup.
     #[serde(rename_all = "camelCase")]

@@ -745,7 +745,7 @@ fn answers_left_in_the_source_language_are_asked_again_and_reported() {
                 .display()
                 .to_string(),
         );
-        let (_, r, status) = run(a, req);
+        let (events, r, status) = run(a, req);
         eprintln!("{from}: {:?} {:?} {:?}", r.text, r.wrong_language, r.stats);
         assert_eq!(status, "done");
         let blocks = r.segments.len();
@@ -764,6 +764,21 @@ fn answers_left_in_the_source_language_are_asked_again_and_reported() {
         // This model copies the first block of each back, even when asked again a sentence
         // at a time: one more request per sentence (two per block here) for each reported block.
         assert!(r.wrong_language.contains(&0), "{:?}", r.wrong_language);
+        // The view is told to drop the first answer before the second streams: a block asked
+        // again shows its second answer in place of the first, not after it.
+        for &b in &r.wrong_language {
+            let at = events
+                .iter()
+                .position(|e| matches!(e, TranslateEvent::Rewrite { segment, text, .. } if *segment == b && text.is_empty()))
+                .unwrap_or_else(|| panic!("no rewrite of block {b}"));
+            let streamed_before = events[..at]
+                .iter()
+                .any(|e| matches!(e, TranslateEvent::Delta { segment, .. } if *segment == b));
+            let streamed_after = events[at..]
+                .iter()
+                .any(|e| matches!(e, TranslateEvent::Delta { segment, .. } if *segment == b));
+            assert!(streamed_before && streamed_after, "block {b}");
+        }
         assert!(
             r.stats.requests as usize >= blocks + 2 * r.wrong_language.len(),
             "{:?}",

@@ -122,6 +122,8 @@ export type TranslateEvent =
   | { type: 'started'; jobId: number; translationId: number; total: number }
   | { type: 'progress'; jobId: number; segment: number; done: number; total: number }
   | { type: 'delta'; jobId: number; segment: number; text: string }
+  /** The block's text so far is `text` again: a piece is asked for once more. */
+  | { type: 'rewrite'; jobId: number; segment: number; text: string }
   | {
       type: 'segment';
       jobId: number;

@@ -43,6 +43,11 @@ describe('a translation run', () => {
     // Another job's events are ignored.
     run = apply(run, { type: 'delta', jobId: 5, segment: 0, text: 'zzz' });
     expect(run.blocks[0]).toMatchObject({ target: 'Titre', state: 'writing' });
+    // A piece asked for again: what was streamed for it goes, the new answer takes its place.
+    run = apply(run, { type: 'rewrite', jobId: 4, segment: 0, text: '' });
+    expect(run.blocks[0]).toMatchObject({ target: '', state: 'writing' });
+    run = apply(run, { type: 'delta', jobId: 4, segment: 0, text: 'Titre' });
+    expect(run.blocks[0]).toMatchObject({ target: 'Titre', state: 'writing' });
     run = apply(run, { type: 'segment', jobId: 4, segment: 0, translated: true, text: 'Titre', rendered: '# Titre', glossaryIssues: [] });
     run = apply(run, { type: 'progress', jobId: 4, segment: 1, done: 1, total: 2 });
     run = apply(run, { type: 'delta', jobId: 4, segment: 1, text: 'Prem' });

@@ -101,6 +101,8 @@ export function apply(run: Run, e: TranslateEvent): Run {
       };
     case 'delta':
       return { ...run, blocks: withBlock(run, e.segment, (b) => ({ ...b, target: b.target + e.text, state: 'writing' })) };
+    case 'rewrite':
+      return { ...run, blocks: withBlock(run, e.segment, (b) => ({ ...b, target: e.text, state: 'writing' })) };
     case 'segment':
       return {
         ...run,

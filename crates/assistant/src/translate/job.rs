@@ -208,7 +208,14 @@ impl Job {
                 let ctx_pair = previous
                     .as_ref()
                     .and_then(|(a, b)| context_pair(a, b, &count));
-                match self.translate_piece(engine, i, piece, ctx_pair, &count, p, sink)? {
+                let sep = if self.target.unspaced() { "" } else { " " };
+                // What the block shows before this piece's answer.
+                let kept = if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}{sep}", parts.join(sep))
+                };
+                match self.translate_piece(engine, i, piece, &kept, ctx_pair, &count, p, sink)? {
                     Piece::Text(t) => {
                         previous = Some((piece.to_string(), t.clone()));
                         parts.push(t);
@@ -278,6 +285,7 @@ impl Job {
         engine: &Engine,
         block: usize,
         piece: &str,
+        kept: &str,
         previous: Option<(&str, &str)>,
         count: &dyn Fn(&str) -> usize,
         p: &mut Progress,
@@ -311,6 +319,12 @@ impl Job {
         let (wrong, missing) = best.0;
         // A second request only for a fault a firmer request can put right.
         if wrong || missing > 0 {
+            // The block shows the new answer in place of the first, not after it.
+            sink(TranslateEvent::Rewrite {
+                job_id: self.job_id,
+                segment: block,
+                text: kept.to_string(),
+            });
             let sentences: Vec<&str> = segment::split_sentences(piece)
                 .into_iter()
                 .map(|r| piece[r].trim())
@@ -321,7 +335,15 @@ impl Job {
                 // the same passage a sentence at a time.
                 let mut parts = Vec::with_capacity(sentences.len());
                 let mut before = previous.map(|(a, b)| (a.to_string(), b.to_string()));
-                for sentence in sentences {
+                let sep = if self.target.unspaced() { "" } else { " " };
+                for (k, sentence) in sentences.into_iter().enumerate() {
+                    if k > 0 && !sep.is_empty() {
+                        sink(TranslateEvent::Delta {
+                            job_id: self.job_id,
+                            segment: block,
+                            text: sep.to_string(),
+                        });
+                    }
                     let context = before.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
                     let a = ask(sentence, context, missing > 0, true);
                     match self.attempt(engine, block, a, count, p, sink)? {
@@ -332,7 +354,6 @@ impl Job {
                         None => return Ok(Piece::Cancelled),
                     }
                 }
-                let sep = if self.target.unspaced() { "" } else { " " };
                 parts.join(sep)
             } else {
                 match self.attempt(
