@@ -77,6 +77,15 @@ struct Progress {
 }
 
 impl Job {
+    /// What goes between translated pieces and sentences of a block.
+    fn sep(&self) -> &'static str {
+        if self.target.unspaced() {
+            ""
+        } else {
+            " "
+        }
+    }
+
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
@@ -208,14 +217,7 @@ impl Job {
                 let ctx_pair = previous
                     .as_ref()
                     .and_then(|(a, b)| context_pair(a, b, &count));
-                let sep = if self.target.unspaced() { "" } else { " " };
-                // What the block shows before this piece's answer.
-                let kept = if parts.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}{sep}", parts.join(sep))
-                };
-                match self.translate_piece(engine, i, piece, &kept, ctx_pair, &count, p, sink)? {
+                match self.translate_piece(engine, i, piece, &parts, ctx_pair, &count, p, sink)? {
                     Piece::Text(t) => {
                         previous = Some((piece.to_string(), t.clone()));
                         parts.push(t);
@@ -223,8 +225,7 @@ impl Job {
                     Piece::Cancelled => return Ok(false),
                 }
             }
-            let sep = if self.target.unspaced() { "" } else { " " };
-            let mut joined = parts.join(sep);
+            let mut joined = parts.join(self.sep());
             if self.doc.format == TextFormat::Markdown {
                 let (fixed, lost) = restore_code_spans(text, &joined);
                 joined = fixed;
@@ -285,7 +286,7 @@ impl Job {
         engine: &Engine,
         block: usize,
         piece: &str,
-        kept: &str,
+        done: &[String],
         previous: Option<(&str, &str)>,
         count: &dyn Fn(&str) -> usize,
         p: &mut Progress,
@@ -319,11 +320,16 @@ impl Job {
         let (wrong, missing) = best.0;
         // A second request only for a fault a firmer request can put right.
         if wrong || missing > 0 {
-            // The block shows the new answer in place of the first, not after it.
+            // The block shows the new answer in place of the first, not after it: its text goes
+            // back to the pieces done before this one.
+            let mut kept = done.join(self.sep());
+            if !done.is_empty() {
+                kept.push_str(self.sep());
+            }
             sink(TranslateEvent::Rewrite {
                 job_id: self.job_id,
                 segment: block,
-                text: kept.to_string(),
+                text: kept,
             });
             let sentences: Vec<&str> = segment::split_sentences(piece)
                 .into_iter()
@@ -335,7 +341,7 @@ impl Job {
                 // the same passage a sentence at a time.
                 let mut parts = Vec::with_capacity(sentences.len());
                 let mut before = previous.map(|(a, b)| (a.to_string(), b.to_string()));
-                let sep = if self.target.unspaced() { "" } else { " " };
+                let sep = self.sep();
                 for (k, sentence) in sentences.into_iter().enumerate() {
                     if k > 0 && !sep.is_empty() {
                         sink(TranslateEvent::Delta {

@@ -173,7 +173,8 @@ fn reminder_sentence(p: &PieceInput<'_>) -> String {
     }
 }
 
-/// "Write only in Chinese (中文), not in English": the target named in English and in itself.
+/// "Write the translation only in Simplified Chinese (简体中文), not in English": the target
+/// named in English and in itself.
 fn language_reminder(p: &PieceInput<'_>) -> String {
     format!(
         "Write the translation only in {} ({}), not in {}",
