@@ -1006,6 +1006,87 @@ unsafe fn weighted_few_zmm<V: Elem>(
     }
 }
 
+/// Eight [`dot`]s at once per query row with AVX-512: key rows `keys + u · stride` (`u` in
+/// 0..8) against each of `R` query rows, the keys two to a vector as in [`dot4_rows_zmm`]
+/// (each key's eight running sums in its own half, in the same order), then reduced across the
+/// keys together by [`reduce_keys8`]. Lane `u` of result `r` has the bits `dot` gives for query
+/// `r` and key `u`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (and AVX2, FMA, F16C); `n` a multiple of 8, with `n` elements
+/// at each of the eight key rows and each query pointer.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn dot8_rows_zmm<K: Elem, const R: usize>(
+    keys: *const K,
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [std::arch::x86_64::__m256; R] {
+    use std::arch::x86_64::*;
+    debug_assert!(n.is_multiple_of(8));
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    for u in 0..8 {
+        prefetch_row(keys.wrapping_add((u + AHEAD) * stride), n);
+    }
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and every pointer has n elements.
+        unsafe {
+            let key = |u: usize| keys.add(u * stride + i);
+            let k = [
+                K::load8x2(key(0), key(1)),
+                K::load8x2(key(2), key(3)),
+                K::load8x2(key(4), key(5)),
+                K::load8x2(key(6), key(7)),
+            ];
+            for (a, q) in acc.iter_mut().zip(queries) {
+                let y = _mm256_castps_pd(_mm256_loadu_ps(q.add(i)));
+                let y = _mm512_castpd_ps(_mm512_broadcast_f64x4(y));
+                for (a, x) in a.iter_mut().zip(k) {
+                    *a = _mm512_fmadd_ps(x, y, *a);
+                }
+            }
+        }
+        i += 8;
+    }
+    // SAFETY: the caller's contract (AVX-512 F).
+    acc.map(|a| unsafe { reduce_keys8(a) })
+}
+
+/// The running sums of eight keys reduced in [`reduce8`]'s order: `a[p]` holds key `2p`'s
+/// eight sums in its low half and key `2p + 1`'s in its high half; lane `u` of the result is
+/// key `u`'s `((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))`. Three steps of shuffles and
+/// additions serve all eight keys, where reducing each key alone takes a horizontal sum.
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn reduce_keys8(a: [std::arch::x86_64::__m512; 4]) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    // Lanes 0-3 of a key plus its lanes 4-7: block b of `lo` is key b's four sums s_l + s_l+4
+    // (keys 0-3), of `hi` key 4 + b's.
+    let halves = |x: __m512, y: __m512| {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+        )
+    };
+    let (lo, hi) = (halves(a[0], a[1]), halves(a[2], a[3]));
+    // Block b: key b's (s0 + s4) + (s1 + s5) and (s2 + s6) + (s3 + s7), then key 4 + b's.
+    let pairs = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b10_00_10_00>(lo, hi),
+        _mm512_shuffle_ps::<0b11_01_11_01>(lo, hi),
+    );
+    // Lane 4b: key b's whole sum; lane 4b + 2: key 4 + b's.
+    let sums = _mm512_add_ps(pairs, _mm512_shuffle_ps::<0b10_11_00_01>(pairs, pairs));
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_castps512_ps256(_mm512_permutexvar_ps(order, sums))
+}
+
 /// The output pointer shared by the workers; each writes only its own (head, query) rows.
 struct Out(*mut f32);
 // SAFETY: workers write disjoint `hd`-long slices, and the caller waits for all of them before
@@ -1098,6 +1179,15 @@ impl Run<'_> {
             }
         }
         (heads, queries)
+    }
+
+    /// How many positions the last query sees.
+    fn visible_one(&self) -> usize {
+        let pos = self.start + self.t - 1;
+        match self.window {
+            Some(w) if w > 0 => w.min(pos + 1),
+            _ => pos + 1,
+        }
     }
 
     /// How many tiles the call has.
@@ -1501,6 +1591,373 @@ impl Run<'_> {
     }
 }
 
+/// Query heads × positions × head width below which [`Run::one_query_split`] runs its passes
+/// on the calling thread alone: there three calls of the pool cost more than the other threads
+/// save. Microseconds per layer with two threads, alone / split on both (30 or 24 layers in
+/// turn, the caches in memory): SmolLM2's shape (9 heads over 3, width 64) at 96 positions
+/// 5.1-7.0 / 8.4-10.0, at 192 9.6-10.2 / 10.9-11.9, at 256 12.3-12.8 / 13.0-13.3; Qwen2.5's
+/// (14 over 2) at 128 10.7-12.1 / 12.9-15.1, at 160 13.0-15.2 / 13.0-16.1, at 192 13.2-14.4 /
+/// 12.9-13.2, at 256 18.2-19.8 / 14.4-15.4. (In tiles on both threads, as before the split:
+/// SmolLM2's shape at 32 positions 6.6-7.6, at 128 13.5-17.3.)
+#[cfg(target_arch = "x86_64")]
+const SPLIT_ALONE_BELOW: usize = 9 * 256 * 64;
+
+/// Keys per item of [`Run::one_query_split`]'s first pass.
+#[cfg(target_arch = "x86_64")]
+const SPLIT_KEYS: usize = 256;
+
+/// Output columns per item of [`Run::one_query_split`]'s last pass.
+#[cfg(target_arch = "x86_64")]
+const SPLIT_COLUMNS: usize = 32;
+
+/// The passes of [`Run::one_query_split`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+enum Pass {
+    Scores,
+    Softmax,
+    Values,
+}
+
+/// What the passes of [`Run::one_query_split`] share: the query rows (`nh × hd`), the scores
+/// (`nh × span`: row `h` for the positions `lo..lo + span`) and each row's `1 / sum`.
+#[cfg(target_arch = "x86_64")]
+struct Split {
+    q: *const f32,
+    scores: *mut f32,
+    inv: *mut f32,
+    lo: usize,
+    span: usize,
+    chunks: usize,
+}
+
+// SAFETY: the items of a pass write disjoint parts (a chunk of some score rows, one row's
+// exponentials and `inv`, a block of some output columns), and read only what earlier passes
+// wrote; the pool returns only after every item of a pass is done.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for Split {}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// The calling thread's buffers for [`Split`]: queries, scores, `inv`.
+    static SPLIT: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        std::cell::RefCell::new(Default::default());
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Run<'_> {
+    /// A single query (a decoding step) in three passes instead of tiles of query heads: the
+    /// scores by blocks of keys (each key row read once, for all the query heads that share
+    /// it; eight keys reduced together with AVX-512), the softmax row by row, then the weighted
+    /// values by blocks of output columns (each value row read once, a block of columns per
+    /// item). Over the pool from [`SPLIT_ALONE_BELOW`], on the calling thread below it. Tiles
+    /// split a key/value head's query heads between threads, and each tile read that head's
+    /// keys and values: twice over with two threads. Every row gets the operations the
+    /// tiles give it, in the same order: each score is [`dot`] times the scale, the softmax
+    /// [`max`], the exponentials of `Run::items_with`, `1 / `[`sum`], and each output column
+    /// the same multiply-adds position by position. The same bits.
+    ///
+    /// # Safety
+    /// [`wide`] must hold (and [`wide512`] with `z`); `self.t` must be 1, `self.q.hd` a
+    /// multiple of [`SPLIT_COLUMNS`], and the output zero.
+    unsafe fn one_query_split(&self, pool: &crate::pool::Pool, z: bool) {
+        let (nh, hd) = (self.nh, self.q.hd);
+        let pos = self.start;
+        let lo = match self.window {
+            Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+            _ => 0,
+        };
+        let span = pos + 1 - lo;
+        SPLIT.with(|c| {
+            let mut b = c.borrow_mut();
+            let (q, scores, inv) = &mut *b;
+            q.resize(nh * hd, 0.0);
+            let mut row = vec![0f32; hd];
+            for h in 0..nh {
+                q[h * hd..(h + 1) * hd].copy_from_slice(self.q.row::<true>(h, 0, &mut row));
+            }
+            scores.resize(nh * span, 0.0);
+            inv.resize(nh, 0.0);
+            let sp = Split {
+                q: q.as_ptr(),
+                scores: scores.as_mut_ptr(),
+                inv: inv.as_mut_ptr(),
+                lo,
+                span,
+                chunks: span.div_ceil(SPLIT_KEYS),
+            };
+            let passes = [
+                (Pass::Scores, self.k.heads * sp.chunks),
+                (Pass::Softmax, nh),
+                (Pass::Values, self.k.heads * (hd / SPLIT_COLUMNS)),
+            ];
+            let alone = nh * span * hd < SPLIT_ALONE_BELOW;
+            for (pass, n) in passes {
+                let f = |items| {
+                    // SAFETY: the caller's contract: the CPU has what `z` asks for.
+                    unsafe {
+                        if z {
+                            self.split_avx512(pass, items, &sp)
+                        } else {
+                            self.split_avx2(pass, items, &sp)
+                        }
+                    }
+                };
+                if alone {
+                    f(0..n);
+                } else {
+                    pool.run_chunked(n, f);
+                }
+            }
+        });
+    }
+
+    /// Items of one pass of [`Run::one_query_split`] with AVX2.
+    ///
+    /// # Safety
+    /// As `one_query_split` without `z`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn split_avx2(&self, pass: Pass, items: std::ops::Range<usize>, sp: &Split) {
+        // SAFETY: the caller's contract.
+        unsafe { self.split_with::<false>(pass, items, sp) }
+    }
+
+    /// Items of one pass of [`Run::one_query_split`] with AVX-512.
+    ///
+    /// # Safety
+    /// As `one_query_split` with `z`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    unsafe fn split_avx512(&self, pass: Pass, items: std::ops::Range<usize>, sp: &Split) {
+        // SAFETY: the caller's contract.
+        unsafe { self.split_with::<true>(pass, items, sp) }
+    }
+
+    /// # Safety
+    /// As [`Run::one_query_split`], with `Z` for `z`.
+    #[inline(always)]
+    unsafe fn split_with<const Z: bool>(
+        &self,
+        pass: Pass,
+        items: std::ops::Range<usize>,
+        sp: &Split,
+    ) {
+        // SAFETY (all passes): `sp` holds the buffers `one_query_split` sized (nh query rows
+        // of hd, nh score rows of span, nh inverses); the cache rows lo..lo + span of every
+        // head lie inside the storage (View::new checked the last one); each item touches only
+        // its own scores, inverses or output columns.
+        unsafe {
+            match pass {
+                Pass::Scores => match self.k.data {
+                    Data::F16(k) => self.split_scores::<f16, Z>(k.as_ptr(), items, sp),
+                    Data::F32(k) => self.split_scores::<f32, Z>(k.as_ptr(), items, sp),
+                },
+                Pass::Softmax => {
+                    for h in items {
+                        let row =
+                            std::slice::from_raw_parts_mut(sp.scores.add(h * sp.span), sp.span);
+                        let m = max(row);
+                        if Z {
+                            crate::expf::exp_shifted16(row, m);
+                        } else {
+                            crate::expf::exp_shifted(row, m);
+                        }
+                        *sp.inv.add(h) = 1.0 / sum(row);
+                    }
+                }
+                Pass::Values => match self.v.data {
+                    Data::F16(v) => self.split_values::<f16, Z>(v.as_ptr(), items, sp),
+                    Data::F32(v) => self.split_values::<f32, Z>(v.as_ptr(), items, sp),
+                },
+            }
+        }
+    }
+
+    /// The first pass: item `i` scores keys `lo + c · SPLIT_KEYS ..` (a block of up to
+    /// `SPLIT_KEYS`, `c = i mod chunks`) of key/value head `i / chunks` against its query
+    /// heads, three at a time; eight keys at a time with AVX-512, then four, then one.
+    ///
+    /// # Safety
+    /// As [`Run::split_with`]; `keys` is the storage of `self.k`.
+    #[inline(always)]
+    unsafe fn split_scores<K: Elem, const Z: bool>(
+        &self,
+        keys: *const K,
+        items: std::ops::Range<usize>,
+        sp: &Split,
+    ) {
+        use std::arch::x86_64::*;
+        let hd = self.q.hd;
+        let ks = self.k.row_stride;
+        for item in items {
+            let (kh, c) = (item / sp.chunks, item % sp.chunks);
+            let j0 = c * SPLIT_KEYS;
+            let j1 = (j0 + SPLIT_KEYS).min(sp.span);
+            // Key `lo + j` of head kh.
+            // SAFETY: the caller's contract (see `split_with`).
+            let key = |j: usize| unsafe {
+                keys.add(self.k.offset + kh * self.k.head_stride + (sp.lo + j) * ks)
+            };
+            for (r0, n) in groups::<Z>(self.rep) {
+                let h0 = kh * self.rep + r0;
+                // SAFETY: as above; rows h0..h0 + n are of this head and this item's alone
+                // for scores j0..j1.
+                unsafe {
+                    let q = sp.q.add(h0 * hd);
+                    let out = |u: usize, j: usize| sp.scores.add((h0 + u) * sp.span + j);
+                    let mut j = j0;
+                    if Z {
+                        let scale = _mm256_set1_ps(self.scale);
+                        let qs = |u: usize| q.add(u.min(n - 1) * hd);
+                        while j + 8 <= j1 {
+                            let k = key(j);
+                            let d: [__m256; 4] = match n {
+                                1 => {
+                                    let [a] = dot8_rows_zmm::<K, 1>(k, ks, [q], hd);
+                                    [a; 4]
+                                }
+                                2 => {
+                                    let [a, b] = dot8_rows_zmm::<K, 2>(k, ks, [q, qs(1)], hd);
+                                    [a, b, b, b]
+                                }
+                                3 => {
+                                    let [a, b, c] =
+                                        dot8_rows_zmm::<K, 3>(k, ks, [q, qs(1), qs(2)], hd);
+                                    [a, b, c, c]
+                                }
+                                _ => dot8_rows_zmm::<K, 4>(k, ks, [q, qs(1), qs(2), qs(3)], hd),
+                            };
+                            for (u, d) in d.iter().enumerate().take(n) {
+                                _mm256_storeu_ps(out(u, j), _mm256_mul_ps(*d, scale));
+                            }
+                            j += 8;
+                        }
+                    }
+                    // Four keys, then one (four times the same row: stride 0), against up to
+                    // three query rows at a time.
+                    while j < j1 {
+                        let (step, stride) = if j + 4 <= j1 { (4, ks) } else { (1, 0) };
+                        for u0 in (0..n).step_by(3) {
+                            let m = (n - u0).min(3);
+                            let q = q.add(u0 * hd);
+                            let d = if Z {
+                                key_scores_zmm(key(j), stride, q, m, hd)
+                            } else {
+                                key_scores(key(j), stride, q, m, hd)
+                            };
+                            for (u, d) in d.iter().enumerate().take(m) {
+                                for (e, d) in d.iter().enumerate().take(step) {
+                                    *out(u0 + u, j + e) = d * self.scale;
+                                }
+                            }
+                        }
+                        j += step;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The last pass: item `i` adds up, for output columns `32 · (i mod blocks)..` of the
+    /// query heads of key/value head `i / blocks` (three at a time), each position's weight
+    /// times its value row, position by position.
+    ///
+    /// # Safety
+    /// As [`Run::split_with`]; `vals` is the storage of `self.v`, the scores exponentials and
+    /// `inv` written by the softmax pass.
+    #[inline(always)]
+    unsafe fn split_values<V: Elem, const Z: bool>(
+        &self,
+        vals: *const V,
+        items: std::ops::Range<usize>,
+        sp: &Split,
+    ) {
+        let hd = self.q.hd;
+        let blocks = hd / SPLIT_COLUMNS;
+        let vs = self.v.row_stride;
+        for item in items {
+            let (kh, b) = (item / blocks, item % blocks);
+            let c0 = b * SPLIT_COLUMNS;
+            // SAFETY: the caller's contract (see `split_with`): rows lo.. of head kh, from
+            // column c0.
+            let p = unsafe { vals.add(self.v.offset + kh * self.v.head_stride + sp.lo * vs + c0) };
+            for (r0, n) in groups::<Z>(self.rep) {
+                let h0 = kh * self.rep + r0;
+                let h = |u: usize| h0 + u.min(n - 1);
+                // SAFETY: output row h (the query's only position) owns out[h·hd..(h+1)·hd],
+                // of which this item alone writes columns c0..c0 + 32; the score rows and
+                // inverses are the softmax pass's, finished.
+                unsafe {
+                    let outs: [*mut f32; 4] =
+                        std::array::from_fn(|u| self.out.0.add(h(u) * hd + c0));
+                    let ws: [&[f32]; 4] = std::array::from_fn(|u| {
+                        std::slice::from_raw_parts(sp.scores.add(h(u) * sp.span), sp.span)
+                    });
+                    let invs: [f32; 4] = std::array::from_fn(|u| *sp.inv.add(h(u)));
+                    if Z {
+                        match n {
+                            1 => weighted_rows_zmm::<2, 1, V>(
+                                firsts(outs),
+                                firsts(ws),
+                                firsts(invs),
+                                p,
+                                vs,
+                            ),
+                            2 => weighted_rows_zmm::<2, 2, V>(
+                                firsts(outs),
+                                firsts(ws),
+                                firsts(invs),
+                                p,
+                                vs,
+                            ),
+                            3 => weighted_rows_zmm::<2, 3, V>(
+                                firsts(outs),
+                                firsts(ws),
+                                firsts(invs),
+                                p,
+                                vs,
+                            ),
+                            _ => weighted_rows_zmm::<2, 4, V>(outs, ws, invs, p, vs),
+                        }
+                    } else {
+                        let (outs, ws, invs) = (firsts(outs), firsts(ws), firsts(invs));
+                        match n {
+                            1 => weighted_avx::<4, V>(outs[0], ws[0], invs[0], p, vs),
+                            2 => weighted_rows_avx::<4, 2, V>(
+                                SPLIT_COLUMNS,
+                                [outs[0], outs[1]],
+                                [ws[0], ws[1]],
+                                [invs[0], invs[1]],
+                                p,
+                                vs,
+                            ),
+                            _ => weighted_rows_avx::<4, 3, V>(SPLIT_COLUMNS, outs, ws, invs, p, vs),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first `M` of four.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn firsts<const M: usize, T: Copy>(a: [T; 4]) -> [T; M] {
+    std::array::from_fn(|u| a[u])
+}
+
+/// The query heads of a key/value head (`rep` of them) in groups that [`Run::one_query_split`]
+/// runs together, `(first, count)`: up to four with AVX-512 (`Z`), three with AVX2 (whose
+/// sixteen registers hold no more), as even as they go (Qwen2.5's seven: four and three).
+#[cfg(target_arch = "x86_64")]
+fn groups<const Z: bool>(rep: usize) -> impl Iterator<Item = (usize, usize)> {
+    let most = if Z { 4 } else { 3 };
+    let size = rep.div_ceil(rep.div_ceil(most).max(1)).max(1);
+    (0..rep)
+        .step_by(size)
+        .map(move |r0| (r0, size.min(rep - r0)))
+}
+
 /// Whether the AVX-512 build of the single-token loops runs here (given [`wide`]): where the
 /// kernels run their AVX-512 instruction set.
 fn wide512() -> bool {
@@ -1602,6 +2059,17 @@ fn compute(
     };
     let wide = wide();
     let wide512 = wide && wide512();
+    #[cfg(target_arch = "x86_64")]
+    if wide
+        && t == 1
+        && hd % SPLIT_COLUMNS == 0
+        && (wide512 || nh * run.visible_one() * hd >= 2 * SPLIT_ALONE_BELOW)
+    {
+        // SAFETY: `wide()` (and `wide512()`) checked the CPU; one query; the width checked;
+        // the output starts at zero (see the loops' contract above).
+        unsafe { run.one_query_split(pool, wide512) };
+        return Ok(());
+    }
     pool.run_chunked(run.tiles(), |items| {
         #[cfg(target_arch = "x86_64")]
         if wide512 {
@@ -1973,6 +2441,121 @@ mod tests {
                 &reference(&q, &kc, &v, 0.2, window),
             );
             assert!(d < 1e-5, "off by {d}");
+        }
+    }
+
+    /// A single query over many positions, split three ways (scores by blocks of keys, the
+    /// softmax by rows, the values by blocks of columns), gives the bits the portable build
+    /// gives it in tiles, with AVX2 and with AVX-512 where the CPU has it: SmolLM2's and
+    /// Qwen2.5's head shapes and others, key counts that leave one to seven over eight, with
+    /// and without a sliding window, f16 and f32 caches. And a decoding step at that depth
+    /// (which `attend` splits where the CPU has AVX2) gives the bits of the same query run as
+    /// the last of a prompt.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_single_query_split_three_ways_gives_the_bits_of_its_tiles() {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        {
+            return;
+        }
+        let storage = |x: &Tensor| -> (CpuStorage, Layout) {
+            let (s, l) = x.storage_and_layout();
+            match &*s {
+                candle_core::Storage::Cpu(c) => (c.clone(), l.clone()),
+                _ => unreachable!("CPU tensors"),
+            }
+        };
+        let cases = [
+            (9, 3, 64, 300, None, true),
+            (9, 3, 64, 161, None, true),
+            (9, 3, 64, 1, None, false),
+            (9, 3, 64, 611, Some(300), false),
+            (14, 2, 64, 517, None, true),
+            (14, 2, 64, 263, Some(100), true),
+            (4, 2, 32, 259, None, false),
+            (8, 1, 128, 262, Some(257), true),
+            (6, 3, 96, 333, None, true),
+        ];
+        for (nh, nkv, hd, total, window, f16) in cases {
+            let cast = |x: Tensor| {
+                if f16 {
+                    x.to_dtype(candle_core::DType::F16).unwrap()
+                } else {
+                    x
+                }
+            };
+            let q = tensor(41, (1, nh, 1, hd));
+            let k = cast(tensor(42, (1, nkv, total, hd)));
+            let v = cast(tensor(43, (1, nkv, total, hd)));
+            let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k), storage(&v));
+            let builds = if is_x86_feature_detected!("avx512f") {
+                3
+            } else {
+                2
+            };
+            let mut outs = Vec::new();
+            for build in 0..builds {
+                let mut out = vec![0f32; nh * hd];
+                let rep = nh / nkv;
+                let run = Run {
+                    q: View::new("q", &sq, &lq).unwrap(),
+                    k: View::new("k", &sk, &lk).unwrap(),
+                    v: View::new("v", &sv, &lv).unwrap(),
+                    nh,
+                    t: 1,
+                    rep,
+                    start: total - 1,
+                    scale: 0.125,
+                    window,
+                    tile_heads: rep.min(3),
+                    tile_queries: 1,
+                    out: Out(out.as_mut_ptr()),
+                };
+                match build {
+                    0 => run.items_fused(0..run.tiles()),
+                    // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and AVX-512 F for
+                    // build 2; one query, widths multiples of 32, a zero output.
+                    1 => unsafe { run.one_query_split(crate::pool::global(), false) },
+                    _ => unsafe { run.one_query_split(crate::pool::global(), true) },
+                }
+                outs.push(out);
+            }
+            let bits = |o: &[f32]| o.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for (build, o) in outs.iter().enumerate().skip(1) {
+                assert_eq!(
+                    bits(&outs[0]),
+                    bits(o),
+                    "build {build}: {nh} heads over {nkv}, width {hd}, {total} positions, window {window:?}, f16 {f16}"
+                );
+            }
+            assert!(outs[0].iter().all(|x| x.is_finite()) && outs[0].iter().any(|x| *x != 0.0));
+        }
+        // Through `attend`: the last of five queries, alone and in the prompt.
+        let k = tensor(51, (1, 3, 400, 64))
+            .to_dtype(candle_core::DType::F16)
+            .unwrap();
+        let v = tensor(52, (1, 3, 400, 64))
+            .to_dtype(candle_core::DType::F16)
+            .unwrap();
+        let q = tensor(53, (1, 9, 5, 64));
+        for w in [None, Some(300)] {
+            let all = attend(&q, &k, &v, 0.125, Window { size: w }).unwrap();
+            let one = attend(
+                &q.narrow(2, 4, 1).unwrap(),
+                &k,
+                &v,
+                0.125,
+                Window { size: w },
+            );
+            let a = all.narrow(1, 4, 1).unwrap().flatten_all().unwrap();
+            let b = one.unwrap().flatten_all().unwrap();
+            assert_eq!(
+                a.to_vec1::<f32>().unwrap(),
+                b.to_vec1::<f32>().unwrap(),
+                "window {w:?}"
+            );
         }
     }
 
