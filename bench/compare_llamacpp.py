@@ -552,10 +552,11 @@ def measure_speed(hearth: Hearth | None, ref: Reference, model: str, n: int, m: 
         for key in ("prefill_tok_s", "decode_tok_s", "ttft_ms", "load_ms", "peak_rss_mb"):
             out[f"{side}_{key}"] = median_of(samples, key)
     out["decode_bytes_per_token"] = median_of(ours_samples, "decode_bytes_per_token")
+    out["decode_cache_bytes_per_token"] = median_of(ours_samples, "decode_cache_bytes_per_token")
     # Read bandwidth measured just before each of Hearth's runs, and each run's decode speed as
     # a fraction of the bound that bandwidth gives.
     out["read_bytes_per_second"] = median_of(ours_samples, "read_bytes_per_second")
-    fractions = [s["decode_tok_s"] * s["decode_bytes_per_token"] / s["read_bytes_per_second"]
+    fractions = [s["decode_tok_s"] * bytes_read_per_token(s) / s["read_bytes_per_second"]
                  for s in ours_samples
                  if all(isinstance(s.get(k), (int, float)) and s.get(k)
                         for k in ("decode_tok_s", "decode_bytes_per_token", "read_bytes_per_second"))]
@@ -585,15 +586,23 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def bytes_read_per_token(s: dict) -> float:
+    """What a decoded token reads from memory: every weight, and the key/value cache rows it sees
+    (`decode_cache_bytes_per_token`, the mean over the decoded tokens; absent from older
+    binaries' output, when only the weights count)."""
+    return (s.get("decode_bytes_per_token") or 0) + (s.get("decode_cache_bytes_per_token") or 0)
+
+
 def bound_rows(report: dict) -> list[str]:
-    """Decode speed against the memory bound: read bandwidth ÷ bytes of weights read per token."""
+    """Decode speed against the memory bound: read bandwidth ÷ bytes read per token (weights and
+    the cache rows a token sees)."""
     bandwidth = report["meta"].get("bandwidth") or {}
     out = []
     for r in report["rows"]:
         s = r["speed"]
         # The bandwidth measured next to this row's runs when there is one, else the table's.
         bw = s.get("read_bytes_per_second") or bandwidth.get(str(r["threads"]))
-        per = s.get("decode_bytes_per_token")
+        per = bytes_read_per_token(s) if s.get("decode_bytes_per_token") else None
         if not bw or not per:
             continue
         bound = bw / per
@@ -605,8 +614,8 @@ def bound_rows(report: dict) -> list[str]:
                    f"{_f(s.get('ref_decode_tok_s'))} ({pct(s.get('ref_decode_tok_s'))}) |")
     if not out:
         return []
-    return ["", "Decoding against the memory bound (every weight is read once per token: bandwidth ÷ bytes read "
-            "per token; the bandwidth is `hearth bandwidth`, a multi-threaded read of a buffer far larger than "
+    return ["", "Decoding against the memory bound (every weight, and the key/value cache rows a token sees, are "
+            "read once per token: bandwidth ÷ bytes read per token; the bandwidth is `hearth bandwidth`, a multi-threaded read of a buffer far larger than "
             "the caches, measured just before each of Hearth's runs: the median is shown, and Hearth's share "
             "of the bound is the median over its runs of each run against the bandwidth measured next to it):",
             "",

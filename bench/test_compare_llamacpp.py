@@ -112,6 +112,15 @@ class Markdown(unittest.TestCase):
         # Bound: 20 GB/s ÷ 100 MB = 200 tok/s; 50 and 40 tok/s are 25% and 20% of it.
         self.assertIn("| m.gguf | Q4_1 | 2 | 20.0 | 100.0 | 200.0 | 50.0 (25%) | 40.0 (20%) |", md)
 
+    def test_the_cache_a_token_reads_counts_toward_the_bound(self):
+        report = self.report(False)
+        report["meta"]["bandwidth"] = {"2": 20e9}
+        report["rows"][0]["speed"]["decode_bytes_per_token"] = 100e6
+        report["rows"][0]["speed"]["decode_cache_bytes_per_token"] = 25e6
+        md = c.render_markdown(report)
+        # 125 MB a token: bound 160 tok/s; 50 and 40 tok/s are 31% and 25% of it.
+        self.assertIn("| m.gguf | Q4_1 | 2 | 20.0 | 125.0 | 160.0 | 50.0 (31%) | 40.0 (25%) |", md)
+
     def test_the_bound_measured_next_to_each_run(self):
         report = self.report(False)
         report["meta"]["bandwidth"] = {"2": 20e9}
@@ -144,6 +153,28 @@ class Markdown(unittest.TestCase):
         self.assertEqual(out["read_bytes_per_second"], 10e9)
         # 80 tok/s × 100 MB = 8 GB/s: 80% of 10 GB/s twice, 40% of 20 GB/s once.
         self.assertAlmostEqual(out["hearth_bound_fraction"], 0.8)
+
+    def test_bound_fraction_counts_the_cache(self):
+        class FakeHearth:
+            def __init__(self):
+                self.bw = iter([10e9, 20e9, 10e9])
+
+            def bandwidth(self, threads):
+                return next(self.bw)
+
+            def bench(self, model, n, m, threads):
+                return {"prefill_tok_s": 100.0, "decode_tok_s": 80.0, "decode_bytes_per_token": 100e6,
+                        "decode_cache_bytes_per_token": 25e6}
+
+        class FakeRef:
+            def bench(self, model, n, m, threads):
+                return {"prefill_tok_s": 90.0, "decode_tok_s": 40.0}
+
+        out = c.measure_speed(FakeHearth(), FakeRef(), "m.gguf", 8, 8, 2, 3, lambda _: None, retries=0,
+                              max_other=1e9)
+        # 80 tok/s × 125 MB = 10 GB/s: 100% of 10 GB/s twice, 50% of 20 GB/s once.
+        self.assertAlmostEqual(out["hearth_bound_fraction"], 1.0)
+        self.assertEqual(out["decode_cache_bytes_per_token"], 25e6)
 
     def test_skipped_parity_is_not_an_error(self):
         report = self.report(False)

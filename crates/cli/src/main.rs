@@ -461,6 +461,12 @@ fn bench(a: BenchArgs) -> Result<()> {
         next = hearth_engine::sampling::argmax(&logits);
     }
     let decode_s = t.elapsed().as_secs_f64();
+    // The cache a decoded token reads, on average over the decoded tokens (token i sees the
+    // prompt, the i tokens before it and itself).
+    let cache_bytes = (0..a.gen_tokens)
+        .map(|i| m.cache_bytes_read(a.prompt_tokens + i + 1) as f64)
+        .sum::<f64>()
+        / a.gen_tokens.max(1) as f64;
     let info = m.info();
     let v = serde_json::json!({
         "model": path.file_name().map(|f| f.to_string_lossy().to_string()),
@@ -475,6 +481,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         "ttft_ms": ttft_ms,
         "peak_rss_mb": peak_rss_mb(),
         "decode_bytes_per_token": info.decode_bytes,
+        "decode_cache_bytes_per_token": cache_bytes.round() as u64,
     });
     if a.json {
         println!("{v}");

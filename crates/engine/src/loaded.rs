@@ -313,6 +313,13 @@ impl LoadedModel {
         self.info.context_len
     }
 
+    /// Bytes of the key/value cache a decoded token reads when it sees `positions` positions
+    /// (see [`crate::model::Transformer::cache_bytes_read`]): with the weights
+    /// ([`ModelInfo::decode_bytes`]), what a token reads from memory at that depth.
+    pub fn cache_bytes_read(&self, positions: usize) -> u64 {
+        self.transformer.cache_bytes_read(positions)
+    }
+
     /// Forgets the prefix caches (the next request prefills everything).
     pub fn reset_cache(&mut self) {
         self.transformer.clear_cache();

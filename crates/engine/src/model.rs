@@ -599,6 +599,24 @@ impl Transformer {
         self.kernels
     }
 
+    /// Bytes of cached keys and values the attention reads for a token that sees `positions`
+    /// positions (itself and those before it): each layer's f16 key and value rows for the
+    /// positions it sees (a sliding-window layer no more than its window).
+    pub fn cache_bytes_read(&self, positions: usize) -> u64 {
+        let row =
+            (2 * self.cfg.n_head_kv * self.cfg.head_dim * std::mem::size_of::<half::f16>()) as u64;
+        self.layers
+            .iter()
+            .map(|l| {
+                let seen = match (l.sliding, self.cfg.sliding_window) {
+                    (true, Some(w)) => positions.min(w),
+                    _ => positions,
+                };
+                seen as u64 * row
+            })
+            .sum()
+    }
+
     /// Number of positions held in the key/value cache.
     pub fn cache_len(&self) -> usize {
         self.cache.len()

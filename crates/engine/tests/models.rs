@@ -216,6 +216,20 @@ fn gemma3_loads_and_completes_text() {
     assert_eq!(&stats.tokens[..6], &[9079, 236764, 7001, 236761, 1030, 563]);
 }
 
+/// What a decoded token reads of the cache: SmolLM2-135M keeps 3 key/value heads of 64 in each
+/// of 30 layers (f16 keys and values: 23,040 bytes a position); Gemma 3 270M one head of 256 in
+/// 18 layers, of which the 15 sliding-window layers see at most 512 positions.
+#[test]
+fn cache_bytes_a_token_reads_follow_the_layers_and_windows() {
+    let m = LoadedModel::load(&smollm(), 1).unwrap();
+    assert_eq!(m.cache_bytes_read(1), 30 * 3 * 64 * 2 * 2);
+    assert_eq!(m.cache_bytes_read(2000), 2000 * 30 * 3 * 64 * 2 * 2);
+    let g = LoadedModel::load(&gemma(), 1).unwrap();
+    let row = 256 * 2 * 2;
+    assert_eq!(g.cache_bytes_read(100), 100 * 18 * row);
+    assert_eq!(g.cache_bytes_read(2000), (2000 * 3 + 512 * 15) * row);
+}
+
 #[test]
 fn seeded_sampling_is_reproducible() {
     let mut m = LoadedModel::load(&smollm(), 2).unwrap();
