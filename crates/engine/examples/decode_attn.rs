@@ -2,16 +2,18 @@
 //! f16 key/value cache (as a decoding step meets them: the layers' caches together are larger
 //! than the CPU's caches at long context, so each layer's rows come from memory), width 64.
 //!
-//! `cargo run --release -p hearth-engine --example decode_attn -- THREADS DEPTH ITERS [HEADS KV_HEADS]`
+//! `cargo run --release -p hearth-engine --example decode_attn -- THREADS DEPTH ITERS [HEADS KV_HEADS [QUERIES]]`
 //!
 //! HEADS and KV_HEADS default to SmolLM2-135M's 9 over 3 (30 layers); any other shape runs 24
 //! layers (Qwen2.5-0.5B: 14 over 2). Prints the mean time of one layer's `attend_one` over
-//! DEPTH + 1 positions. `HEARTH_KERNELS=avx2` runs the AVX2 loops on a CPU with AVX-512.
+//! DEPTH + 1 positions, or with QUERIES above 1 (speculative decoding's guesses checked in one
+//! pass) `attend` for that many queries, the last at position DEPTH. `HEARTH_KERNELS=avx2` runs
+//! the AVX2 loops on a CPU with AVX-512.
 
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use hearth_engine::attention::{attend_one, Window};
+use hearth_engine::attention::{attend, attend_one, Window};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -24,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (threads, depth, iters) = (arg(1, 2)?, arg(2, 2000)?, arg(3, 50)?);
     let (nh, nkv, hd) = (arg(4, 9)?, arg(5, 3)?, 64);
+    let queries = arg(6, 1)?.clamp(1, depth + 1);
     let layers = if (nh, nkv) == (9, 3) { 30 } else { 24 };
     hearth_engine::compute_threads(threads);
     let dev = Device::Cpu;
@@ -33,17 +36,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect()
     };
     let (ks, vs) = (cache()?, cache()?);
-    let q = Tensor::randn(0f32, 1.0, (nh * hd,), &dev)?.to_vec1::<f32>()?;
+    let qs = Tensor::randn(0f32, 1.0, (1, nh, queries, hd), &dev)?;
+    let q = qs
+        .narrow(2, queries - 1, 1)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     let mut out = vec![0f32; nh * hd];
     let scale = 1.0 / (hd as f32).sqrt();
     let t0 = Instant::now();
     for _ in 0..iters {
         for (k, v) in ks.iter().zip(&vs) {
-            attend_one(&q, k, v, depth + 1, scale, Window { size: None }, &mut out)?;
+            if queries == 1 {
+                attend_one(&q, k, v, depth + 1, scale, Window { size: None }, &mut out)?;
+            } else {
+                attend(&qs, k, v, scale, Window { size: None })?;
+            }
         }
     }
     println!(
-        "{nh} heads over {nkv}, {threads} thread(s), {} positions: {:.2} us per layer",
+        "{nh} heads over {nkv}, {threads} thread(s), {queries} quer{} over {} positions: {:.2} us per layer",
+        if queries == 1 { "y" } else { "ies" },
         depth + 1,
         t0.elapsed().as_secs_f64() * 1e6 / (iters * layers) as f64
     );

@@ -1591,7 +1591,7 @@ impl Run<'_> {
     }
 }
 
-/// Query heads × positions × head width below which [`Run::one_query_split`] runs its passes
+/// Query rows × positions × head width below which [`Run::split_passes`] runs its passes
 /// on the calling thread alone: there three calls of the pool cost more than the other threads
 /// save. Microseconds per layer with two threads, alone / split on both (30 or 24 layers in
 /// turn, the caches in memory): SmolLM2's shape (9 heads over 3, width 64) at 96 positions
@@ -1602,15 +1602,30 @@ impl Run<'_> {
 #[cfg(target_arch = "x86_64")]
 const SPLIT_ALONE_BELOW: usize = 9 * 256 * 64;
 
-/// Keys per item of [`Run::one_query_split`]'s first pass.
+/// Queries up to which a call with AVX-512 is split ([`Run::split_passes`]) instead of tiled,
+/// from [`SPLIT_QUERIES_FROM`] positions: speculative decoding checks up to eight guessed
+/// tokens and the one before them in one call. `decode_attn`, two threads, us per layer, tiles
+/// / split, two runs each: SmolLM2's shape (9 heads over 3) with 9 queries at 1,000 positions
+/// 255-327 / 230-235, at 2,000 533-623 / 482-500, at 200 53-54 / 61-63; with 5 at 1,000 198-199
+/// / 134-136; with 2 at 1,000 93-112 / 80-82; Qwen2.5's (14 over 2) with 9 at 1,000 405-425 /
+/// 349-380; with 18 (a chat's next message) tiles and split were even, so longer prompts keep
+/// the tiles (their rows in the lanes share each key row among more queries).
+#[cfg(target_arch = "x86_64")]
+const SPLIT_QUERIES: usize = 9;
+
+/// Positions the last query sees from which a few queries are split (see [`SPLIT_QUERIES`]).
+#[cfg(target_arch = "x86_64")]
+const SPLIT_QUERIES_FROM: usize = 512;
+
+/// Keys per item of [`Run::split_passes`]'s first pass.
 #[cfg(target_arch = "x86_64")]
 const SPLIT_KEYS: usize = 256;
 
-/// Output columns per item of [`Run::one_query_split`]'s last pass.
+/// Output columns per item of [`Run::split_passes`]'s last pass.
 #[cfg(target_arch = "x86_64")]
 const SPLIT_COLUMNS: usize = 32;
 
-/// The passes of [`Run::one_query_split`].
+/// The passes of [`Run::split_passes`].
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 enum Pass {
@@ -1619,8 +1634,9 @@ enum Pass {
     Values,
 }
 
-/// What the passes of [`Run::one_query_split`] share: the query rows (`nh × hd`), the scores
-/// (`nh × span`: row `h` for the positions `lo..lo + span`) and each row's `1 / sum`.
+/// What the passes of [`Run::split_passes`] share: the query rows (`t · nh` rows of `hd`, row
+/// `(i, h)` at `i · nh + h`), the scores (as many rows of `span`, for the positions
+/// `lo..lo + span`) and each row's `1 / sum`.
 #[cfg(target_arch = "x86_64")]
 struct Split {
     q: *const f32,
@@ -1646,38 +1662,38 @@ thread_local! {
 
 #[cfg(target_arch = "x86_64")]
 impl Run<'_> {
-    /// A single query (a decoding step) in three passes instead of tiles of query heads: the
-    /// scores by blocks of keys (each key row read once, for all the query heads that share
-    /// it; eight keys reduced together with AVX-512), the softmax row by row, then the weighted
-    /// values by blocks of output columns (each value row read once, a block of columns per
+    /// A decoding step's query, or a few queries (speculative decoding's guesses checked in one
+    /// pass), in three passes instead of tiles of query heads: the scores by blocks of keys
+    /// (each key row read once per query, for all the query heads that share it; eight keys
+    /// reduced together with AVX-512), the softmax row by row, then the weighted values by
+    /// blocks of output columns (each value row read once per query, a block of columns per
     /// item). Over the pool from [`SPLIT_ALONE_BELOW`], on the calling thread below it. Tiles
-    /// split a key/value head's query heads between threads, and each tile read that head's
-    /// keys and values: twice over with two threads. Every row gets the operations the
-    /// tiles give it, in the same order: each score is [`dot`] times the scale, the softmax
-    /// [`max`], the exponentials of `Run::items_with`, `1 / `[`sum`], and each output column
-    /// the same multiply-adds position by position. The same bits.
+    /// split a key/value head's query rows between threads, and each tile read that head's keys
+    /// and values: twice over with two threads. Every row gets the operations the tiles give it,
+    /// in the same order: each score is [`dot`] times the scale, the softmax [`max`], the
+    /// exponentials of `Run::items_with`, `1 / `[`sum`], and each output column the same
+    /// multiply-adds position by position, over the positions that row sees. The same bits.
     ///
     /// # Safety
-    /// [`wide`] must hold (and [`wide512`] with `z`); `self.t` must be 1, `self.q.hd` a
-    /// multiple of [`SPLIT_COLUMNS`], and the output zero.
-    unsafe fn one_query_split(&self, pool: &crate::pool::Pool, z: bool) {
-        let (nh, hd) = (self.nh, self.q.hd);
-        let pos = self.start;
-        let lo = match self.window {
-            Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-            _ => 0,
-        };
-        let span = pos + 1 - lo;
+    /// [`wide`] must hold (and [`wide512`] with `z`); `self.q.hd` must be a multiple of
+    /// [`SPLIT_COLUMNS`], and the output zero.
+    unsafe fn split_passes(&self, pool: &crate::pool::Pool, z: bool) {
+        let (nh, hd, t) = (self.nh, self.q.hd, self.t);
+        let lo = self.first_seen(0);
+        let span = self.start + t - lo;
         SPLIT.with(|c| {
             let mut b = c.borrow_mut();
             let (q, scores, inv) = &mut *b;
-            q.resize(nh * hd, 0.0);
+            q.resize(t * nh * hd, 0.0);
             let mut row = vec![0f32; hd];
-            for h in 0..nh {
-                q[h * hd..(h + 1) * hd].copy_from_slice(self.q.row::<true>(h, 0, &mut row));
+            for i in 0..t {
+                for h in 0..nh {
+                    let at = (i * nh + h) * hd;
+                    q[at..at + hd].copy_from_slice(self.q.row::<true>(h, i, &mut row));
+                }
             }
-            scores.resize(nh * span, 0.0);
-            inv.resize(nh, 0.0);
+            scores.resize(t * nh * span, 0.0);
+            inv.resize(t * nh, 0.0);
             let sp = Split {
                 q: q.as_ptr(),
                 scores: scores.as_mut_ptr(),
@@ -1688,10 +1704,10 @@ impl Run<'_> {
             };
             let passes = [
                 (Pass::Scores, self.k.heads * sp.chunks),
-                (Pass::Softmax, nh),
+                (Pass::Softmax, t * nh),
                 (Pass::Values, self.k.heads * (hd / SPLIT_COLUMNS)),
             ];
-            let alone = nh * span * hd < SPLIT_ALONE_BELOW;
+            let alone = t * nh * span * hd < SPLIT_ALONE_BELOW;
             for (pass, n) in passes {
                 let f = |items| {
                     // SAFETY: the caller's contract: the CPU has what `z` asks for.
@@ -1712,20 +1728,34 @@ impl Run<'_> {
         });
     }
 
-    /// Items of one pass of [`Run::one_query_split`] with AVX2.
+    /// The first position query `i` of this call sees.
+    fn first_seen(&self, i: usize) -> usize {
+        let pos = self.start + i;
+        match self.window {
+            Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+            _ => 0,
+        }
+    }
+
+    /// The positions query `i` sees, as score columns `a..b` of [`Split`]'s rows.
+    fn seen_columns(&self, i: usize, sp: &Split) -> (usize, usize) {
+        (self.first_seen(i) - sp.lo, self.start + i + 1 - sp.lo)
+    }
+
+    /// Items of one pass of [`Run::split_passes`] with AVX2.
     ///
     /// # Safety
-    /// As `one_query_split` without `z`.
+    /// As `split_passes` without `z`.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn split_avx2(&self, pass: Pass, items: std::ops::Range<usize>, sp: &Split) {
         // SAFETY: the caller's contract.
         unsafe { self.split_with::<false>(pass, items, sp) }
     }
 
-    /// Items of one pass of [`Run::one_query_split`] with AVX-512.
+    /// Items of one pass of [`Run::split_passes`] with AVX-512.
     ///
     /// # Safety
-    /// As `one_query_split` with `z`.
+    /// As `split_passes` with `z`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
     unsafe fn split_avx512(&self, pass: Pass, items: std::ops::Range<usize>, sp: &Split) {
         // SAFETY: the caller's contract.
@@ -1733,7 +1763,7 @@ impl Run<'_> {
     }
 
     /// # Safety
-    /// As [`Run::one_query_split`], with `Z` for `z`.
+    /// As [`Run::split_passes`], with `Z` for `z`.
     #[inline(always)]
     unsafe fn split_with<const Z: bool>(
         &self,
@@ -1741,10 +1771,10 @@ impl Run<'_> {
         items: std::ops::Range<usize>,
         sp: &Split,
     ) {
-        // SAFETY (all passes): `sp` holds the buffers `one_query_split` sized (nh query rows
-        // of hd, nh score rows of span, nh inverses); the cache rows lo..lo + span of every
-        // head lie inside the storage (View::new checked the last one); each item touches only
-        // its own scores, inverses or output columns.
+        // SAFETY (all passes): `sp` holds the buffers `split_passes` sized (t · nh query rows
+        // of hd, as many score rows of span, as many inverses; row (i, h) at i · nh + h); the
+        // cache rows lo..lo + span of every head lie inside the storage (View::new checked the
+        // last one); each item touches only its own scores, inverses or output columns.
         unsafe {
             match pass {
                 Pass::Scores => match self.k.data {
@@ -1752,16 +1782,17 @@ impl Run<'_> {
                     Data::F32(k) => self.split_scores::<f32, Z>(k.as_ptr(), items, sp),
                 },
                 Pass::Softmax => {
-                    for h in items {
+                    for r in items {
+                        let (a, b) = self.seen_columns(r / self.nh, sp);
                         let row =
-                            std::slice::from_raw_parts_mut(sp.scores.add(h * sp.span), sp.span);
+                            std::slice::from_raw_parts_mut(sp.scores.add(r * sp.span + a), b - a);
                         let m = max(row);
                         if Z {
                             crate::expf::exp_shifted16(row, m);
                         } else {
                             crate::expf::exp_shifted(row, m);
                         }
-                        *sp.inv.add(h) = 1.0 / sum(row);
+                        *sp.inv.add(r) = 1.0 / sum(row);
                     }
                 }
                 Pass::Values => match self.v.data {
@@ -1774,7 +1805,8 @@ impl Run<'_> {
 
     /// The first pass: item `i` scores keys `lo + c · SPLIT_KEYS ..` (a block of up to
     /// `SPLIT_KEYS`, `c = i mod chunks`) of key/value head `i / chunks` against its query
-    /// heads, three at a time; eight keys at a time with AVX-512, then four, then one.
+    /// heads, each query's heads in groups (see [`groups`]), over the keys that query sees;
+    /// eight keys at a time with AVX-512, then four, then one.
     ///
     /// # Safety
     /// As [`Run::split_with`]; `keys` is the storage of `self.k`.
@@ -1797,14 +1829,20 @@ impl Run<'_> {
             let key = |j: usize| unsafe {
                 keys.add(self.k.offset + kh * self.k.head_stride + (sp.lo + j) * ks)
             };
-            for (r0, n) in groups::<Z>(self.rep) {
+            for (i, (r0, n)) in (0..self.t).flat_map(|i| groups::<Z>(self.rep).map(move |g| (i, g)))
+            {
                 let h0 = kh * self.rep + r0;
-                // SAFETY: as above; rows h0..h0 + n are of this head and this item's alone
+                let (a, b) = self.seen_columns(i, sp);
+                let (from, to) = (j0.max(a), j1.min(b));
+                // Row (i, h) of the scores.
+                let r0 = i * self.nh + h0;
+                // SAFETY: as above; rows (i, h0..h0 + n) are of this head and this item's alone
                 // for scores j0..j1.
                 unsafe {
-                    let q = sp.q.add(h0 * hd);
-                    let out = |u: usize, j: usize| sp.scores.add((h0 + u) * sp.span + j);
-                    let mut j = j0;
+                    let q = sp.q.add(r0 * hd);
+                    let out = |u: usize, j: usize| sp.scores.add((r0 + u) * sp.span + j);
+                    let mut j = from;
+                    let j1 = to;
                     if Z {
                         let scale = _mm256_set1_ps(self.scale);
                         let qs = |u: usize| q.add(u.min(n - 1) * hd);
@@ -1858,8 +1896,9 @@ impl Run<'_> {
     }
 
     /// The last pass: item `i` adds up, for output columns `32 · (i mod blocks)..` of the
-    /// query heads of key/value head `i / blocks` (three at a time), each position's weight
-    /// times its value row, position by position.
+    /// query heads of key/value head `i / blocks` (each query's in groups, see [`groups`]),
+    /// each position's weight times its value row, position by position over the positions
+    /// that query sees.
     ///
     /// # Safety
     /// As [`Run::split_with`]; `vals` is the storage of `self.v`, the scores exponentials and
@@ -1880,17 +1919,21 @@ impl Run<'_> {
             // SAFETY: the caller's contract (see `split_with`): rows lo.. of head kh, from
             // column c0.
             let p = unsafe { vals.add(self.v.offset + kh * self.v.head_stride + sp.lo * vs + c0) };
-            for (r0, n) in groups::<Z>(self.rep) {
-                let h0 = kh * self.rep + r0;
+            for (i, (r0, n)) in (0..self.t).flat_map(|i| groups::<Z>(self.rep).map(move |g| (i, g)))
+            {
+                let (a, b) = self.seen_columns(i, sp);
+                // Row (i, h) of the scores and of the output, for the group's heads.
+                let h0 = i * self.nh + kh * self.rep + r0;
                 let h = |u: usize| h0 + u.min(n - 1);
-                // SAFETY: output row h (the query's only position) owns out[h·hd..(h+1)·hd],
-                // of which this item alone writes columns c0..c0 + 32; the score rows and
-                // inverses are the softmax pass's, finished.
+                // SAFETY: output row (i, h) owns out[(i·nh + h)·hd..][..hd], of which this
+                // item alone writes columns c0..c0 + 32; the score rows and inverses are the
+                // softmax pass's, finished; value rows lo + a..lo + b lie inside the storage.
                 unsafe {
+                    let p = p.add(a * vs);
                     let outs: [*mut f32; 4] =
                         std::array::from_fn(|u| self.out.0.add(h(u) * hd + c0));
                     let ws: [&[f32]; 4] = std::array::from_fn(|u| {
-                        std::slice::from_raw_parts(sp.scores.add(h(u) * sp.span), sp.span)
+                        std::slice::from_raw_parts(sp.scores.add(h(u) * sp.span + a), b - a)
                     });
                     let invs: [f32; 4] = std::array::from_fn(|u| *sp.inv.add(h(u)));
                     if Z {
@@ -1946,7 +1989,7 @@ fn firsts<const M: usize, T: Copy>(a: [T; 4]) -> [T; M] {
     std::array::from_fn(|u| a[u])
 }
 
-/// The query heads of a key/value head (`rep` of them) in groups that [`Run::one_query_split`]
+/// The query heads of a key/value head (`rep` of them) in groups that [`Run::split_passes`]
 /// runs together, `(first, count)`: up to four with AVX-512 (`Z`), three with AVX2 (whose
 /// sixteen registers hold no more), as even as they go (Qwen2.5's seven: four and three).
 #[cfg(target_arch = "x86_64")]
@@ -2061,13 +2104,13 @@ fn compute(
     let wide512 = wide && wide512();
     #[cfg(target_arch = "x86_64")]
     if wide
-        && t == 1
         && hd % SPLIT_COLUMNS == 0
-        && (wide512 || nh * run.visible_one() * hd >= 2 * SPLIT_ALONE_BELOW)
+        && ((t == 1 && (wide512 || nh * run.visible_one() * hd >= 2 * SPLIT_ALONE_BELOW))
+            || (wide512 && t <= SPLIT_QUERIES && run.visible_one() >= SPLIT_QUERIES_FROM))
     {
-        // SAFETY: `wide()` (and `wide512()`) checked the CPU; one query; the width checked;
-        // the output starts at zero (see the loops' contract above).
-        unsafe { run.one_query_split(pool, wide512) };
+        // SAFETY: `wide()` (and `wide512()`) checked the CPU; the width checked; the output
+        // starts at zero (see the loops' contract above).
+        unsafe { run.split_passes(pool, wide512) };
         return Ok(());
     }
     pool.run_chunked(run.tiles(), |items| {
@@ -2444,16 +2487,16 @@ mod tests {
         }
     }
 
-    /// A single query over many positions, split three ways (scores by blocks of keys, the
-    /// softmax by rows, the values by blocks of columns), gives the bits the portable build
+    /// A decoding step's query, or a few queries, split three ways (scores by blocks of keys,
+    /// the softmax by rows, the values by blocks of columns), gets the bits the portable build
     /// gives it in tiles, with AVX2 and with AVX-512 where the CPU has it: SmolLM2's and
     /// Qwen2.5's head shapes and others, key counts that leave one to seven over eight, with
-    /// and without a sliding window, f16 and f32 caches. And a decoding step at that depth
-    /// (which `attend` splits where the CPU has AVX2) gives the bits of the same query run as
-    /// the last of a prompt.
+    /// and without a sliding window, f16 and f32 caches, one to nine queries. And through
+    /// `attend`, the last queries of a prompt run as a call of their own (a decoding step, a
+    /// speculative check) get the bits they get inside the prompt.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn a_single_query_split_three_ways_gives_the_bits_of_its_tiles() {
+    fn queries_split_three_ways_give_the_bits_of_their_tiles() {
         if !(is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c"))
@@ -2468,17 +2511,23 @@ mod tests {
             }
         };
         let cases = [
-            (9, 3, 64, 300, None, true),
-            (9, 3, 64, 161, None, true),
-            (9, 3, 64, 1, None, false),
-            (9, 3, 64, 611, Some(300), false),
-            (14, 2, 64, 517, None, true),
-            (14, 2, 64, 263, Some(100), true),
-            (4, 2, 32, 259, None, false),
-            (8, 1, 128, 262, Some(257), true),
-            (6, 3, 96, 333, None, true),
+            (9, 3, 64, 300, None, true, 1),
+            (9, 3, 64, 161, None, true, 1),
+            (9, 3, 64, 1, None, false, 1),
+            (9, 3, 64, 611, Some(300), false, 1),
+            (14, 2, 64, 517, None, true, 1),
+            (14, 2, 64, 263, Some(100), true, 1),
+            (4, 2, 32, 259, None, false, 1),
+            (8, 1, 128, 262, Some(257), true, 1),
+            (6, 3, 96, 333, None, true, 1),
+            (9, 3, 64, 300, None, true, 5),
+            (9, 3, 64, 9, None, true, 9),
+            (9, 3, 64, 611, Some(300), true, 9),
+            (14, 2, 64, 517, None, true, 3),
+            (14, 2, 64, 263, Some(100), false, 2),
+            (8, 1, 128, 270, Some(257), true, 7),
         ];
-        for (nh, nkv, hd, total, window, f16) in cases {
+        for (nh, nkv, hd, total, window, f16, t) in cases {
             let cast = |x: Tensor| {
                 if f16 {
                     x.to_dtype(candle_core::DType::F16).unwrap()
@@ -2486,7 +2535,7 @@ mod tests {
                     x
                 }
             };
-            let q = tensor(41, (1, nh, 1, hd));
+            let q = tensor(41, (1, nh, t, hd));
             let k = cast(tensor(42, (1, nkv, total, hd)));
             let v = cast(tensor(43, (1, nkv, total, hd)));
             let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k), storage(&v));
@@ -2497,16 +2546,16 @@ mod tests {
             };
             let mut outs = Vec::new();
             for build in 0..builds {
-                let mut out = vec![0f32; nh * hd];
+                let mut out = vec![0f32; t * nh * hd];
                 let rep = nh / nkv;
                 let run = Run {
                     q: View::new("q", &sq, &lq).unwrap(),
                     k: View::new("k", &sk, &lk).unwrap(),
                     v: View::new("v", &sv, &lv).unwrap(),
                     nh,
-                    t: 1,
+                    t,
                     rep,
-                    start: total - 1,
+                    start: total - t,
                     scale: 0.125,
                     window,
                     tile_heads: rep.min(3),
@@ -2516,9 +2565,9 @@ mod tests {
                 match build {
                     0 => run.items_fused(0..run.tiles()),
                     // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and AVX-512 F for
-                    // build 2; one query, widths multiples of 32, a zero output.
-                    1 => unsafe { run.one_query_split(crate::pool::global(), false) },
-                    _ => unsafe { run.one_query_split(crate::pool::global(), true) },
+                    // build 2; widths multiples of 32; a zero output.
+                    1 => unsafe { run.split_passes(crate::pool::global(), false) },
+                    _ => unsafe { run.split_passes(crate::pool::global(), true) },
                 }
                 outs.push(out);
             }
@@ -2527,35 +2576,32 @@ mod tests {
                 assert_eq!(
                     bits(&outs[0]),
                     bits(o),
-                    "build {build}: {nh} heads over {nkv}, width {hd}, {total} positions, window {window:?}, f16 {f16}"
+                    "build {build}: {nh} heads over {nkv}, width {hd}, {total} positions, {t} queries, window {window:?}, f16 {f16}"
                 );
             }
             assert!(outs[0].iter().all(|x| x.is_finite()) && outs[0].iter().any(|x| *x != 0.0));
         }
-        // Through `attend`: the last of five queries, alone and in the prompt.
+        // Through `attend`: the last one and the last five of forty queries, alone and in the
+        // prompt.
         let k = tensor(51, (1, 3, 400, 64))
             .to_dtype(candle_core::DType::F16)
             .unwrap();
         let v = tensor(52, (1, 3, 400, 64))
             .to_dtype(candle_core::DType::F16)
             .unwrap();
-        let q = tensor(53, (1, 9, 5, 64));
+        let q = tensor(53, (1, 9, 40, 64));
         for w in [None, Some(300)] {
             let all = attend(&q, &k, &v, 0.125, Window { size: w }).unwrap();
-            let one = attend(
-                &q.narrow(2, 4, 1).unwrap(),
-                &k,
-                &v,
-                0.125,
-                Window { size: w },
-            );
-            let a = all.narrow(1, 4, 1).unwrap().flatten_all().unwrap();
-            let b = one.unwrap().flatten_all().unwrap();
-            assert_eq!(
-                a.to_vec1::<f32>().unwrap(),
-                b.to_vec1::<f32>().unwrap(),
-                "window {w:?}"
-            );
+            for n in [1, 5] {
+                let last = q.narrow(2, 40 - n, n).unwrap();
+                let alone = attend(&last, &k, &v, 0.125, Window { size: w }).unwrap();
+                let a = all.narrow(1, 40 - n, n).unwrap().flatten_all().unwrap();
+                assert_eq!(
+                    a.to_vec1::<f32>().unwrap(),
+                    alone.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    "window {w:?}, the last {n}"
+                );
+            }
         }
     }
 

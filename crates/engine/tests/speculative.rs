@@ -100,3 +100,36 @@ fn limits_hold_with_guesses() {
         }
     }
 }
+
+/// Deep in a long prompt (over 512 positions, where a check of a few guessed tokens has its
+/// attention split by keys and columns instead of tiled): still token for token what decoding
+/// one token at a time gives, on both architectures, with guesses confirmed.
+#[test]
+fn guesses_checked_deep_in_a_long_prompt_match_plain_decoding() {
+    let document: String = (1..=16)
+        .map(|i| format!("Paragraph {i}. {PASSAGE}\n\n"))
+        .collect();
+    for name in [
+        "smollm2-135m-instruct-q4_1.gguf",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    ] {
+        let mut m = LoadedModel::load(&model(name), 2).unwrap();
+        let prompt = Prompt::Chat(vec![user(&format!(
+            "{document}Repeat paragraph 16 exactly, word for word."
+        ))]);
+        let plain = run(&mut m, &prompt, 40, false);
+        let fast = run(&mut m, &prompt, 40, true);
+        assert!(
+            plain.prompt_token_ids.len() > 600,
+            "{name}: a prompt of {} tokens",
+            plain.prompt_token_ids.len()
+        );
+        assert_eq!(fast.tokens, plain.tokens, "{name}");
+        assert!(
+            fast.accepted_tokens >= 10,
+            "{name}: copying the paragraph should confirm many guesses ({} of {})",
+            fast.accepted_tokens,
+            fast.drafted_tokens
+        );
+    }
+}
