@@ -1182,6 +1182,7 @@ impl Run<'_> {
     }
 
     /// How many positions the last query sees.
+    #[cfg(target_arch = "x86_64")]
     fn visible_one(&self) -> usize {
         let pos = self.start + self.t - 1;
         match self.window {
