@@ -133,7 +133,10 @@ class Markdown(unittest.TestCase):
         md = c.render_markdown(report)
         self.assertIn("| m.gguf | Q4_1 | 2 | 10.0 | 100.0 | 100.0 | 50.0 (62%) | 40.0 (40%) |", md)
 
-    def test_bound_fraction_from_samples(self):
+    @staticmethod
+    def measure_with_bandwidths(hearth_sample: dict) -> dict:
+        """`measure_speed` over three runs of Hearth giving `hearth_sample`, the bandwidth
+        measured next to them 10, 20 and 10 GB/s."""
         class FakeHearth:
             def __init__(self):
                 self.bw = iter([10e9, 20e9, 10e9])
@@ -142,36 +145,26 @@ class Markdown(unittest.TestCase):
                 return next(self.bw)
 
             def bench(self, model, n, m, threads):
-                return {"prefill_tok_s": 100.0, "decode_tok_s": 80.0, "decode_bytes_per_token": 100e6}
+                return dict(hearth_sample)
 
         class FakeRef:
             def bench(self, model, n, m, threads):
                 return {"prefill_tok_s": 90.0, "decode_tok_s": 40.0}
 
-        out = c.measure_speed(FakeHearth(), FakeRef(), "m.gguf", 8, 8, 2, 3, lambda _: None, retries=0,
-                              max_other=1e9)
+        return c.measure_speed(FakeHearth(), FakeRef(), "m.gguf", 8, 8, 2, 3, lambda _: None, retries=0,
+                               max_other=1e9)
+
+    def test_bound_fraction_from_samples(self):
+        out = self.measure_with_bandwidths(
+            {"prefill_tok_s": 100.0, "decode_tok_s": 80.0, "decode_bytes_per_token": 100e6})
         self.assertEqual(out["read_bytes_per_second"], 10e9)
         # 80 tok/s × 100 MB = 8 GB/s: 80% of 10 GB/s twice, 40% of 20 GB/s once.
         self.assertAlmostEqual(out["hearth_bound_fraction"], 0.8)
 
     def test_bound_fraction_counts_the_cache(self):
-        class FakeHearth:
-            def __init__(self):
-                self.bw = iter([10e9, 20e9, 10e9])
-
-            def bandwidth(self, threads):
-                return next(self.bw)
-
-            def bench(self, model, n, m, threads):
-                return {"prefill_tok_s": 100.0, "decode_tok_s": 80.0, "decode_bytes_per_token": 100e6,
-                        "decode_cache_bytes_per_token": 25e6}
-
-        class FakeRef:
-            def bench(self, model, n, m, threads):
-                return {"prefill_tok_s": 90.0, "decode_tok_s": 40.0}
-
-        out = c.measure_speed(FakeHearth(), FakeRef(), "m.gguf", 8, 8, 2, 3, lambda _: None, retries=0,
-                              max_other=1e9)
+        out = self.measure_with_bandwidths(
+            {"prefill_tok_s": 100.0, "decode_tok_s": 80.0, "decode_bytes_per_token": 100e6,
+             "decode_cache_bytes_per_token": 25e6})
         # 80 tok/s × 125 MB = 10 GB/s: 100% of 10 GB/s twice, 50% of 20 GB/s once.
         self.assertAlmostEqual(out["hearth_bound_fraction"], 1.0)
         self.assertEqual(out["decode_cache_bytes_per_token"], 25e6)

@@ -851,7 +851,7 @@ unsafe fn weighted_hd<V: Elem>(
 }
 
 /// [`dot4_rows_avx`] with AVX-512: keys 0 and 1 share a 512-bit vector, as do keys 2 and 3
-/// (each key's eight running sums in its own half), so every product and addition of the AVX2
+/// ([`pair_sums_zmm`] with two pairs), so every product and addition of the AVX2
 /// build happens in the same lane order with half the instructions; the sums are then reduced
 /// as there. The same bits.
 ///
@@ -867,29 +867,9 @@ unsafe fn dot4_rows_zmm<K: Elem, const R: usize>(
     n: usize,
 ) -> [[f32; 4]; R] {
     use std::arch::x86_64::*;
-    debug_assert!(n.is_multiple_of(8));
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    for p in keys {
-        prefetch_row(p.wrapping_add(AHEAD * stride), n);
-    }
-    let mut i = 0;
-    while i < n {
-        // SAFETY: i + 8 <= n, and every pointer has n elements.
-        unsafe {
-            let k = [
-                K::load8x2(keys[0].add(i), keys[1].add(i)),
-                K::load8x2(keys[2].add(i), keys[3].add(i)),
-            ];
-            for (a, q) in acc.iter_mut().zip(queries) {
-                let y = _mm256_castps_pd(_mm256_loadu_ps(q.add(i)));
-                let y = _mm512_castpd_ps(_mm512_broadcast_f64x4(y));
-                for (a, x) in a.iter_mut().zip(k) {
-                    *a = _mm512_fmadd_ps(x, y, *a);
-                }
-            }
-        }
-        i += 8;
-    }
+    let pairs = [[keys[0], keys[1]], [keys[2], keys[3]]];
+    // SAFETY: the caller's contract.
+    let acc = unsafe { pair_sums_zmm::<K, 2, R>(pairs, stride, queries, n) };
     let halves = |a: __m512| {
         (
             _mm512_castps512_ps256(a),
@@ -1006,41 +986,36 @@ unsafe fn weighted_few_zmm<V: Elem>(
     }
 }
 
-/// Eight [`dot`]s at once per query row with AVX-512: key rows `keys + u · stride` (`u` in
-/// 0..8) against each of `R` query rows, the keys two to a vector as in [`dot4_rows_zmm`]
-/// (each key's eight running sums in its own half, in the same order), then reduced across the
-/// keys together by [`reduce_keys8`]. Lane `u` of result `r` has the bits `dot` gives for query
-/// `r` and key `u`.
+/// The running sums of [`dot`] for `P` pairs of key rows against each of `R` query rows, with
+/// AVX-512: the keys of a pair share a 512-bit vector (each key's eight running sums in its own
+/// half, lane `l` adding the products of elements `8c + l` in order of `c`, as `dot` does),
+/// every query vector loaded once for all the pairs. Result `[r][p]` holds query `r`'s sums
+/// for pair `p`, to be reduced in [`reduce8`]'s order.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F (and AVX2, FMA, F16C); `n` a multiple of 8, with `n` elements
-/// at each of the eight key rows and each query pointer.
+/// at each key row and each query pointer.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
 #[inline]
-unsafe fn dot8_rows_zmm<K: Elem, const R: usize>(
-    keys: *const K,
+unsafe fn pair_sums_zmm<K: Elem, const P: usize, const R: usize>(
+    pairs: [[*const K; 2]; P],
     stride: usize,
     queries: [*const f32; R],
     n: usize,
-) -> [std::arch::x86_64::__m256; R] {
+) -> [[std::arch::x86_64::__m512; P]; R] {
     use std::arch::x86_64::*;
     debug_assert!(n.is_multiple_of(8));
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
-    for u in 0..8 {
-        prefetch_row(keys.wrapping_add((u + AHEAD) * stride), n);
+    let mut acc = [[_mm512_setzero_ps(); P]; R];
+    // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
+    for p in pairs.iter().flatten() {
+        prefetch_row(p.wrapping_add(AHEAD * stride), n);
     }
     let mut i = 0;
     while i < n {
         // SAFETY: i + 8 <= n, and every pointer has n elements.
         unsafe {
-            let key = |u: usize| keys.add(u * stride + i);
-            let k = [
-                K::load8x2(key(0), key(1)),
-                K::load8x2(key(2), key(3)),
-                K::load8x2(key(4), key(5)),
-                K::load8x2(key(6), key(7)),
-            ];
+            let k = pairs.map(|[a, b]| K::load8x2(a.add(i), b.add(i)));
             for (a, q) in acc.iter_mut().zip(queries) {
                 let y = _mm256_castps_pd(_mm256_loadu_ps(q.add(i)));
                 let y = _mm512_castpd_ps(_mm512_broadcast_f64x4(y));
@@ -1051,6 +1026,34 @@ unsafe fn dot8_rows_zmm<K: Elem, const R: usize>(
         }
         i += 8;
     }
+    acc
+}
+
+/// Eight [`dot`]s at once per query row with AVX-512: key rows `keys + u · stride` (`u` in
+/// 0..8) against each of `R` query rows ([`pair_sums_zmm`] with four pairs), reduced across the
+/// keys together by [`reduce_keys8`]. Lane `u` of result `r` has the bits `dot` gives for query
+/// `r` and key `u`.
+///
+/// # Safety
+/// As [`pair_sums_zmm`] for the eight key rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn dot8_rows_zmm<K: Elem, const R: usize>(
+    keys: *const K,
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [std::arch::x86_64::__m256; R] {
+    let key = |u: usize| keys.wrapping_add(u * stride);
+    let pairs = [
+        [key(0), key(1)],
+        [key(2), key(3)],
+        [key(4), key(5)],
+        [key(6), key(7)],
+    ];
+    // SAFETY: the caller's contract.
+    let acc = unsafe { pair_sums_zmm::<K, 4, R>(pairs, stride, queries, n) };
     // SAFETY: the caller's contract (AVX-512 F).
     acc.map(|a| unsafe { reduce_keys8(a) })
 }
@@ -1179,16 +1182,6 @@ impl Run<'_> {
             }
         }
         (heads, queries)
-    }
-
-    /// How many positions the last query sees.
-    #[cfg(target_arch = "x86_64")]
-    fn visible_one(&self) -> usize {
-        let pos = self.start + self.t - 1;
-        match self.window {
-            Some(w) if w > 0 => w.min(pos + 1),
-            _ => pos + 1,
-        }
     }
 
     /// How many tiles the call has.
@@ -1654,11 +1647,20 @@ struct Split {
 #[cfg(target_arch = "x86_64")]
 unsafe impl Sync for Split {}
 
+/// The calling thread's buffers for [`Split`], kept from call to call.
+#[cfg(target_arch = "x86_64")]
+#[derive(Default)]
+struct SplitBuffers {
+    q: Vec<f32>,
+    scores: Vec<f32>,
+    inv: Vec<f32>,
+    /// A row to widen an f16 query into.
+    row: Vec<f32>,
+}
+
 #[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// The calling thread's buffers for [`Split`]: queries, scores, `inv`.
-    static SPLIT: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
-        std::cell::RefCell::new(Default::default());
+    static SPLIT: std::cell::RefCell<SplitBuffers> = std::cell::RefCell::new(Default::default());
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1684,13 +1686,18 @@ impl Run<'_> {
         let span = self.start + t - lo;
         SPLIT.with(|c| {
             let mut b = c.borrow_mut();
-            let (q, scores, inv) = &mut *b;
+            let SplitBuffers {
+                q,
+                scores,
+                inv,
+                row,
+            } = &mut *b;
             q.resize(t * nh * hd, 0.0);
-            let mut row = vec![0f32; hd];
+            row.resize(hd, 0.0);
             for i in 0..t {
                 for h in 0..nh {
                     let at = (i * nh + h) * hd;
-                    q[at..at + hd].copy_from_slice(self.q.row::<true>(h, i, &mut row));
+                    q[at..at + hd].copy_from_slice(self.q.row::<true>(h, i, row));
                 }
             }
             scores.resize(t * nh * span, 0.0);
@@ -1736,6 +1743,11 @@ impl Run<'_> {
             Some(w) if w > 0 => (pos + 1).saturating_sub(w),
             _ => 0,
         }
+    }
+
+    /// How many positions the last query sees.
+    fn visible_one(&self) -> usize {
+        self.start + self.t - self.first_seen(self.t - 1)
     }
 
     /// The positions query `i` sees, as score columns `a..b` of [`Split`]'s rows.
@@ -2107,7 +2119,9 @@ fn compute(
     if wide
         && hd % SPLIT_COLUMNS == 0
         && ((t == 1 && (wide512 || nh * run.visible_one() * hd >= 2 * SPLIT_ALONE_BELOW))
-            || (wide512 && t <= SPLIT_QUERIES && run.visible_one() >= SPLIT_QUERIES_FROM))
+            || (wide512
+                && (2..=SPLIT_QUERIES).contains(&t)
+                && run.visible_one() >= SPLIT_QUERIES_FROM))
     {
         // SAFETY: `wide()` (and `wide512()`) checked the CPU; the width checked; the output
         // starts at zero (see the loops' contract above).
