@@ -295,6 +295,48 @@ struct Layer {
     sliding: bool,
 }
 
+/// The matrices a layer's single-token step multiplies by, in the order it does (the query,
+/// key and value matrices are one where the file fuses them).
+struct Products<'a> {
+    qkv: [&'a QMatrix; 3],
+    qkv_count: usize,
+    out: &'a QMatrix,
+    gate_up: [&'a QMatrix; 2],
+    down: &'a QMatrix,
+}
+
+impl Layer {
+    /// The layer's [`Products`], where Hearth's kernels cover all of them.
+    fn products(&self) -> Option<Products<'_>> {
+        let (qkv, qkv_count) = match &self.qkv {
+            Qkv::Separate { q, k, v } => match (&q.w.own, &k.w.own, &v.w.own) {
+                (Some(q), Some(k), Some(v)) => ([q, k, v], 3),
+                _ => return None,
+            },
+            Qkv::Fused(w) => {
+                let m = w.w.own.as_ref()?;
+                ([m, m, m], 1)
+            }
+        };
+        let Ffn::Gated { gate, up, down } = &self.ffn else {
+            return None;
+        };
+        Some(Products {
+            qkv,
+            qkv_count,
+            out: self.attn_out.w.own.as_ref()?,
+            gate_up: [gate.own.as_ref()?, up.own.as_ref()?],
+            down: down.own.as_ref()?,
+        })
+    }
+}
+
+impl Products<'_> {
+    fn qkv(&self) -> &[&QMatrix] {
+        &self.qkv[..self.qkv_count]
+    }
+}
+
 /// The key/value caches of every layer: what a model has read so far in one sequence.
 /// Memory is taken as the sequence grows (doubling), so an unused set costs nothing.
 pub struct KvSet {
@@ -768,7 +810,7 @@ impl Transformer {
                 )),
                 None => None,
             };
-            for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
+            for (i, (layer, kv)) in self.layers.iter().zip(cache.iter_mut()).enumerate() {
                 if stop() {
                     return Ok(None);
                 }
@@ -779,7 +821,8 @@ impl Transformer {
                 };
                 match &mut one {
                     Some((isa, values, bufs)) => {
-                        self.layer_one_token(*isa, layer, kv, values, rope, bufs)?
+                        let next = self.layers.get(i + 1);
+                        self.layer_one_token(*isa, layer, next, kv, values, rope, bufs)?
                     }
                     None => x = self.layer_forward(layer, kv, &x, rope)?,
                 }
@@ -834,10 +877,15 @@ impl Transformer {
     /// in place: each step is the one the tensor path takes (candle's RMS norm and rotary
     /// embedding formulas, the same kernels, the same attention), element by element in the
     /// same order, so the result is the same bits; only the tensors per step are gone.
+    ///
+    /// Between its products the step tells the compute pool which matrices come next
+    /// (`next`: the following layer's), so that idle workers fetch them meanwhile.
+    #[allow(clippy::too_many_arguments)]
     fn layer_one_token(
         &self,
         isa: Isa,
         layer: &Layer,
+        next: Option<&Layer>,
         kv: &mut KvCache,
         x: &mut [f32],
         rope: &RopeTables,
@@ -885,6 +933,11 @@ impl Transformer {
                 b.v.copy_from_slice(&b.a[(nh + nkv) * hd..]);
             }
         }
+        let products = layer.products();
+        let following = next.and_then(Layer::products);
+        if let Some(p) = &products {
+            crate::kernels::hint_next(&[&[p.out], &p.gate_up]);
+        }
         if let Some(n) = &layer.q_norm {
             for row in b.q.chunks_exact_mut(hd) {
                 rms_norm_in_place(n, row, eps)?;
@@ -925,6 +978,9 @@ impl Transformer {
         )?;
         sized(&mut b.a, x.len());
         out.matmul(isa, &b.y, &mut b.a)?;
+        if let Some(p) = &products {
+            crate::kernels::hint_next(&[&p.gate_up, &[p.down]]);
+        }
         if let Ffn::Gated {
             gate: Matrix { own: Some(g), .. },
             ..
@@ -950,10 +1006,17 @@ impl Transformer {
         sized(&mut b.g, ff);
         sized(&mut b.u, ff);
         crate::kernels::matmul_many(isa, &[mg, mu], &b.h, &mut [&mut b.g, &mut b.u])?;
+        match &following {
+            Some(f) => crate::kernels::hint_next(&[&[md], f.qkv()]),
+            None => crate::kernels::hint_next(&[&[md]]),
+        }
         md.prefetch_front();
         sized(&mut b.gu, ff);
         crate::ops::silu_mul_into(&b.g, &b.u, &mut b.gu);
         md.matmul(isa, &b.gu, &mut b.a)?;
+        if let Some(f) = &following {
+            crate::kernels::hint_next(&[f.qkv(), &[f.out]]);
+        }
         if let Some(n) = &layer.post_ffn_norm {
             rms_norm_in_place(n, &mut b.a, eps)?;
         }

@@ -41,6 +41,14 @@ const POS_BITS: u32 = 24;
 const POS: u64 = (1 << POS_BITS) - 1;
 /// The call's generation as a share's word holds it (its low 16 bits).
 const GEN: u64 = 0xffff;
+/// Most pieces of memory one hint names (see [`Pool::hint`]).
+const HINT_SPANS: usize = 8;
+/// Most bytes a worker asks for per hint: about half of a core's L2 cache (1-2 MiB on current
+/// x86 cores), so that what it asks for first is still there when its share of the call reads
+/// it.
+const HINT_BYTES: usize = 512 << 10;
+/// Lines a worker asks for between two looks at whether a call has started.
+const HINT_LINES_PER_LOOK: usize = 32;
 
 thread_local! {
     /// Set on the pool's own threads: nested calls run inline.
@@ -92,6 +100,34 @@ struct Shared {
     stop: AtomicBool,
     /// Threads that compute, the caller included.
     threads: AtomicUsize,
+    /// The memory the next calls will read (see [`Pool::hint`]).
+    hints: Hints,
+    /// Bytes the workers have asked the memory system for on hints, in all.
+    prefetched: AtomicU64,
+    /// The first address a worker asked for on the last hint it took (for the tests).
+    #[cfg(test)]
+    first_asked: AtomicUsize,
+}
+
+/// What [`Pool::hint`] publishes, read by the workers between calls. Written under a sequence
+/// number (odd while it is being written) so that a worker uses only a whole hint; a torn read
+/// is thrown away. Addresses are only ever prefetched, never read: a prefetch of memory that
+/// has since been freed does nothing.
+struct Hints {
+    seq: AtomicU64,
+    count: AtomicUsize,
+    /// Per span: its address, its length and the call (0, 1, ...) whose items it holds.
+    addr: [AtomicUsize; HINT_SPANS],
+    len: [AtomicUsize; HINT_SPANS],
+    call: [AtomicUsize; HINT_SPANS],
+}
+
+/// One span of a hint as a worker copied it.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    addr: usize,
+    len: usize,
+    call: usize,
 }
 
 impl Shared {
@@ -161,6 +197,106 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The hint of sequence number `seq`, if it is whole and still the latest.
+    fn read_hint(&self, seq: u64, spans: &mut [Span; HINT_SPANS]) -> Option<usize> {
+        let h = &self.hints;
+        let count = h.count.load(SeqCst).min(HINT_SPANS);
+        for (k, sp) in spans.iter_mut().enumerate().take(count) {
+            *sp = Span {
+                addr: h.addr[k].load(SeqCst),
+                len: h.len[k].load(SeqCst),
+                call: h.call[k].load(SeqCst),
+            };
+        }
+        (h.seq.load(SeqCst) == seq).then_some(count)
+    }
+
+    /// Worker `me`'s part of hint `seq`: for each call it names, the stretch of its spans that
+    /// `me`'s share of that call's items will read (the shares of [`Pool::run_aligned`]: the
+    /// call's bytes split evenly), asked for line by line from its front, at most
+    /// [`HINT_BYTES`] in all. `done` holds, per call of the previous hint, the address of its
+    /// first span and how far into `me`'s stretch that hint got: a call named again continues
+    /// from there. Stops as soon as a call of a generation other than `generation` starts.
+    fn prefetch_share(
+        &self,
+        seq: u64,
+        me: usize,
+        generation: u64,
+        done: &mut [(usize, usize); HINT_SPANS],
+    ) {
+        let mut spans = [Span::default(); HINT_SPANS];
+        let Some(count) = self.read_hint(seq, &mut spans) else {
+            return;
+        };
+        let spans = &spans[..count];
+        let threads = self.threads.load(SeqCst).max(1);
+        let previous = *done;
+        *done = [(0, 0); HINT_SPANS];
+        let mut budget = HINT_BYTES;
+        let mut asked = 0usize;
+        let calls = spans.iter().map(|s| s.call + 1).max().unwrap_or(0);
+        'calls: for (call, slot) in done.iter_mut().enumerate().take(calls) {
+            let of_call = || spans.iter().filter(move |s| s.call == call);
+            let Some(first) = of_call().next() else {
+                continue;
+            };
+            let total: usize = of_call().map(|s| s.len).sum();
+            let (lo, hi) = (total * me / threads, total * (me + 1) / threads);
+            let resumed = previous
+                .iter()
+                .find(|(a, _)| *a == first.addr && *a != 0)
+                .map_or(0, |d| d.1);
+            let start = lo + resumed.min(hi - lo);
+            let end = hi.min(start + budget);
+            *slot = (first.addr, start - lo);
+            // The call's spans as one run of bytes: span `sp` holds `base..base + sp.len`.
+            let mut base = 0;
+            for sp in of_call() {
+                let mut off = start.max(base);
+                let to = end.min(base + sp.len);
+                #[cfg(test)]
+                if asked == 0 && off < to {
+                    self.first_asked.store(sp.addr + (off - base), SeqCst);
+                }
+                while off < to {
+                    let stop = to.min(off + 64 * HINT_LINES_PER_LOOK);
+                    let mut line = off;
+                    while line < stop {
+                        prefetch_line(sp.addr.wrapping_add(line - base));
+                        line += 64;
+                    }
+                    asked += stop - off;
+                    budget -= stop - off;
+                    slot.1 += stop - off;
+                    off = stop;
+                    if self.state.load(SeqCst) >> 32 != generation {
+                        break 'calls;
+                    }
+                }
+                base += sp.len;
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        self.prefetched.fetch_add(asked as u64, SeqCst);
+    }
+}
+
+/// Asks the memory system for the cache line at `addr`, to be read soon by this core. Never
+/// faults, whatever the address.
+#[inline(always)]
+fn prefetch_line(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and does not fault on any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 /// A pool of `threads - 1` workers plus the calling thread.
 pub struct Pool {
     shared: Arc<Shared>,
@@ -186,6 +322,16 @@ impl Pool {
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             threads: AtomicUsize::new(threads),
+            hints: Hints {
+                seq: AtomicU64::new(0),
+                count: AtomicUsize::new(0),
+                addr: std::array::from_fn(|_| AtomicUsize::new(0)),
+                len: std::array::from_fn(|_| AtomicUsize::new(0)),
+                call: std::array::from_fn(|_| AtomicUsize::new(0)),
+            },
+            prefetched: AtomicU64::new(0),
+            #[cfg(test)]
+            first_asked: AtomicUsize::new(0),
         });
         let mut workers = 0;
         for i in 0..threads - 1 {
@@ -211,6 +357,49 @@ impl Pool {
     /// Threads that compute, the caller included.
     pub fn threads(&self) -> usize {
         self.workers + 1
+    }
+
+    /// Names the memory the next calls will read, so that the workers, idle while the caller
+    /// works alone between calls (a norm, the attention), ask the memory system for it
+    /// instead of only waiting: `calls[c]` lists the bytes call `c` from now reads, in the
+    /// order of its items (a product's matrices, one after another), spread over its items
+    /// evenly. Each worker asks for the part its own share of the items will read (up to
+    /// [`HINT_BYTES`], from its front), so that the call finds it in the worker's cache: the
+    /// weights stream in during work that reads none. A hint changes no result: nothing is read
+    /// through it. Spans past the first [`HINT_SPANS`] are left out; a pool of one thread, or
+    /// a hint given while another is being written, does nothing.
+    pub fn hint(&self, calls: &[&[&[u8]]]) {
+        if self.workers == 0 {
+            return;
+        }
+        let h = &self.shared.hints;
+        let seq = h.seq.load(SeqCst);
+        if seq % 2 == 1
+            || h.seq
+                .compare_exchange(seq, seq + 1, SeqCst, SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        let mut k = 0;
+        for (c, spans) in calls.iter().enumerate() {
+            for span in spans.iter().filter(|s| !s.is_empty()) {
+                if k == HINT_SPANS {
+                    break;
+                }
+                h.addr[k].store(span.as_ptr() as usize, SeqCst);
+                h.len[k].store(span.len(), SeqCst);
+                h.call[k].store(c, SeqCst);
+                k += 1;
+            }
+        }
+        h.count.store(k, SeqCst);
+        h.seq.store(seq + 2, SeqCst);
+    }
+
+    /// Bytes the workers have asked for on hints since the pool started.
+    pub fn prefetched(&self) -> u64 {
+        self.shared.prefetched.load(SeqCst)
     }
 
     /// Calls `f` on disjoint ranges covering `0..n`, spread over the pool (see the module
@@ -305,9 +494,16 @@ fn worker(s: Arc<Shared>, me: usize) {
     IN_WORKER.with(|w| w.set(true));
     let generation = |s: &Shared| s.state.load(SeqCst) >> 32;
     let mut seen = generation(&s);
+    let mut hint_seen = s.hints.seq.load(SeqCst);
+    let mut hint_done = [(0, 0); HINT_SPANS];
     loop {
         let mut spins = 0u32;
         while generation(&s) == seen && spins < WORKER_SPINS {
+            let hint = s.hints.seq.load(SeqCst);
+            if hint != hint_seen && hint.is_multiple_of(2) {
+                hint_seen = hint;
+                s.prefetch_share(hint, me, seen, &mut hint_done);
+            }
             spins += 1;
             std::hint::spin_loop();
             if spins % 512 == 0 {
@@ -537,6 +733,97 @@ mod tests {
             });
         }
         assert_eq!(ran_on.lock().unwrap().len(), 2, "the worker took part");
+    }
+
+    /// Posts `calls` right after a call (while the workers spin), again until a worker has
+    /// taken it (one may have gone to sleep first on a loaded machine); the bytes the workers
+    /// asked for. Posting the same spans again never asks for a byte twice (a hint continues
+    /// where the last one of the same spans stopped), so the count is the hint's, however
+    /// often it was posted or interrupted.
+    fn taken(pool: &Pool, calls: &[&[&[u8]]]) -> u64 {
+        let before = pool.prefetched();
+        for _ in 0..200 {
+            pool.run_chunked(64, |_| {});
+            pool.hint(calls);
+            let until = std::time::Instant::now() + Duration::from_millis(200);
+            while std::time::Instant::now() < until {
+                if pool.prefetched() > before {
+                    // Counted when a worker is done with it (or stopped by a call).
+                    std::thread::sleep(Duration::from_millis(10));
+                    return pool.prefetched() - before;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        panic!("no worker took the hint");
+    }
+
+    #[test]
+    fn an_idle_worker_asks_for_its_share_of_each_hinted_call() {
+        let pool = Pool::new(2);
+        let (a, b, c) = (
+            vec![1u8; 256 << 10],
+            vec![2u8; 64 << 10],
+            vec![3u8; 32 << 10],
+        );
+        // Worker 1 of 2: the second half of each call's bytes, the call's spans taken as one.
+        assert_eq!(taken(&pool, &[&[&a], &[&b, &c]]), (128 + 48) << 10);
+        let first = pool.shared.first_asked.load(SeqCst);
+        assert_eq!(first, a.as_ptr() as usize + (128 << 10));
+        // A call's share that starts in its second span.
+        assert_eq!(taken(&pool, &[&[&c, &b]]), 48 << 10);
+        let first = pool.shared.first_asked.load(SeqCst);
+        assert_eq!(first, b.as_ptr() as usize + (16 << 10));
+        // A hint over more than the budget stops at the budget.
+        let big = vec![4u8; 4 * HINT_BYTES];
+        assert_eq!(taken(&pool, &[&[&big]]), HINT_BYTES as u64);
+        // With four threads, the last worker's quarter.
+        let four = Pool::new(4);
+        let d = vec![5u8; 64 << 10];
+        let got = taken(&four, &[&[&d]]);
+        assert_eq!(got % (16 << 10), 0, "{got}");
+        assert!((16 << 10..=48 << 10).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_call_hinted_again_continues_where_the_worker_stopped() {
+        let pool = Pool::new(2);
+        let big = vec![4u8; 4 * HINT_BYTES];
+        let small = vec![1u8; 64 << 10];
+        assert_eq!(taken(&pool, &[&[&big]]), HINT_BYTES as u64);
+        // The same call again, then another: the first goes on from where it stopped (its
+        // budget spent on the rest of the share), so the second is not reached.
+        let again = taken(&pool, &[&[&big], &[&small]]);
+        assert_eq!(again, HINT_BYTES as u64);
+        // A call whose share was asked for in full costs nothing the next time; the one after
+        // it gets its share.
+        let whole = vec![6u8; 128 << 10];
+        assert_eq!(taken(&pool, &[&[&whole]]), 64 << 10);
+        assert_eq!(taken(&pool, &[&[&whole], &[&small]]), 32 << 10);
+    }
+
+    #[test]
+    fn hints_between_calls_change_no_call() {
+        let pool = Pool::new(2);
+        let weights = vec![7u8; 1 << 20];
+        for round in 0..5000usize {
+            let n = 1 + round % 97;
+            let hits: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+            pool.hint(&[&[&weights[..(round * 4096) % weights.len()]], &[&weights]]);
+            pool.run_aligned(n, 1 + round % 3, |r| {
+                for i in r {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "round {round}"
+            );
+        }
+        // A pool of one thread takes no hints.
+        let one = Pool::new(1);
+        one.hint(&[&[&weights]]);
+        assert_eq!(one.prefetched(), 0);
     }
 
     #[test]

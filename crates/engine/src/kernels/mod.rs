@@ -460,6 +460,39 @@ impl QMatrix {
     }
 }
 
+/// Calls of the compute pool a hint names at most, and matrices per call.
+const HINT_CALLS: usize = 3;
+const HINT_MATRICES: usize = 3;
+
+/// Names the matrices the next products of this thread read, in order (`calls[c]`: the
+/// matrices of the `c`-th product from now, as [`matmul_many`] hands out their rows), so that
+/// the compute pool's idle workers fetch their shares of them while the caller works alone
+/// (see [`crate::pool::Pool::hint`]). Only ever a hint: a name left out, or a product run with
+/// a different split, costs time and nothing else. Allocates nothing.
+///
+/// `HEARTH_PREFETCH_HINTS=off` in the environment turns hints off (to measure what they do).
+pub fn hint_next(calls: &[&[&QMatrix]]) {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| {
+        std::env::var("HEARTH_PREFETCH_HINTS").is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+    });
+    let pool = crate::pool::global();
+    if off || pool.threads() < 2 {
+        return;
+    }
+    let mut bytes: [[&[u8]; HINT_MATRICES]; HINT_CALLS] = [[&[]; HINT_MATRICES]; HINT_CALLS];
+    for (c, mats) in calls.iter().take(HINT_CALLS).enumerate() {
+        for (i, m) in mats.iter().take(HINT_MATRICES).enumerate() {
+            // Both layouts are borrowed on the CPU; anything else is left out.
+            if let Ok(Cow::Borrowed(d)) = m.data() {
+                bytes[c][i] = d;
+            }
+        }
+    }
+    let lists: [&[&[u8]]; HINT_CALLS] = std::array::from_fn(|c| &bytes[c][..]);
+    pool.hint(&lists[..calls.len().min(HINT_CALLS)]);
+}
+
 /// [`QMatrix::matmul`] for several matrices that take the same input (a layer's query, key and
 /// value projections; its gate and up projections): `outs[i]` gets `mats[i] · x`. Matrices
 /// whose activations are quantized alike (same columns, same block size) share one quantization
