@@ -799,6 +799,7 @@ impl Transformer {
             Some(isa) if t == 1 && self.takes_one_token() => Some(isa),
             _ => None,
         };
+        let output = self.output.own.as_ref().map(|o| [o]);
         let result = (|| -> Result<Option<Tensor>> {
             // One token (decoding): the layers run on plain buffers, the same steps with the
             // same bits, without a tensor per step.
@@ -821,8 +822,15 @@ impl Transformer {
                 };
                 match &mut one {
                     Some((isa, values, bufs)) => {
-                        let next = self.layers.get(i + 1);
-                        self.layer_one_token(*isa, layer, next, kv, values, rope, bufs)?
+                        // The two products after this layer's: the next layer's first two,
+                        // or the output matrix after the last layer.
+                        let next = self.layers.get(i + 1).and_then(Layer::products);
+                        let ahead: [&[&QMatrix]; 2] = match (&next, &output) {
+                            (Some(p), _) => [p.qkv(), std::slice::from_ref(&p.out)],
+                            (None, Some(o)) => [&o[..], &[]],
+                            (None, None) => [&[], &[]],
+                        };
+                        self.layer_one_token(*isa, layer, ahead, kv, values, rope, bufs)?
                     }
                     None => x = self.layer_forward(layer, kv, &x, rope)?,
                 }
@@ -848,6 +856,12 @@ impl Transformer {
         let last =
             candle_nn::ops::rms_norm(&last.contiguous()?, &self.out_norm, self.cfg.rms_eps as f32)?;
         let logits = self.output.forward(&last, self.kernels)?;
+        if one_token.is_some() {
+            // The next token's first products, fetched while this one is sampled.
+            if let Some(p) = self.layers.first().and_then(Layer::products) {
+                crate::kernels::hint_next(&[p.qkv(), &[p.out]]);
+            }
+        }
         Ok(Some(logits.squeeze(0)?))
     }
 
@@ -879,13 +893,14 @@ impl Transformer {
     /// same order, so the result is the same bits; only the tensors per step are gone.
     ///
     /// Between its products the step tells the compute pool which matrices come next
-    /// (`next`: the following layer's), so that idle workers fetch them meanwhile.
+    /// (`ahead`: the two products after this layer's), so that idle workers fetch them
+    /// meanwhile.
     #[allow(clippy::too_many_arguments)]
     fn layer_one_token(
         &self,
         isa: Isa,
         layer: &Layer,
-        next: Option<&Layer>,
+        ahead: [&[&QMatrix]; 2],
         kv: &mut KvCache,
         x: &mut [f32],
         rope: &RopeTables,
@@ -934,7 +949,6 @@ impl Transformer {
             }
         }
         let products = layer.products();
-        let following = next.and_then(Layer::products);
         if let Some(p) = &products {
             crate::kernels::hint_next(&[&[p.out], &p.gate_up]);
         }
@@ -1006,17 +1020,12 @@ impl Transformer {
         sized(&mut b.g, ff);
         sized(&mut b.u, ff);
         crate::kernels::matmul_many(isa, &[mg, mu], &b.h, &mut [&mut b.g, &mut b.u])?;
-        match &following {
-            Some(f) => crate::kernels::hint_next(&[&[md], f.qkv()]),
-            None => crate::kernels::hint_next(&[&[md]]),
-        }
+        crate::kernels::hint_next(&[&[md], ahead[0]]);
         md.prefetch_front();
         sized(&mut b.gu, ff);
         crate::ops::silu_mul_into(&b.g, &b.u, &mut b.gu);
         md.matmul(isa, &b.gu, &mut b.a)?;
-        if let Some(f) = &following {
-            crate::kernels::hint_next(&[f.qkv(), &[f.out]]);
-        }
+        crate::kernels::hint_next(&ahead);
         if let Some(n) = &layer.post_ffn_norm {
             rms_norm_in_place(n, &mut b.a, eps)?;
         }
