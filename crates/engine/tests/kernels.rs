@@ -517,8 +517,8 @@ fn odd_shapes_for_every_type() {
 
 /// Several matrices in one call (a layer's q, k, v; gate and up) give each output exactly the
 /// bits of its own call, whether they share a quantization (mixed Q4_K and Q6_K; mixed blocks of
-/// 32) or not (blocks of 32 next to a k-quant), for one token and for a prompt, on every
-/// instruction set.
+/// 32) or not (blocks of 32 next to a k-quant), more of them than one call takes, for one token
+/// and for a prompt, on every instruction set.
 #[test]
 fn several_matrices_in_one_call_match_their_own_calls() {
     let src = tensor(&qwen(), "blk.1.attn_q.weight", &[896, 896]);
@@ -536,6 +536,15 @@ fn several_matrices_in_one_call_match_their_own_calls() {
         vec![
             requantized(&src, 40, 768, GgmlDType::Q8_0),
             requantized(&src, 24, 768, GgmlDType::Q5K),
+        ],
+        // More matrices than one call takes: run in groups.
+        vec![
+            requantized(&src, 24, 864, GgmlDType::Q4_0),
+            requantized(&src, 17, 864, GgmlDType::Q8_0),
+            requantized(&src, 40, 864, GgmlDType::Q4_1),
+            requantized(&src, 8, 864, GgmlDType::Q5_0),
+            requantized(&src, 33, 864, GgmlDType::Q4_0),
+            requantized(&src, 16, 864, GgmlDType::Q8_0),
         ],
     ];
     for mats in &sets {

@@ -460,6 +460,10 @@ impl QMatrix {
     }
 }
 
+/// Matrices [`matmul_many`] runs as one call of the compute pool at most (more run in groups
+/// of this many).
+const MANY: usize = 4;
+
 /// Calls of the compute pool a hint names at most, and matrices per call.
 const HINT_CALLS: usize = 3;
 const HINT_MATRICES: usize = 3;
@@ -537,13 +541,28 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
         }
         return Ok(());
     }
-    let datas = mats.iter().map(|m| m.data()).collect::<Result<Vec<_>>>()?;
-    // Matrix i's rows are items starts[i]..starts[i + 1] of the pool call.
-    let mut starts = vec![0usize];
-    for m in mats {
-        starts.push(starts[starts.len() - 1] + m.rows);
+    if mats.len() > MANY {
+        for (ms, os) in mats.chunks(MANY).zip(outs.chunks_mut(MANY)) {
+            matmul_many(isa, ms, x, os)?;
+        }
+        return Ok(());
     }
-    let outps: Vec<Out> = outs.iter_mut().map(|o| Out(o.as_mut_ptr())).collect();
+    // Fixed arrays, not lists: a decoding step makes a few of these calls per layer and
+    // allocates nothing for them.
+    let mut datas: [Cow<'_, [u8]>; MANY] = std::array::from_fn(|_| Cow::Borrowed(&[][..]));
+    for (d, m) in datas.iter_mut().zip(mats) {
+        *d = m.data()?;
+    }
+    // Matrix i's rows are items starts[i]..starts[i + 1] of the pool call.
+    let mut starts = [0usize; MANY + 1];
+    for (i, m) in mats.iter().enumerate() {
+        starts[i + 1] = starts[i] + m.rows;
+    }
+    let outps: [Out; MANY] = std::array::from_fn(|i| {
+        Out(outs
+            .get_mut(i)
+            .map_or(std::ptr::null_mut(), |o| o.as_mut_ptr()))
+    });
     ACTIVATIONS.with(|a| {
         let mut xs = a.borrow_mut();
         xs.quantize(x, first.cols, first.ty.block_values());
@@ -564,7 +583,8 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                 let rows = lo - starts[i]..hi - starts[i];
                 let (ty, rb, n, data) = (m.ty, m.row_bytes, m.rows, &*datas[i]);
                 let out = outps[i].0;
-                // The next matrix's rows follow these in the call's items.
+                // The next matrix's rows follow these in the call's items (none after the
+                // last: its entry is empty).
                 let then: &[u8] = datas.get(i + 1).map(|d| &**d).unwrap_or(&[]);
                 if !m.is_interleaved() {
                     // SAFETY: support checked above; `data` holds `n` rows of `rb` bytes
