@@ -748,9 +748,18 @@ mod tests {
             let until = std::time::Instant::now() + Duration::from_millis(200);
             while std::time::Instant::now() < until {
                 if pool.prefetched() > before {
-                    // Counted when a worker is done with it (or stopped by a call).
-                    std::thread::sleep(Duration::from_millis(10));
-                    return pool.prefetched() - before;
+                    // Counted when a worker is done with it, or stopped by a call (a retry's),
+                    // after which the repost right behind that call lets it finish: wait for
+                    // the count to settle.
+                    let mut last = pool.prefetched();
+                    loop {
+                        std::thread::sleep(Duration::from_millis(30));
+                        let now = pool.prefetched();
+                        if now == last {
+                            return now - before;
+                        }
+                        last = now;
+                    }
                 }
                 std::hint::spin_loop();
             }
