@@ -27,7 +27,8 @@
 use std::cell::Cell;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -100,8 +101,8 @@ struct Shared {
     stop: AtomicBool,
     /// Threads that compute, the caller included.
     threads: AtomicUsize,
-    /// The memory the next calls will read (see [`Pool::hint`]).
-    hints: Hints,
+    /// The memory the next calls will read (see [`Pool::hint`]), on lines of its own.
+    hints: Line<Hints>,
     /// Bytes the workers have asked the memory system for on hints, in all.
     prefetched: AtomicU64,
     /// The first address a worker asked for on the last hint it took (for the tests).
@@ -200,16 +201,19 @@ impl Shared {
 impl Shared {
     /// The hint of sequence number `seq`, if it is whole and still the latest.
     fn read_hint(&self, seq: u64, spans: &mut [Span; HINT_SPANS]) -> Option<usize> {
-        let h = &self.hints;
-        let count = h.count.load(SeqCst).min(HINT_SPANS);
+        // A sequence lock's reader: `seq` was read with Acquire; the fields may be torn while a
+        // hint is being written, which the second look at the number then tells.
+        let h = &self.hints.0;
+        let count = h.count.load(Relaxed).min(HINT_SPANS);
         for (k, sp) in spans.iter_mut().enumerate().take(count) {
             *sp = Span {
-                addr: h.addr[k].load(SeqCst),
-                len: h.len[k].load(SeqCst),
-                call: h.call[k].load(SeqCst),
+                addr: h.addr[k].load(Relaxed),
+                len: h.len[k].load(Relaxed),
+                call: h.call[k].load(Relaxed),
             };
         }
-        (h.seq.load(SeqCst) == seq).then_some(count)
+        fence(Acquire);
+        (h.seq.load(Relaxed) == seq).then_some(count)
     }
 
     /// Worker `me`'s part of hint `seq`: for each call it names, the stretch of its spans that
@@ -322,13 +326,13 @@ impl Pool {
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             threads: AtomicUsize::new(threads),
-            hints: Hints {
+            hints: Line(Hints {
                 seq: AtomicU64::new(0),
                 count: AtomicUsize::new(0),
                 addr: std::array::from_fn(|_| AtomicUsize::new(0)),
                 len: std::array::from_fn(|_| AtomicUsize::new(0)),
                 call: std::array::from_fn(|_| AtomicUsize::new(0)),
-            },
+            }),
             prefetched: AtomicU64::new(0),
             #[cfg(test)]
             first_asked: AtomicUsize::new(0),
@@ -372,29 +376,32 @@ impl Pool {
         if self.workers == 0 {
             return;
         }
-        let h = &self.shared.hints;
-        let seq = h.seq.load(SeqCst);
-        if seq % 2 == 1
+        // A sequence lock's writer (odd while writing), with plain stores in between: a hint
+        // costs the caller one atomic exchange, not one per field.
+        let h = &self.shared.hints.0;
+        let seq = h.seq.load(Relaxed);
+        if !seq.is_multiple_of(2)
             || h.seq
-                .compare_exchange(seq, seq + 1, SeqCst, SeqCst)
+                .compare_exchange(seq, seq + 1, Acquire, Relaxed)
                 .is_err()
         {
             return;
         }
+        fence(Release);
         let mut k = 0;
         for (c, spans) in calls.iter().enumerate() {
             for span in spans.iter().filter(|s| !s.is_empty()) {
                 if k == HINT_SPANS {
                     break;
                 }
-                h.addr[k].store(span.as_ptr() as usize, SeqCst);
-                h.len[k].store(span.len(), SeqCst);
-                h.call[k].store(c, SeqCst);
+                h.addr[k].store(span.as_ptr() as usize, Relaxed);
+                h.len[k].store(span.len(), Relaxed);
+                h.call[k].store(c, Relaxed);
                 k += 1;
             }
         }
-        h.count.store(k, SeqCst);
-        h.seq.store(seq + 2, SeqCst);
+        h.count.store(k, Relaxed);
+        h.seq.store(seq + 2, Release);
     }
 
     /// Bytes the workers have asked for on hints since the pool started.
@@ -494,12 +501,12 @@ fn worker(s: Arc<Shared>, me: usize) {
     IN_WORKER.with(|w| w.set(true));
     let generation = |s: &Shared| s.state.load(SeqCst) >> 32;
     let mut seen = generation(&s);
-    let mut hint_seen = s.hints.seq.load(SeqCst);
+    let mut hint_seen = s.hints.0.seq.load(SeqCst);
     let mut hint_done = [(0, 0); HINT_SPANS];
     loop {
         let mut spins = 0u32;
         while generation(&s) == seen && spins < WORKER_SPINS {
-            let hint = s.hints.seq.load(SeqCst);
+            let hint = s.hints.0.seq.load(Acquire);
             if hint != hint_seen && hint.is_multiple_of(2) {
                 hint_seen = hint;
                 s.prefetch_share(hint, me, seen, &mut hint_done);
