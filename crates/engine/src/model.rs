@@ -870,21 +870,7 @@ impl Transformer {
     /// matrices (the steps it reproduces bit for bit).
     fn takes_one_token(&self) -> bool {
         matches!(self.activation, Activation::Silu)
-            && self.layers.iter().all(|l| {
-                let qkv = match &l.qkv {
-                    Qkv::Separate { q, k, v } => {
-                        q.w.own.is_some() && k.w.own.is_some() && v.w.own.is_some()
-                    }
-                    Qkv::Fused(w) => w.w.own.is_some(),
-                };
-                let ffn = match &l.ffn {
-                    Ffn::Gated { gate, up, down } => {
-                        gate.own.is_some() && up.own.is_some() && down.own.is_some()
-                    }
-                    Ffn::FusedGateUp { .. } => false,
-                };
-                qkv && ffn && l.attn_out.w.own.is_some()
-            })
+            && self.layers.iter().all(|l| l.products().is_some())
     }
 
     /// [`Transformer::layer_forward`] for a single token, on `x` (the token's `n_embd` values)
