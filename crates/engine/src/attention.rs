@@ -190,9 +190,9 @@ fn madd<const F: bool>(x: f32, y: f32, acc: f32) -> f32 {
 /// [`dot`] in AVX registers: the same products added in the same order, so the same bits.
 ///
 /// # Safety
-/// The CPU must have AVX and FMA.
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,fma")]
+#[target_feature(enable = "avx,avx2,fma")]
 #[inline]
 unsafe fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
@@ -356,9 +356,9 @@ impl Elem for f16 {
 /// queries against one key, or four keys read in place against one query: products commute).
 ///
 /// # Safety
-/// The CPU must have AVX, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
+/// The CPU must have AVX2, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn dot4_avx<A: Elem, B: Elem>(rows: [*const A; 4], other: *const B, n: usize) -> [f32; 4] {
     use std::arch::x86_64::*;
@@ -402,9 +402,9 @@ unsafe fn reduce4_avx(acc: [std::arch::x86_64::__m256; 4]) -> [f32; 4] {
 /// and is reduced as `dot4_avx` does, so every result has the bits [`dot`] gives.
 ///
 /// # Safety
-/// The CPU must have AVX, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
+/// The CPU must have AVX2, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
     keys: [*const K; 4],
@@ -437,20 +437,21 @@ unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
     acc.map(|a| unsafe { reduce4_avx(a) })
 }
 
-/// `out += (w[j] · inv) · row j` for each row `j` of `vals` in turn (row `j` at `vals + j ·
-/// stride`, read in place; the row of [`axpy`] calls the fused portable build makes, the same
-/// multiply-adds), with the `8·N`-wide output row kept in registers throughout.
+/// `out += w[j] · row j` for each row `j` of `vals` in turn (row `j` at `vals + j · stride`,
+/// read in place; the row of [`axpy`] calls the fused portable build makes, the same
+/// multiply-adds), with the `8·N`-wide output row kept in registers throughout. The weights
+/// come already multiplied by their row's `1 / sum` (the product the portable build passes to
+/// `axpy`), so each is one broadcast from memory here.
 ///
 /// # Safety
-/// The CPU must have AVX, F16C and FMA; `out` must point at `8·N` writable floats no one else
+/// The CPU must have AVX2, F16C and FMA; `out` must point at `8·N` writable floats no one else
 /// touches, and `vals` hold `w.len()` rows of `8·N` elements, `stride` apart.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn weighted_avx<const N: usize, V: Elem>(
     out: *mut f32,
     w: &[f32],
-    inv: f32,
     vals: *const V,
     stride: usize,
 ) {
@@ -462,7 +463,7 @@ unsafe fn weighted_avx<const N: usize, V: Elem>(
             *o = _mm256_loadu_ps(out.add(8 * c));
         }
         for (j, w) in w.iter().enumerate() {
-            let f = _mm256_set1_ps(w * inv);
+            let f = _mm256_broadcast_ss(w);
             let row = vals.add(j * stride);
             for (c, o) in o.iter_mut().enumerate() {
                 let v = V::load8(row.add(8 * c));
@@ -482,16 +483,15 @@ unsafe fn weighted_avx<const N: usize, V: Elem>(
 /// additions in the same order as in `weighted_avx`: the same bits.
 ///
 /// # Safety
-/// As [`weighted_avx`] for each `(outs[r], ws[r], invs[r])`, with `hd` a multiple of `8·C` and
+/// As [`weighted_avx`] for each `(outs[r], ws[r])`, with `hd` a multiple of `8·C` and
 /// every `ws[r]` as long as `ws[0]`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
     hd: usize,
     outs: [*mut f32; R],
     ws: [&[f32]; R],
-    invs: [f32; R],
     vals: *const V,
     stride: usize,
 ) {
@@ -509,7 +509,7 @@ unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
             }
             for j in 0..n {
                 let f: [__m256; R] =
-                    std::array::from_fn(|r| _mm256_set1_ps(ws[r].get_unchecked(j) * invs[r]));
+                    std::array::from_fn(|r| _mm256_broadcast_ss(ws[r].get_unchecked(j)));
                 let row = vals.add(j * stride + c0);
                 // The cache rows come from memory (the weights read since the last token have
                 // pushed them out of the caches): ask for whole rows a few rows ahead on the
@@ -534,44 +534,57 @@ unsafe fn weighted_rows_avx<const C: usize, const R: usize, V: Elem>(
     }
 }
 
-/// The scores of one key row (`hd` floats, a multiple of 8) against up to eight query rows held
-/// transposed: `qt` holds `hd` vectors of eight floats, vector `d` holding element `d` of each
-/// row (the rows in the lanes). Lane `r` of the result has the bits [`dot`] gives for row `r`
-/// and the key: accumulator `l`, a vector over the rows, adds the products of elements `8c + l`
-/// in order of `c`, as dot's running sum `l` does, and the eight are then added up in
+/// The scores of two key rows (`hd` floats each, a multiple of 8) against up to eight query
+/// rows held transposed: `qt` holds `hd` vectors of eight floats, vector `d` holding element `d`
+/// of each row (the rows in the lanes). Lane `r` of each result has the bits [`dot`] gives for
+/// row `r` and that key: accumulator `l`, a vector over the rows, adds the products of elements
+/// `8c + l` in order of `c`, as dot's running sum `l` does, and the eight are then added up in
 /// [`reduce8`]'s order, lane by lane. A key row costs one broadcast and one fused multiply-add
-/// per element for all the rows together, with no horizontal sums.
+/// per element for all the rows together, with no horizontal sums; each query vector is loaded
+/// once for both keys (with one key at a time, each multiply-add took two loads, the broadcast
+/// and the query vector, and the loads set the pace). The sums go in two halves, sums 0, 4, 1,
+/// 5 and then 2, 6, 3, 7, each half reduced as far as `reduce8`'s order allows before the next
+/// starts, so that the accumulators fit in the sixteen registers: each sum still adds its
+/// products in order of `c`, and the eight are added up in `reduce8`'s order.
 ///
 /// # Safety
-/// The CPU must have AVX; `key` must hold `hd` floats and `qt` `8·hd`.
+/// The CPU must have AVX2 and FMA; each key must hold `hd` floats, `qt` `8·hd`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn query_scores_avx(
-    key: *const f32,
+    keys: [*const f32; 2],
     qt: *const f32,
     hd: usize,
-) -> std::arch::x86_64::__m256 {
+) -> [std::arch::x86_64::__m256; 2] {
     use std::arch::x86_64::*;
     debug_assert!(hd.is_multiple_of(8));
-    let mut acc = [_mm256_setzero_ps(); 8];
-    let mut c = 0;
-    while c < hd {
-        // SAFETY: c + 8 <= hd: elements c..c+8 of the key, vectors c..c+8 of `qt`.
-        unsafe {
-            for (l, a) in acc.iter_mut().enumerate() {
-                let k = _mm256_set1_ps(*key.add(c + l));
-                let q = _mm256_loadu_ps(qt.add((c + l) * 8));
-                *a = _mm256_fmadd_ps(q, k, *a);
+    let mut halves = [[_mm256_setzero_ps(); 2]; 2];
+    for (half, lanes) in [[0, 4, 1, 5], [2, 6, 3, 7]].into_iter().enumerate() {
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut c = 0;
+        while c < hd {
+            // SAFETY: c + 8 <= hd: elements c..c+8 of each key, vectors c..c+8 of `qt`.
+            unsafe {
+                for (u, l) in lanes.into_iter().enumerate() {
+                    let q = _mm256_loadu_ps(qt.add((c + l) * 8));
+                    for (a, key) in acc.iter_mut().zip(keys) {
+                        let k = _mm256_set1_ps(*key.add(c + l));
+                        a[u] = _mm256_fmadd_ps(q, k, a[u]);
+                    }
+                }
             }
+            c += 8;
         }
-        c += 8;
+        for (h, a) in halves.iter_mut().zip(acc) {
+            // (a_l + a_{l+4}) + (a_{l+1} + a_{l+5}), for l = 0, then for l = 2.
+            h[half] = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+        }
     }
-    let add = |a, b| _mm256_add_ps(a, b);
-    add(
-        add(add(acc[0], acc[4]), add(acc[1], acc[5])),
-        add(add(acc[2], acc[6]), add(acc[3], acc[7])),
-    )
+    [
+        _mm256_add_ps(halves[0][0], halves[0][1]),
+        _mm256_add_ps(halves[1][0], halves[1][1]),
+    ]
 }
 
 /// [`query_scores_avx`] with AVX-512 for two key rows and up to sixteen query rows (`qt` holds
@@ -691,19 +704,19 @@ unsafe fn softmax_values_zmm<V: Elem>(
                     V::load16(vals.add(j * stride + c0)),
                 );
             }
+            let w = wide.as_ptr();
             let mut o = [_mm512_setzero_ps(); 16];
-            for j in 0..span {
+            for j in 0..all {
                 let f = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * j)), inv);
-                let widened = &wide[16 * j..16 * j + 16];
-                if j < all {
-                    for (d, o) in o.iter_mut().enumerate() {
-                        *o = _mm512_fmadd_ps(f, _mm512_set1_ps(widened[d]), *o);
-                    }
-                } else {
-                    let k = sees(j);
-                    for (d, o) in o.iter_mut().enumerate() {
-                        *o = _mm512_mask3_fmadd_ps(f, _mm512_set1_ps(widened[d]), *o, k);
-                    }
+                for (d, o) in o.iter_mut().enumerate() {
+                    *o = _mm512_fmadd_ps(f, _mm512_set1_ps(*w.add(16 * j + d)), *o);
+                }
+            }
+            for j in all..span {
+                let f = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * j)), inv);
+                let k = sees(j);
+                for (d, o) in o.iter_mut().enumerate() {
+                    *o = _mm512_mask3_fmadd_ps(f, _mm512_set1_ps(*w.add(16 * j + d)), *o, k);
                 }
             }
             // Lane r of vector d is element c0 + d of row r.
@@ -772,30 +785,22 @@ key_scores_with!(
 /// # Safety
 /// As [`weighted_rows_avx`] for those rows.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn weighted_few<V: Elem>(
     hd: usize,
     n: usize,
     outs: [*mut f32; 3],
     ws: [&[f32]; 3],
-    invs: [f32; 3],
     vals: *const V,
     stride: usize,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
         match n {
-            1 => weighted_hd(hd, outs[0], ws[0], invs[0], vals, stride),
-            2 => weighted_rows_hd::<2, V>(
-                hd,
-                [outs[0], outs[1]],
-                [ws[0], ws[1]],
-                [invs[0], invs[1]],
-                vals,
-                stride,
-            ),
-            _ => weighted_rows_hd::<3, V>(hd, outs, ws, invs, vals, stride),
+            1 => weighted_hd(hd, outs[0], ws[0], vals, stride),
+            2 => weighted_rows_hd::<2, V>(hd, [outs[0], outs[1]], [ws[0], ws[1]], vals, stride),
+            _ => weighted_rows_hd::<3, V>(hd, outs, ws, vals, stride),
         }
     }
 }
@@ -805,22 +810,21 @@ unsafe fn weighted_few<V: Elem>(
 /// # Safety
 /// As [`weighted_rows_avx`], with `hd` 16, 32 or 64.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
 unsafe fn weighted_rows_hd<const R: usize, V: Elem>(
     hd: usize,
     outs: [*mut f32; R],
     ws: [&[f32]; R],
-    invs: [f32; R],
     vals: *const V,
     stride: usize,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
         if hd == 16 {
-            weighted_rows_avx::<2, R, V>(hd, outs, ws, invs, vals, stride)
+            weighted_rows_avx::<2, R, V>(hd, outs, ws, vals, stride)
         } else {
-            weighted_rows_avx::<4, R, V>(hd, outs, ws, invs, vals, stride)
+            weighted_rows_avx::<4, R, V>(hd, outs, ws, vals, stride)
         }
     }
 }
@@ -830,22 +834,15 @@ unsafe fn weighted_rows_hd<const R: usize, V: Elem>(
 /// # Safety
 /// As [`weighted_avx`] with `8·N = hd`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c,fma")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
-unsafe fn weighted_hd<V: Elem>(
-    hd: usize,
-    out: *mut f32,
-    w: &[f32],
-    inv: f32,
-    vals: *const V,
-    stride: usize,
-) {
+unsafe fn weighted_hd<V: Elem>(hd: usize, out: *mut f32, w: &[f32], vals: *const V, stride: usize) {
     // SAFETY: the caller's contract.
     unsafe {
         match hd {
-            16 => weighted_avx::<2, V>(out, w, inv, vals, stride),
-            32 => weighted_avx::<4, V>(out, w, inv, vals, stride),
-            _ => weighted_avx::<8, V>(out, w, inv, vals, stride),
+            16 => weighted_avx::<2, V>(out, w, vals, stride),
+            32 => weighted_avx::<4, V>(out, w, vals, stride),
+            _ => weighted_avx::<8, V>(out, w, vals, stride),
         }
     }
 }
@@ -907,7 +904,6 @@ key_scores_with!(
 unsafe fn weighted_rows_zmm<const C: usize, const R: usize, V: Elem>(
     outs: [*mut f32; R],
     ws: [&[f32]; R],
-    invs: [f32; R],
     vals: *const V,
     stride: usize,
 ) {
@@ -923,10 +919,7 @@ unsafe fn weighted_rows_zmm<const C: usize, const R: usize, V: Elem>(
             }
         }
         for j in 0..n {
-            let mut f = [_mm512_setzero_ps(); R];
-            for (f, (w, inv)) in f.iter_mut().zip(ws.iter().zip(invs)) {
-                *f = _mm512_set1_ps(w.get_unchecked(j) * inv);
-            }
+            let f: [__m512; R] = std::array::from_fn(|r| _mm512_set1_ps(*ws[r].get_unchecked(j)));
             let row = vals.add(j * stride);
             // Whole rows a few rows ahead (see `weighted_rows_avx`).
             prefetch_row(vals.wrapping_add((j + AHEAD) * stride), 16 * C);
@@ -957,7 +950,6 @@ unsafe fn weighted_few_zmm<V: Elem>(
     n: usize,
     outs: [*mut f32; 3],
     ws: [&[f32]; 3],
-    invs: [f32; 3],
     vals: *const V,
     stride: usize,
 ) {
@@ -966,15 +958,14 @@ unsafe fn weighted_few_zmm<V: Elem>(
         macro_rules! rows {
             ($c:literal) => {
                 match n {
-                    1 => weighted_rows_zmm::<$c, 1, V>([outs[0]], [ws[0]], [invs[0]], vals, stride),
+                    1 => weighted_rows_zmm::<$c, 1, V>([outs[0]], [ws[0]], vals, stride),
                     2 => weighted_rows_zmm::<$c, 2, V>(
                         [outs[0], outs[1]],
                         [ws[0], ws[1]],
-                        [invs[0], invs[1]],
                         vals,
                         stride,
                     ),
-                    _ => weighted_rows_zmm::<$c, 3, V>(outs, ws, invs, vals, stride),
+                    _ => weighted_rows_zmm::<$c, 3, V>(outs, ws, vals, stride),
                 }
             };
         }
@@ -1277,8 +1268,8 @@ impl Run<'_> {
                 }
                 let mut lane_out = [0f32; 32];
                 while j0 <= hi {
-                    // Two keys at a time with AVX-512 (the last one twice if it is alone).
-                    let pair = Z && j0 < hi;
+                    // Two keys at a time (the last one twice if it is alone).
+                    let pair = j0 < hi;
                     let (b0, b1) = s.row.split_at_mut(hd);
                     let k0 = self.k.row::<AVX>(kh, j0, b0).as_ptr();
                     let k1 = if pair {
@@ -1309,9 +1300,13 @@ impl Run<'_> {
                                     _mm512_storeu_ps(lane_out.as_mut_ptr().add(16), b);
                                 }
                             } else {
-                                let a = query_scores_avx(k0, qt, hd);
+                                let [a, b] = query_scores_avx([k0, k1], qt, hd);
                                 let sc = _mm256_set1_ps(self.scale);
                                 _mm256_storeu_ps(lane_out.as_mut_ptr(), _mm256_mul_ps(a, sc));
+                                _mm256_storeu_ps(
+                                    lane_out.as_mut_ptr().add(16),
+                                    _mm256_mul_ps(b, sc),
+                                );
                             }
                         }
                         if in_lanes {
@@ -1380,7 +1375,7 @@ impl Run<'_> {
                     // at a time (the same sums as one key row against four query rows).
                     for r0 in (0..rows).step_by(3) {
                         let n = (rows - r0).min(3);
-                        // SAFETY: `AVX` means the CPU has AVX and F16C (and `Z` AVX-512 F);
+                        // SAFETY: `AVX` means the CPU has AVX2, FMA and F16C (and `Z` AVX-512 F);
                         // `hd` is a multiple of 8; key rows j0..j0+4 of head kh lie inside the
                         // storage (View::new checked the last one); `s.q` holds `rows` rows of
                         // `hd`, of which rows r0..r0+n are read.
@@ -1417,7 +1412,7 @@ impl Run<'_> {
                 let krow = self.k.row::<AVX>(kh, j, &mut s.row);
                 #[cfg(target_arch = "x86_64")]
                 for r in (0..fours).step_by(4) {
-                    // SAFETY: `fours` is nonzero only when `AVX` (the CPU has AVX); the four
+                    // SAFETY: `fours` is nonzero only when `AVX` (the CPU has AVX2); the four
                     // rows are inside `s.q`, and `hd` is a multiple of 8.
                     let d = unsafe {
                         let q = s.q.as_ptr().add(r * hd);
@@ -1434,7 +1429,7 @@ impl Run<'_> {
                         let qrow = &s.q[r * hd..(r + 1) * hd];
                         #[cfg(target_arch = "x86_64")]
                         let d = if AVX {
-                            // SAFETY: `AVX` is set only where the CPU has AVX.
+                            // SAFETY: `AVX` is set only where the CPU has AVX2 and FMA.
                             unsafe { dot_avx(qrow, krow) }
                         } else {
                             dot::<F>(qrow, krow)
@@ -1445,7 +1440,10 @@ impl Run<'_> {
                     }
                 }
             }
-            // Softmax, row by row over the keys that row sees.
+            // Softmax, row by row over the keys that row sees. Where the values go through the
+            // AVX loops below, each row's weights are then multiplied by its `1 / sum` in place,
+            // once (the product the portable loop passes to `axpy` for each position).
+            let scaled = AVX && matches!(hd, 16 | 32 | 64);
             s.inv.clear();
             for r in 0..rows {
                 let row = &mut s.scores[r * span + s.first[r] - lo..r * span + s.last[r] + 1 - lo];
@@ -1462,12 +1460,18 @@ impl Run<'_> {
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 exp_shifted(row, m);
-                s.inv.push(1.0 / sum(row));
+                let inv = 1.0 / sum(row);
+                if scaled {
+                    for w in row.iter_mut() {
+                        *w *= inv;
+                    }
+                }
+                s.inv.push(inv);
             }
             // Weighted sum of values: each value row once, added to every row that sees it, in
             // the order of positions.
             #[cfg(target_arch = "x86_64")]
-            if AVX && matches!(hd, 16 | 32 | 64) {
+            if scaled {
                 // Each output row stays in registers while its weights are added, position
                 // after position, with the value rows read in place.
                 let vb = self.v.offset + kh * self.v.head_stride;
@@ -1492,8 +1496,6 @@ impl Run<'_> {
                             let r = row_of(hh + u.min(n - 1));
                             &s.scores[r * span + a - lo..r * span + b - lo]
                         });
-                        let invs: [f32; 3] =
-                            std::array::from_fn(|u| s.inv[row_of(hh + u.min(n - 1))]);
                         // SAFETY: rows (h0 + hh .. h0 + hh + n, i) are this tile's alone (tiles
                         // are disjoint and the pool returns only after every worker is done);
                         // `AVX` means the CPU has AVX and F16C (and `Z` AVX-512 F); `hd` is 16,
@@ -1503,19 +1505,19 @@ impl Run<'_> {
                             match self.v.data {
                                 Data::F16(v) if Z => {
                                     let p = v.as_ptr().add(vb + a * vs);
-                                    weighted_few_zmm(hd, n, outs, ws, invs, p, vs)
+                                    weighted_few_zmm(hd, n, outs, ws, p, vs)
                                 }
                                 Data::F32(v) if Z => {
                                     let p = v.as_ptr().add(vb + a * vs);
-                                    weighted_few_zmm(hd, n, outs, ws, invs, p, vs)
+                                    weighted_few_zmm(hd, n, outs, ws, p, vs)
                                 }
                                 Data::F16(v) => {
                                     let p = v.as_ptr().add(vb + a * vs);
-                                    weighted_few(hd, n, outs, ws, invs, p, vs)
+                                    weighted_few(hd, n, outs, ws, p, vs)
                                 }
                                 Data::F32(v) => {
                                     let p = v.as_ptr().add(vb + a * vs);
-                                    weighted_few(hd, n, outs, ws, invs, p, vs)
+                                    weighted_few(hd, n, outs, ws, p, vs)
                                 }
                             }
                         }
@@ -1629,20 +1631,19 @@ enum Pass {
 }
 
 /// What the passes of [`Run::split_passes`] share: the query rows (`t · nh` rows of `hd`, row
-/// `(i, h)` at `i · nh + h`), the scores (as many rows of `span`, for the positions
-/// `lo..lo + span`) and each row's `1 / sum`.
+/// `(i, h)` at `i · nh + h`) and the scores (as many rows of `span`, for the positions
+/// `lo..lo + span`; after the softmax, the weights, each times its row's `1 / sum`).
 #[cfg(target_arch = "x86_64")]
 struct Split {
     q: *const f32,
     scores: *mut f32,
-    inv: *mut f32,
     lo: usize,
     span: usize,
     chunks: usize,
 }
 
 // SAFETY: the items of a pass write disjoint parts (a chunk of some score rows, one row's
-// exponentials and `inv`, a block of some output columns), and read only what earlier passes
+// weights, a block of some output columns), and read only what earlier passes
 // wrote; the pool returns only after every item of a pass is done.
 #[cfg(target_arch = "x86_64")]
 unsafe impl Sync for Split {}
@@ -1653,7 +1654,6 @@ unsafe impl Sync for Split {}
 struct SplitBuffers {
     q: Vec<f32>,
     scores: Vec<f32>,
-    inv: Vec<f32>,
     /// A row to widen an f16 query into.
     row: Vec<f32>,
 }
@@ -1686,12 +1686,7 @@ impl Run<'_> {
         let span = self.start + t - lo;
         SPLIT.with(|c| {
             let mut b = c.borrow_mut();
-            let SplitBuffers {
-                q,
-                scores,
-                inv,
-                row,
-            } = &mut *b;
+            let SplitBuffers { q, scores, row } = &mut *b;
             q.resize(t * nh * hd, 0.0);
             row.resize(hd, 0.0);
             for i in 0..t {
@@ -1701,11 +1696,9 @@ impl Run<'_> {
                 }
             }
             scores.resize(t * nh * span, 0.0);
-            inv.resize(t * nh, 0.0);
             let sp = Split {
                 q: q.as_ptr(),
                 scores: scores.as_mut_ptr(),
-                inv: inv.as_mut_ptr(),
                 lo,
                 span,
                 chunks: span.div_ceil(SPLIT_KEYS),
@@ -1785,9 +1778,9 @@ impl Run<'_> {
         sp: &Split,
     ) {
         // SAFETY (all passes): `sp` holds the buffers `split_passes` sized (t · nh query rows
-        // of hd, as many score rows of span, as many inverses; row (i, h) at i · nh + h); the
-        // cache rows lo..lo + span of every head lie inside the storage (View::new checked the
-        // last one); each item touches only its own scores, inverses or output columns.
+        // of hd, as many score rows of span; row (i, h) at i · nh + h); the cache rows
+        // lo..lo + span of every head lie inside the storage (View::new checked the last one);
+        // each item touches only its own scores or output columns.
         unsafe {
             match pass {
                 Pass::Scores => match self.k.data {
@@ -1805,7 +1798,10 @@ impl Run<'_> {
                         } else {
                             crate::expf::exp_shifted(row, m);
                         }
-                        *sp.inv.add(r) = 1.0 / sum(row);
+                        let inv = 1.0 / sum(row);
+                        for w in row.iter_mut() {
+                            *w *= inv;
+                        }
                     }
                 }
                 Pass::Values => match self.v.data {
@@ -1914,8 +1910,8 @@ impl Run<'_> {
     /// that query sees.
     ///
     /// # Safety
-    /// As [`Run::split_with`]; `vals` is the storage of `self.v`, the scores exponentials and
-    /// `inv` written by the softmax pass.
+    /// As [`Run::split_with`]; `vals` is the storage of `self.v`, the scores the weights the
+    /// softmax pass wrote.
     #[inline(always)]
     unsafe fn split_values<V: Elem, const Z: bool>(
         &self,
@@ -1939,8 +1935,8 @@ impl Run<'_> {
                 let h0 = i * self.nh + kh * self.rep + r0;
                 let h = |u: usize| h0 + u.min(n - 1);
                 // SAFETY: output row (i, h) owns out[(i·nh + h)·hd..][..hd], of which this
-                // item alone writes columns c0..c0 + 32; the score rows and inverses are the
-                // softmax pass's, finished; value rows lo + a..lo + b lie inside the storage.
+                // item alone writes columns c0..c0 + 32; the score rows are the softmax pass's
+                // weights, finished; value rows lo + a..lo + b lie inside the storage.
                 unsafe {
                     let p = p.add(a * vs);
                     let outs: [*mut f32; 4] =
@@ -1948,45 +1944,25 @@ impl Run<'_> {
                     let ws: [&[f32]; 4] = std::array::from_fn(|u| {
                         std::slice::from_raw_parts(sp.scores.add(h(u) * sp.span + a), b - a)
                     });
-                    let invs: [f32; 4] = std::array::from_fn(|u| *sp.inv.add(h(u)));
                     if Z {
                         match n {
-                            1 => weighted_rows_zmm::<2, 1, V>(
-                                firsts(outs),
-                                firsts(ws),
-                                firsts(invs),
-                                p,
-                                vs,
-                            ),
-                            2 => weighted_rows_zmm::<2, 2, V>(
-                                firsts(outs),
-                                firsts(ws),
-                                firsts(invs),
-                                p,
-                                vs,
-                            ),
-                            3 => weighted_rows_zmm::<2, 3, V>(
-                                firsts(outs),
-                                firsts(ws),
-                                firsts(invs),
-                                p,
-                                vs,
-                            ),
-                            _ => weighted_rows_zmm::<2, 4, V>(outs, ws, invs, p, vs),
+                            1 => weighted_rows_zmm::<2, 1, V>(firsts(outs), firsts(ws), p, vs),
+                            2 => weighted_rows_zmm::<2, 2, V>(firsts(outs), firsts(ws), p, vs),
+                            3 => weighted_rows_zmm::<2, 3, V>(firsts(outs), firsts(ws), p, vs),
+                            _ => weighted_rows_zmm::<2, 4, V>(outs, ws, p, vs),
                         }
                     } else {
-                        let (outs, ws, invs) = (firsts(outs), firsts(ws), firsts(invs));
+                        let (outs, ws) = (firsts(outs), firsts(ws));
                         match n {
-                            1 => weighted_avx::<4, V>(outs[0], ws[0], invs[0], p, vs),
+                            1 => weighted_avx::<4, V>(outs[0], ws[0], p, vs),
                             2 => weighted_rows_avx::<4, 2, V>(
                                 SPLIT_COLUMNS,
                                 [outs[0], outs[1]],
                                 [ws[0], ws[1]],
-                                [invs[0], invs[1]],
                                 p,
                                 vs,
                             ),
-                            _ => weighted_rows_avx::<4, 3, V>(SPLIT_COLUMNS, outs, ws, invs, p, vs),
+                            _ => weighted_rows_avx::<4, 3, V>(SPLIT_COLUMNS, outs, ws, p, vs),
                         }
                     }
                 }
