@@ -271,6 +271,34 @@ fn axpy<const F: bool>(out: &mut [f32], w: f32, x: &[f32]) {
     }
 }
 
+/// A row of scores made weights in place: `e^(s - max)` for each ([`max`]; the exponentials
+/// of [`exp_shifted`], or its AVX2 or AVX-512 builds with the same bits), then each times
+/// `1 / `[`sum`] of them (one product per weight, which the weighted values then add as they
+/// are). The tiles and the split passes both call this: the same bits either way.
+///
+/// # Safety
+/// With `AVX` the CPU must have AVX2 and FMA; with `Z`, AVX-512 F too.
+#[inline(always)]
+unsafe fn softmax<const AVX: bool, const Z: bool>(row: &mut [f32]) {
+    let m = max(row);
+    #[cfg(target_arch = "x86_64")]
+    if AVX && Z {
+        // SAFETY: the caller's contract.
+        unsafe { crate::expf::exp_shifted16(row, m) };
+    } else if AVX {
+        // SAFETY: the caller's contract.
+        unsafe { crate::expf::exp_shifted(row, m) };
+    } else {
+        exp_shifted(row, m);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    exp_shifted(row, m);
+    let inv = 1.0 / sum(row);
+    for w in row.iter_mut() {
+        *w *= inv;
+    }
+}
+
 /// An element type of the rows the AVX loops read in place: f32, or f16 widened exactly (F16C).
 #[cfg(target_arch = "x86_64")]
 trait Elem: Copy {
@@ -1150,7 +1178,6 @@ struct Scratch {
     scores: Vec<f32>,
     first: Vec<usize>,
     last: Vec<usize>,
-    inv: Vec<f32>,
 }
 
 thread_local! {
@@ -1440,38 +1467,17 @@ impl Run<'_> {
                     }
                 }
             }
-            // Softmax, row by row over the keys that row sees. Where the values go through the
-            // AVX loops below, each row's weights are then multiplied by its `1 / sum` in place,
-            // once (the product the portable loop passes to `axpy` for each position).
-            let scaled = AVX && matches!(hd, 16 | 32 | 64);
-            s.inv.clear();
+            // Softmax, row by row over the keys that row sees: the rows become weights.
             for r in 0..rows {
                 let row = &mut s.scores[r * span + s.first[r] - lo..r * span + s.last[r] + 1 - lo];
-                let m = max(row);
-                #[cfg(target_arch = "x86_64")]
-                if AVX && Z {
-                    // SAFETY: `Z` is set only where the CPU has AVX-512 F too.
-                    unsafe { crate::expf::exp_shifted16(row, m) };
-                } else if AVX {
-                    // SAFETY: `AVX` is set only where the CPU has AVX2 and FMA.
-                    unsafe { crate::expf::exp_shifted(row, m) };
-                } else {
-                    exp_shifted(row, m);
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                exp_shifted(row, m);
-                let inv = 1.0 / sum(row);
-                if scaled {
-                    for w in row.iter_mut() {
-                        *w *= inv;
-                    }
-                }
-                s.inv.push(inv);
+                // SAFETY: `AVX` (and `Z`) are set only where the CPU has AVX2 and FMA (and
+                // AVX-512 F).
+                unsafe { softmax::<AVX, Z>(row) };
             }
             // Weighted sum of values: each value row once, added to every row that sees it, in
             // the order of positions.
             #[cfg(target_arch = "x86_64")]
-            if scaled {
+            if AVX && matches!(hd, 16 | 32 | 64) {
                 // Each output row stays in registers while its weights are added, position
                 // after position, with the value rows read in place.
                 let vb = self.v.offset + kh * self.v.head_stride;
@@ -1540,7 +1546,7 @@ impl Run<'_> {
                                     hd,
                                 )
                             };
-                            axpy::<F>(o, s.scores[r * span + j - lo] * s.inv[r], vrow);
+                            axpy::<F>(o, s.scores[r * span + j - lo], vrow);
                         }
                         r += 1;
                     }
@@ -1792,16 +1798,7 @@ impl Run<'_> {
                         let (a, b) = self.seen_columns(r / self.nh, sp);
                         let row =
                             std::slice::from_raw_parts_mut(sp.scores.add(r * sp.span + a), b - a);
-                        let m = max(row);
-                        if Z {
-                            crate::expf::exp_shifted16(row, m);
-                        } else {
-                            crate::expf::exp_shifted(row, m);
-                        }
-                        let inv = 1.0 / sum(row);
-                        for w in row.iter_mut() {
-                            *w *= inv;
-                        }
+                        softmax::<true, Z>(row);
                     }
                 }
                 Pass::Values => match self.v.data {
