@@ -5,10 +5,11 @@
 //! `cargo run --release -p hearth-engine --example decode_attn -- THREADS DEPTH ITERS [HEADS KV_HEADS [QUERIES]]`
 //!
 //! HEADS and KV_HEADS default to SmolLM2-135M's 9 over 3 (30 layers); any other shape runs 24
-//! layers (Qwen2.5-0.5B: 14 over 2). Prints the mean time of one layer's `attend_one` over
-//! DEPTH + 1 positions, or with QUERIES above 1 (speculative decoding's guesses checked in one
-//! pass) `attend` for that many queries, the last at position DEPTH. `HEARTH_KERNELS=avx2` runs
-//! the AVX2 loops on a CPU with AVX-512.
+//! layers (Qwen2.5-0.5B: 14 over 2). `LAYERS=N` sets the number of layers (`LAYERS=1`: one
+//! layer's cache, which stays in the CPU's caches: the loops' own speed). Prints the mean time
+//! of one layer's `attend_one` over DEPTH + 1 positions, or with QUERIES above 1 (speculative
+//! decoding's guesses checked in one pass) `attend` for that many queries, the last at position
+//! DEPTH. `HEARTH_KERNELS=avx2` runs the AVX2 loops on a CPU with AVX-512.
 
 use std::time::Instant;
 
@@ -27,7 +28,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (threads, depth, iters) = (arg(1, 2)?, arg(2, 2000)?, arg(3, 50)?);
     let (nh, nkv, hd) = (arg(4, 9)?, arg(5, 3)?, 64);
     let queries = arg(6, 1)?.clamp(1, depth + 1);
-    let layers = if (nh, nkv) == (9, 3) { 30 } else { 24 };
+    let layers = match std::env::var("LAYERS") {
+        Ok(n) => n.parse::<usize>()?.max(1),
+        Err(_) if (nh, nkv) == (9, 3) => 30,
+        Err(_) => 24,
+    };
     hearth_engine::compute_threads(threads);
     let dev = Device::Cpu;
     let cache = || -> candle_core::Result<Vec<Tensor>> {

@@ -465,6 +465,126 @@ unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
     acc.map(|a| unsafe { reduce4_avx(a) })
 }
 
+/// [`dot4_rows_avx`] with two key rows against each of `R` query rows (4 to 7: the query heads
+/// that share a key/value head, all in one pass): each key vector loaded and widened once for
+/// all of them, where groups of three widened each key once per group. The `2·R` running sums
+/// and the query vector fill the sixteen registers (the query vector may be read as an operand
+/// of the multiply-add); each sum runs lane by lane and is reduced as `dot4_avx` does, two
+/// queries' pairs at a time, so every result has the bits [`dot`] gives.
+///
+/// # Safety
+/// The CPU must have AVX2, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
+#[inline]
+unsafe fn dot2_rows_avx<K: Elem, const R: usize>(
+    keys: [*const K; 2],
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [[f32; 2]; R] {
+    use std::arch::x86_64::*;
+    debug_assert!(n.is_multiple_of(8));
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
+    for p in keys {
+        prefetch_row(p.wrapping_add(AHEAD * stride), n);
+    }
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and every pointer has n elements.
+        unsafe {
+            let k = keys.map(|p| K::load8(p.add(i)));
+            for (a, q) in acc.iter_mut().zip(queries) {
+                let y = _mm256_loadu_ps(q.add(i));
+                for (a, x) in a.iter_mut().zip(k) {
+                    *a = _mm256_fmadd_ps(x, y, *a);
+                }
+            }
+        }
+        i += 8;
+    }
+    let mut out = [[0f32; 2]; R];
+    // Four queries' pairs at a time (the last query again where fewer are left).
+    for r in (0..R).step_by(4) {
+        let u: [usize; 4] = std::array::from_fn(|i| (r + i).min(R - 1));
+        // SAFETY: the caller's contract (AVX).
+        let sums = unsafe { reduce8_avx(std::array::from_fn(|i| acc[u[i / 2]][i % 2])) };
+        for (i, u) in u.iter().enumerate() {
+            out[*u] = [sums[2 * i], sums[2 * i + 1]];
+        }
+    }
+    out
+}
+
+/// Eight lane-by-lane sums reduced at once, each in [`reduce8`]'s order as [`reduce4_avx`]
+/// reduces it (lane l + lane l+4, then pairs, then the two pair sums): element `i` is sum `i`'s.
+/// One shuffle pair and addition per two sums, then three horizontal additions for all eight,
+/// where `reduce4_avx` takes an extraction and addition per sum and three horizontal additions
+/// per four.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn reduce8_avx(acc: [std::arch::x86_64::__m256; 8]) -> [f32; 8] {
+    use std::arch::x86_64::*;
+    // Sum i's four half sums in the low 128 bits, sum i + 4's in the high.
+    let half: [__m256; 4] = std::array::from_fn(|i| {
+        let (a, b) = (acc[i], acc[i + 4]);
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(a, b),
+            _mm256_permute2f128_ps::<0x31>(a, b),
+        )
+    });
+    let pairs = [
+        _mm256_hadd_ps(half[0], half[1]),
+        _mm256_hadd_ps(half[2], half[3]),
+    ];
+    let sums = _mm256_hadd_ps(pairs[0], pairs[1]);
+    let mut out = [0f32; 8];
+    // SAFETY: `out` holds eight floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sums) };
+    out
+}
+
+/// The scores of two key rows (`keys`, `keys + ks`) against `rows` (4 to 7) query rows of `hd`
+/// at `q` with [`dot2_rows_avx`]; rows past `rows` are left zero.
+///
+/// # Safety
+/// As [`dot2_rows_avx`], with `hd` elements at each key row and `rows · hd` at `q`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
+#[inline]
+unsafe fn key_scores_many<K: Elem>(
+    keys: *const K,
+    ks: usize,
+    q: *const f32,
+    rows: usize,
+    hd: usize,
+) -> [[f32; 2]; 7] {
+    let k = [keys, keys.wrapping_add(ks)];
+    let qs = |u: usize| q.wrapping_add(u * hd);
+    let mut out = [[0f32; 2]; 7];
+    // SAFETY: the caller's contract.
+    unsafe {
+        match rows {
+            4 => {
+                out[..4].copy_from_slice(&dot2_rows_avx::<K, 4>(k, ks, std::array::from_fn(qs), hd))
+            }
+            5 => {
+                out[..5].copy_from_slice(&dot2_rows_avx::<K, 5>(k, ks, std::array::from_fn(qs), hd))
+            }
+            6 => {
+                out[..6].copy_from_slice(&dot2_rows_avx::<K, 6>(k, ks, std::array::from_fn(qs), hd))
+            }
+            _ => out.copy_from_slice(&dot2_rows_avx::<K, 7>(k, ks, std::array::from_fn(qs), hd)),
+        }
+    }
+    out
+}
+
 /// `out += w[j] · row j` for each row `j` of `vals` in turn (row `j` at `vals + j · stride`,
 /// read in place; the row of [`axpy`] calls the fused portable build makes, the same
 /// multiply-adds), with the `8·N`-wide output row kept in registers throughout. The weights
@@ -1876,6 +1996,18 @@ impl Run<'_> {
                             j += 8;
                         }
                     }
+                    // AVX2 with four to seven query rows: two keys, then one (twice the same
+                    // row: stride 0), against all of them.
+                    while !Z && n > 3 && j < j1 {
+                        let (step, stride) = if j + 2 <= j1 { (2, ks) } else { (1, 0) };
+                        let d = key_scores_many(key(j), stride, q, n, hd);
+                        for (u, d) in d.iter().enumerate().take(n) {
+                            for (e, d) in d.iter().enumerate().take(step) {
+                                *out(u, j + e) = d * self.scale;
+                            }
+                        }
+                        j += step;
+                    }
                     // Four keys, then one (four times the same row: stride 0), against up to
                     // three query rows at a time.
                     while j < j1 {
@@ -1936,9 +2068,9 @@ impl Run<'_> {
                 // weights, finished; value rows lo + a..lo + b lie inside the storage.
                 unsafe {
                     let p = p.add(a * vs);
-                    let outs: [*mut f32; 4] =
+                    let outs: [*mut f32; 7] =
                         std::array::from_fn(|u| self.out.0.add(h(u) * hd + c0));
-                    let ws: [&[f32]; 4] = std::array::from_fn(|u| {
+                    let ws: [&[f32]; 7] = std::array::from_fn(|u| {
                         std::slice::from_raw_parts(sp.scores.add(h(u) * sp.span + a), b - a)
                     });
                     if Z {
@@ -1946,20 +2078,20 @@ impl Run<'_> {
                             1 => weighted_rows_zmm::<2, 1, V>(firsts(outs), firsts(ws), p, vs),
                             2 => weighted_rows_zmm::<2, 2, V>(firsts(outs), firsts(ws), p, vs),
                             3 => weighted_rows_zmm::<2, 3, V>(firsts(outs), firsts(ws), p, vs),
-                            _ => weighted_rows_zmm::<2, 4, V>(outs, ws, p, vs),
+                            _ => weighted_rows_zmm::<2, 4, V>(firsts(outs), firsts(ws), p, vs),
                         }
                     } else {
-                        let (outs, ws) = (firsts(outs), firsts(ws));
+                        // Blocks of columns as wide as the sixteen registers allow for the
+                        // group's rows (each value vector widened once for all of them).
+                        let c = SPLIT_COLUMNS;
                         match n {
                             1 => weighted_avx::<4, V>(outs[0], ws[0], p, vs),
-                            2 => weighted_rows_avx::<4, 2, V>(
-                                SPLIT_COLUMNS,
-                                [outs[0], outs[1]],
-                                [ws[0], ws[1]],
-                                p,
-                                vs,
-                            ),
-                            _ => weighted_rows_avx::<4, 3, V>(SPLIT_COLUMNS, outs, ws, p, vs),
+                            2 => weighted_rows_avx::<4, 2, V>(c, firsts(outs), firsts(ws), p, vs),
+                            3 => weighted_rows_avx::<4, 3, V>(c, firsts(outs), firsts(ws), p, vs),
+                            4 => weighted_rows_avx::<2, 4, V>(c, firsts(outs), firsts(ws), p, vs),
+                            5 => weighted_rows_avx::<2, 5, V>(c, firsts(outs), firsts(ws), p, vs),
+                            6 => weighted_rows_avx::<2, 6, V>(c, firsts(outs), firsts(ws), p, vs),
+                            _ => weighted_rows_avx::<1, 7, V>(c, outs, ws, p, vs),
                         }
                     }
                 }
@@ -1968,19 +2100,20 @@ impl Run<'_> {
     }
 }
 
-/// The first `M` of four.
+/// The first `M` of `N`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn firsts<const M: usize, T: Copy>(a: [T; 4]) -> [T; M] {
+fn firsts<const M: usize, const N: usize, T: Copy>(a: [T; N]) -> [T; M] {
     std::array::from_fn(|u| a[u])
 }
 
 /// The query heads of a key/value head (`rep` of them) in groups that [`Run::split_passes`]
-/// runs together, `(first, count)`: up to four with AVX-512 (`Z`), three with AVX2 (whose
-/// sixteen registers hold no more), as even as they go (Qwen2.5's seven: four and three).
+/// runs together, `(first, count)`: up to four with AVX-512 (`Z`; Qwen2.5's seven: four and
+/// three), up to seven with AVX2 (Qwen2.5's seven in one: each key and value row widened once
+/// for all of them, against once per group of three), as even as they go.
 #[cfg(target_arch = "x86_64")]
 fn groups<const Z: bool>(rep: usize) -> impl Iterator<Item = (usize, usize)> {
-    let most = if Z { 4 } else { 3 };
+    let most = if Z { 4 } else { 7 };
     let size = rep.div_ceil(rep.div_ceil(most).max(1)).max(1);
     (0..rep)
         .step_by(size)
@@ -2514,6 +2647,10 @@ mod tests {
             (14, 2, 64, 517, None, true, 3),
             (14, 2, 64, 263, Some(100), false, 2),
             (8, 1, 128, 270, Some(257), true, 7),
+            (16, 4, 64, 300, Some(200), false, 1),
+            (10, 2, 32, 333, None, true, 1),
+            (12, 2, 64, 517, None, true, 1),
+            (14, 1, 64, 290, None, true, 1),
         ];
         for (nh, nkv, hd, total, window, f16, t) in cases {
             let cast = |x: Tensor| {
