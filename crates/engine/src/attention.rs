@@ -1030,6 +1030,90 @@ unsafe fn dot4_rows_zmm<K: Elem, const R: usize>(
     out
 }
 
+/// The scores of four key rows (`keys + e · stride`, `e` in 0..4) against each of `R` query
+/// rows (5 to 8: the query heads that share a key/value head, all in one pass) with AVX-512:
+/// [`pair_sums_zmm`] with two pairs, each key vector loaded and widened once for all the
+/// queries, then two queries' sums at a time reduced together by [`reduce_keys8`] (lanes 0-3 the
+/// first query's four keys, 4-7 the second's). Every result has the bits [`dot`] gives.
+///
+/// # Safety
+/// As [`pair_sums_zmm`] for the four key rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn dot4_many_zmm<K: Elem, const R: usize>(
+    keys: *const K,
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [[f32; 4]; R] {
+    let key = |e: usize| keys.wrapping_add(e * stride);
+    let pairs = [[key(0), key(1)], [key(2), key(3)]];
+    // SAFETY: the caller's contract.
+    let acc = unsafe { pair_sums_zmm::<K, 2, R>(pairs, stride, queries, n) };
+    let mut out = [[0f32; 4]; R];
+    for r in (0..R).step_by(2) {
+        let u = (r + 1).min(R - 1);
+        // SAFETY: the caller's contract (AVX-512 F).
+        let sums = unsafe { reduce_keys8([acc[r][0], acc[r][1], acc[u][0], acc[u][1]]) };
+        let mut v = [0f32; 8];
+        // SAFETY: `v` holds eight floats.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(v.as_mut_ptr(), sums) };
+        out[r].copy_from_slice(&v[..4]);
+        out[u].copy_from_slice(&v[4..]);
+    }
+    out
+}
+
+/// [`dot4_many_zmm`] for `rows` (5 to 8) query rows of `hd` at `q`; rows past `rows` are left
+/// zero.
+///
+/// # Safety
+/// As [`dot4_many_zmm`], with `hd` elements at each key row and `rows · hd` at `q`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
+#[inline]
+unsafe fn key_scores_many_zmm<K: Elem>(
+    keys: *const K,
+    ks: usize,
+    q: *const f32,
+    rows: usize,
+    hd: usize,
+) -> [[f32; 4]; 8] {
+    let qs = |u: usize| q.wrapping_add(u * hd);
+    let mut out = [[0f32; 4]; 8];
+    // SAFETY: the caller's contract.
+    unsafe {
+        match rows {
+            5 => out[..5].copy_from_slice(&dot4_many_zmm::<K, 5>(
+                keys,
+                ks,
+                std::array::from_fn(qs),
+                hd,
+            )),
+            6 => out[..6].copy_from_slice(&dot4_many_zmm::<K, 6>(
+                keys,
+                ks,
+                std::array::from_fn(qs),
+                hd,
+            )),
+            7 => out[..7].copy_from_slice(&dot4_many_zmm::<K, 7>(
+                keys,
+                ks,
+                std::array::from_fn(qs),
+                hd,
+            )),
+            _ => out.copy_from_slice(&dot4_many_zmm::<K, 8>(
+                keys,
+                ks,
+                std::array::from_fn(qs),
+                hd,
+            )),
+        }
+    }
+    out
+}
+
 key_scores_with!(
     /// [`key_scores`] with [`dot4_rows_zmm`].
     ///
@@ -1932,7 +2016,8 @@ impl Run<'_> {
     /// The first pass: item `i` scores keys `lo + c · SPLIT_KEYS ..` (a block of up to
     /// `SPLIT_KEYS`, `c = i mod chunks`) of key/value head `i / chunks` against its query
     /// heads, each query's heads in groups (see [`groups`]), over the keys that query sees;
-    /// eight keys at a time with AVX-512, then four, then one.
+    /// with AVX-512 eight keys at a time (four for groups of five to eight heads), then four,
+    /// then one; with AVX2 four keys at a time (two for groups of four to seven), then one.
     ///
     /// # Safety
     /// As [`Run::split_with`]; `keys` is the storage of `self.k`.
@@ -1969,6 +2054,18 @@ impl Run<'_> {
                     let out = |u: usize, j: usize| sp.scores.add((r0 + u) * sp.span + j);
                     let mut j = from;
                     let j1 = to;
+                    // AVX-512 with five to eight query rows: four keys, then one (four times
+                    // the same row: stride 0), against all of them.
+                    while Z && n > 4 && j < j1 {
+                        let (step, stride) = if j + 4 <= j1 { (4, ks) } else { (1, 0) };
+                        let d = key_scores_many_zmm(key(j), stride, q, n, hd);
+                        for (u, d) in d.iter().enumerate().take(n) {
+                            for (e, d) in d.iter().enumerate().take(step) {
+                                *out(u, j + e) = d * self.scale;
+                            }
+                        }
+                        j += step;
+                    }
                     if Z {
                         let scale = _mm256_set1_ps(self.scale);
                         let qs = |u: usize| q.add(u.min(n - 1) * hd);
@@ -2068,9 +2165,9 @@ impl Run<'_> {
                 // weights, finished; value rows lo + a..lo + b lie inside the storage.
                 unsafe {
                     let p = p.add(a * vs);
-                    let outs: [*mut f32; 7] =
+                    let outs: [*mut f32; 8] =
                         std::array::from_fn(|u| self.out.0.add(h(u) * hd + c0));
-                    let ws: [&[f32]; 7] = std::array::from_fn(|u| {
+                    let ws: [&[f32]; 8] = std::array::from_fn(|u| {
                         std::slice::from_raw_parts(sp.scores.add(h(u) * sp.span + a), b - a)
                     });
                     if Z {
@@ -2078,7 +2175,11 @@ impl Run<'_> {
                             1 => weighted_rows_zmm::<2, 1, V>(firsts(outs), firsts(ws), p, vs),
                             2 => weighted_rows_zmm::<2, 2, V>(firsts(outs), firsts(ws), p, vs),
                             3 => weighted_rows_zmm::<2, 3, V>(firsts(outs), firsts(ws), p, vs),
-                            _ => weighted_rows_zmm::<2, 4, V>(firsts(outs), firsts(ws), p, vs),
+                            4 => weighted_rows_zmm::<2, 4, V>(firsts(outs), firsts(ws), p, vs),
+                            5 => weighted_rows_zmm::<2, 5, V>(firsts(outs), firsts(ws), p, vs),
+                            6 => weighted_rows_zmm::<2, 6, V>(firsts(outs), firsts(ws), p, vs),
+                            7 => weighted_rows_zmm::<2, 7, V>(firsts(outs), firsts(ws), p, vs),
+                            _ => weighted_rows_zmm::<2, 8, V>(outs, ws, p, vs),
                         }
                     } else {
                         // Blocks of columns as wide as the sixteen registers allow for the
@@ -2091,7 +2192,7 @@ impl Run<'_> {
                             4 => weighted_rows_avx::<2, 4, V>(c, firsts(outs), firsts(ws), p, vs),
                             5 => weighted_rows_avx::<2, 5, V>(c, firsts(outs), firsts(ws), p, vs),
                             6 => weighted_rows_avx::<2, 6, V>(c, firsts(outs), firsts(ws), p, vs),
-                            _ => weighted_rows_avx::<1, 7, V>(c, outs, ws, p, vs),
+                            _ => weighted_rows_avx::<1, 7, V>(c, firsts(outs), firsts(ws), p, vs),
                         }
                     }
                 }
@@ -2108,12 +2209,13 @@ fn firsts<const M: usize, const N: usize, T: Copy>(a: [T; N]) -> [T; M] {
 }
 
 /// The query heads of a key/value head (`rep` of them) in groups that [`Run::split_passes`]
-/// runs together, `(first, count)`: up to four with AVX-512 (`Z`; Qwen2.5's seven: four and
-/// three), up to seven with AVX2 (Qwen2.5's seven in one: each key and value row widened once
-/// for all of them, against once per group of three), as even as they go.
+/// runs together, `(first, count)`: up to eight with AVX-512 (`Z`), up to seven with AVX2, as
+/// even as they go. Qwen2.5's seven go in one group either way: each key and value row is
+/// loaded and widened once for all of them (it was once per group of three with AVX2, of four
+/// and three with AVX-512).
 #[cfg(target_arch = "x86_64")]
 fn groups<const Z: bool>(rep: usize) -> impl Iterator<Item = (usize, usize)> {
-    let most = if Z { 4 } else { 7 };
+    let most = if Z { 8 } else { 7 };
     let size = rep.div_ceil(rep.div_ceil(most).max(1)).max(1);
     (0..rep)
         .step_by(size)
