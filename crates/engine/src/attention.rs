@@ -425,12 +425,53 @@ unsafe fn reduce4_avx(acc: [std::arch::x86_64::__m256; 4]) -> [f32; 4] {
     out
 }
 
-/// [`dot4_avx`] of four key rows with each of `R` query rows at once: every key vector is
-/// loaded (and widened) once for all the queries, and each of the `4·R` sums runs lane by lane
-/// and is reduced as `dot4_avx` does, so every result has the bits [`dot`] gives.
+/// The running sums of [`dot`] for `P` key rows against each of `R` query rows, in AVX
+/// registers: every key vector is loaded (and widened) once for all the queries, and each of the
+/// `P·R` sums runs lane by lane (lane `l` adding the products of elements `8c + l` in order of
+/// `c`, as `dot` does). Result `[r][p]` holds query `r`'s sums for key `p`, to be reduced in
+/// [`reduce8`]'s order.
 ///
 /// # Safety
 /// The CPU must have AVX2, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c,avx2,fma")]
+#[inline]
+unsafe fn row_sums_avx<K: Elem, const P: usize, const R: usize>(
+    keys: [*const K; P],
+    stride: usize,
+    queries: [*const f32; R],
+    n: usize,
+) -> [[std::arch::x86_64::__m256; P]; R] {
+    use std::arch::x86_64::*;
+    debug_assert!(n.is_multiple_of(8));
+    let mut acc = [[_mm256_setzero_ps(); P]; R];
+    // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
+    for p in keys {
+        prefetch_row(p.wrapping_add(AHEAD * stride), n);
+    }
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 8 <= n, and every pointer has n elements.
+        unsafe {
+            let k = keys.map(|p| K::load8(p.add(i)));
+            for (a, q) in acc.iter_mut().zip(queries) {
+                let y = _mm256_loadu_ps(q.add(i));
+                for (a, x) in a.iter_mut().zip(k) {
+                    *a = _mm256_fmadd_ps(x, y, *a);
+                }
+            }
+        }
+        i += 8;
+    }
+    acc
+}
+
+/// [`dot4_avx`] of four key rows with each of `R` query rows at once ([`row_sums_avx`]), each
+/// query's four sums reduced as `dot4_avx` reduces them, so every result has the bits [`dot`]
+/// gives.
+///
+/// # Safety
+/// As [`row_sums_avx`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
@@ -440,40 +481,21 @@ unsafe fn dot4_rows_avx<K: Elem, const R: usize>(
     queries: [*const f32; R],
     n: usize,
 ) -> [[f32; 4]; R] {
-    use std::arch::x86_64::*;
-    debug_assert!(n.is_multiple_of(8));
-    let mut acc = [[_mm256_setzero_ps(); 4]; R];
-    // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
-    for p in keys {
-        prefetch_row(p.wrapping_add(AHEAD * stride), n);
-    }
-    let mut i = 0;
-    while i < n {
-        // SAFETY: i + 8 <= n, and every pointer has n elements.
-        unsafe {
-            let k = keys.map(|p| K::load8(p.add(i)));
-            for (a, q) in acc.iter_mut().zip(queries) {
-                let y = _mm256_loadu_ps(q.add(i));
-                for (a, x) in a.iter_mut().zip(k) {
-                    *a = _mm256_fmadd_ps(x, y, *a);
-                }
-            }
-        }
-        i += 8;
-    }
+    // SAFETY: the caller's contract.
+    let acc = unsafe { row_sums_avx::<K, 4, R>(keys, stride, queries, n) };
     // SAFETY: the caller's contract (AVX).
     acc.map(|a| unsafe { reduce4_avx(a) })
 }
 
-/// [`dot4_rows_avx`] with two key rows against each of `R` query rows (4 to 7: the query heads
-/// that share a key/value head, all in one pass): each key vector loaded and widened once for
-/// all of them, where groups of three widened each key once per group. The `2·R` running sums
-/// and the query vector fill the sixteen registers (the query vector may be read as an operand
-/// of the multiply-add); each sum runs lane by lane and is reduced as `dot4_avx` does, two
-/// queries' pairs at a time, so every result has the bits [`dot`] gives.
+/// Two key rows against each of `R` query rows (4 to 7: the query heads that share a
+/// key/value head, all in one pass) with [`row_sums_avx`]: each key vector loaded and widened
+/// once for all of them, where groups of three widened each key once per group. The `2·R`
+/// running sums and the query vector fill the sixteen registers (the query vector may be read as
+/// an operand of the multiply-add); four queries' pairs are reduced together by
+/// [`reduce8_avx`], so every result has the bits [`dot`] gives.
 ///
 /// # Safety
-/// The CPU must have AVX2, F16C and FMA; `n` a multiple of 8, with `n` elements at each pointer.
+/// As [`row_sums_avx`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma")]
 #[inline]
@@ -483,27 +505,8 @@ unsafe fn dot2_rows_avx<K: Elem, const R: usize>(
     queries: [*const f32; R],
     n: usize,
 ) -> [[f32; 2]; R] {
-    use std::arch::x86_64::*;
-    debug_assert!(n.is_multiple_of(8));
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    // The rows AHEAD further on, asked for now (see `weighted_rows_avx`).
-    for p in keys {
-        prefetch_row(p.wrapping_add(AHEAD * stride), n);
-    }
-    let mut i = 0;
-    while i < n {
-        // SAFETY: i + 8 <= n, and every pointer has n elements.
-        unsafe {
-            let k = keys.map(|p| K::load8(p.add(i)));
-            for (a, q) in acc.iter_mut().zip(queries) {
-                let y = _mm256_loadu_ps(q.add(i));
-                for (a, x) in a.iter_mut().zip(k) {
-                    *a = _mm256_fmadd_ps(x, y, *a);
-                }
-            }
-        }
-        i += 8;
-    }
+    // SAFETY: the caller's contract.
+    let acc = unsafe { row_sums_avx::<K, 2, R>(keys, stride, queries, n) };
     let mut out = [[0f32; 2]; R];
     // Four queries' pairs at a time (the last query again where fewer are left).
     for r in (0..R).step_by(4) {
