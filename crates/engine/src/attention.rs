@@ -738,8 +738,9 @@ unsafe fn query_scores_avx(
     ]
 }
 
-/// [`query_scores_avx`] with AVX-512 for two key rows and up to sixteen query rows (`qt` holds
-/// `hd` vectors of sixteen floats): each query vector is loaded once for both keys. The same
+/// [`query_scores_avx`] with AVX-512 for `N` key rows (up to three: eight sums each in
+/// registers) and up to sixteen query rows (`qt` holds `hd` vectors of sixteen floats): each
+/// query vector is loaded once for all the keys. The same
 /// operations per lane in the same order: the same bits.
 ///
 /// # Safety
@@ -747,14 +748,14 @@ unsafe fn query_scores_avx(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
 #[inline]
-unsafe fn query_scores_zmm(
-    keys: [*const f32; 2],
+unsafe fn query_scores_zmm<const N: usize>(
+    keys: [*const f32; N],
     qt: *const f32,
     hd: usize,
-) -> [std::arch::x86_64::__m512; 2] {
+) -> [std::arch::x86_64::__m512; N] {
     use std::arch::x86_64::*;
     debug_assert!(hd.is_multiple_of(8));
-    let mut acc = [[_mm512_setzero_ps(); 8]; 2];
+    let mut acc = [[_mm512_setzero_ps(); 8]; N];
     let mut c = 0;
     while c < hd {
         // SAFETY: c + 8 <= hd: elements c..c+8 of each key, vectors c..c+8 of `qt`.
@@ -771,7 +772,11 @@ unsafe fn query_scores_zmm(
     }
     // SAFETY: the caller's contract (AVX-512 F). (Not through a closure: one has no AVX-512
     // and would take the vectors through memory.)
-    unsafe { [reduce8_zmm(acc[0]), reduce8_zmm(acc[1])] }
+    let mut out = [_mm512_setzero_ps(); N];
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = unsafe { reduce8_zmm(a) };
+    }
+    out
 }
 
 /// [`reduce8`] lane by lane: eight vectors of running sums added up in its order.
@@ -796,25 +801,26 @@ unsafe fn reduce8_zmm(a: [std::arch::x86_64::__m512; 8]) -> std::arch::x86_64::_
 /// (`last[r] - lo` in lane `r`; -1 in a lane with no row). Writes row `r`'s `hd` outputs to
 /// `outs[r]` (only lanes with a row are written).
 ///
-/// Every lane runs the operations of the row-major loops in their order, so each row gets the
-/// bits [`max`], `expf::exp_shifted16`, [`sum`] and [`weighted_rows_zmm`] give it: the largest
-/// score, `exp(score - max)` element by element, eight running sums by position (position
-/// `lo + j` in sum `j mod 8`), reduced as [`reduce8`] does, `1 / sum`, then `out += (w · inv) ·
-/// value` position by position from zero (the output rows the row-major loops add into start
-/// at zero: [`compute`] requires it). A position past a row's last is masked out of its lane
-/// (masked multiply-adds leave the lane as it was). Each value element is broadcast into all
-/// the rows at once: one fused multiply-add per element for sixteen rows.
+/// Each row gets the bits [`max`], `expf::exp_shifted16`, [`sum`] and [`weighted_rows_zmm`]
+/// give it: the largest score, `exp(score - max)` element by element, eight running sums by
+/// position (position `lo + j` in sum `j mod 8`), reduced as [`reduce8`] does, `1 / sum`, then
+/// `out += (w · inv) · value` position by position from zero (the output rows the row-major
+/// loops add into start at zero: [`compute`] requires it). The softmax runs with the rows in the
+/// lanes (a position past a row's last is masked out of its lane); the weights `w · inv` are
+/// then kept in `st`, and the values run with the columns in the lanes: sixteen columns of a
+/// value row, widened in a register, times each row's weight broadcast from `st`, added to that
+/// row's sixteen outputs (one fused multiply-add per row for sixteen columns, the operands of
+/// the row-major loops' multiply-add, so the same bits). A row stops at its last position.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F (and AVX2, FMA); `st` must hold `16 · span` floats (`wide` is
-/// scratch), `vals` `span` rows of `hd` (a multiple of 16) elements `stride` apart, and every
-/// `outs[r]` for a lane with a row `hd` writable floats no one else touches.
+/// The CPU must have AVX-512 F (and AVX2, FMA, F16C); `st` must hold `16 · span` floats, `vals`
+/// `span` rows of `hd` (a multiple of 16) elements `stride` apart, and every `outs[r]` for a
+/// lane with a row `hd` writable floats no one else touches.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,f16c,avx2,fma,avx512f")]
 #[inline]
 unsafe fn softmax_values_zmm<V: Elem>(
     st: &mut [f32],
-    wide: &mut Vec<f32>,
     span: usize,
     last: &[i32; 16],
     vals: *const V,
@@ -826,10 +832,10 @@ unsafe fn softmax_values_zmm<V: Elem>(
     debug_assert!(st.len() >= 16 * span && hd.is_multiple_of(16));
     // SAFETY: the caller's contract; `st` holds `span` vectors of sixteen.
     unsafe {
-        let last = _mm512_loadu_si512(last.as_ptr() as *const _);
-        let sees = |j: usize| _mm512_cmple_epi32_mask(_mm512_set1_epi32(j as i32), last);
+        let lastv = _mm512_loadu_si512(last.as_ptr() as *const _);
+        let sees = |j: usize| _mm512_cmple_epi32_mask(_mm512_set1_epi32(j as i32), lastv);
         let p = st.as_mut_ptr();
-        let rows = _mm512_cmpge_epi32_mask(last, _mm512_setzero_si512());
+        let rows = _mm512_cmpge_epi32_mask(lastv, _mm512_setzero_si512());
         let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
         for j in 0..span {
             m = _mm512_mask_max_ps(m, sees(j), m, _mm512_loadu_ps(p.add(16 * j)));
@@ -842,42 +848,34 @@ unsafe fn softmax_values_zmm<V: Elem>(
             *a = _mm512_mask_add_ps(*a, sees(j), *a, e);
         }
         let inv = _mm512_div_ps(_mm512_set1_ps(1.0), reduce8_zmm(acc));
-        // Positions 0..all are seen by every row: no mask there.
+        for j in 0..span {
+            _mm512_storeu_ps(
+                p.add(16 * j),
+                _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * j)), inv),
+            );
+        }
+        // Positions 0..all are seen by every row.
         let all = (0..span).take_while(|&j| sees(j) == rows).count();
-        wide.resize(16 * span, 0.0);
+        let w = p as *const f32;
         for c0 in (0..hd).step_by(16) {
-            // This block of sixteen columns of the value rows, widened first: each element is
-            // then broadcast from memory as part of its product (read straight after its
-            // store, it would wait for the store; kept in registers, it would be shuffled out).
-            for j in 0..span {
-                _mm512_storeu_ps(
-                    wide.as_mut_ptr().add(16 * j),
-                    V::load16(vals.add(j * stride + c0)),
-                );
-            }
-            let w = wide.as_ptr();
             let mut o = [_mm512_setzero_ps(); 16];
             for j in 0..all {
-                let f = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * j)), inv);
-                for (d, o) in o.iter_mut().enumerate() {
-                    *o = _mm512_fmadd_ps(f, _mm512_set1_ps(*w.add(16 * j + d)), *o);
+                let x = V::load16(vals.add(j * stride + c0));
+                for (r, o) in o.iter_mut().enumerate() {
+                    *o = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(16 * j + r)), x, *o);
                 }
             }
             for j in all..span {
-                let f = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * j)), inv);
-                let k = sees(j);
-                for (d, o) in o.iter_mut().enumerate() {
-                    *o = _mm512_mask3_fmadd_ps(f, _mm512_set1_ps(*w.add(16 * j + d)), *o, k);
+                let x = V::load16(vals.add(j * stride + c0));
+                for (r, o) in o.iter_mut().enumerate() {
+                    if j as i32 <= last[r] {
+                        *o = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(16 * j + r)), x, *o);
+                    }
                 }
             }
-            // Lane r of vector d is element c0 + d of row r.
-            let mut lanes = [0f32; 16];
-            for (d, o) in o.iter().enumerate() {
-                _mm512_storeu_ps(lanes.as_mut_ptr(), *o);
-                for (r, out) in outs.iter().enumerate() {
-                    if rows & (1 << r) != 0 {
-                        *out.add(c0 + d) = lanes[r];
-                    }
+            for (r, o) in o.iter().enumerate() {
+                if rows & (1 << r) != 0 {
+                    _mm512_storeu_ps(outs[r].add(c0), *o);
                 }
             }
         }
@@ -1379,8 +1377,6 @@ struct Scratch {
     qt: Vec<f32>,
     /// The tile's scores with its rows in the lanes (see [`softmax_values_zmm`]).
     st: Vec<f32>,
-    /// Sixteen columns of the tile's value rows, widened (see [`softmax_values_zmm`]).
-    wide: Vec<f32>,
     row: Vec<f32>,
     scores: Vec<f32>,
     first: Vec<usize>,
@@ -1432,7 +1428,7 @@ impl Run<'_> {
         // The thread's scratch from its last call (sizes only grow; a decoding step would
         // otherwise allocate it anew on every thread for every layer).
         let mut s = SCRATCH.with(|c| c.take());
-        s.row.resize(2 * hd, 0.0);
+        s.row.resize(3 * hd, 0.0);
         for tile in tiles {
             let part = tile % parts;
             let kh = (tile / parts) % self.k.heads;
@@ -1500,41 +1496,42 @@ impl Run<'_> {
                 if in_lanes {
                     s.st.resize(16 * span, 0.0);
                 }
-                let mut lane_out = [0f32; 32];
+                let mut lane_out = [0f32; 48];
                 while j0 <= hi {
-                    // Two keys at a time (the last one twice if it is alone).
-                    let pair = j0 < hi;
-                    let (b0, b1) = s.row.split_at_mut(hd);
-                    let k0 = self.k.row::<AVX>(kh, j0, b0).as_ptr();
-                    let k1 = if pair {
-                        self.k.row::<AVX>(kh, j0 + 1, b1).as_ptr()
-                    } else {
-                        k0
-                    };
+                    // Three keys at a time with AVX-512, two with AVX2 (the last one again
+                    // where fewer are left).
+                    let n = (hi + 1 - j0).min(if Z { 3 } else { 2 });
+                    let mut keys = [std::ptr::null::<f32>(); 3];
+                    for (u, buf) in s.row.chunks_exact_mut(hd).take(n).enumerate() {
+                        keys[u] = self.k.row::<AVX>(kh, j0 + u, buf).as_ptr();
+                    }
+                    for u in n..3 {
+                        keys[u] = keys[n - 1];
+                    }
                     for g in 0..groups {
                         let qt = s.qt[g * hd * lanes..].as_ptr();
                         // SAFETY: `AVX` (and `Z`) mean the CPU has AVX2 (and AVX-512 F); each
                         // key row holds `hd` floats, a multiple of 8, and `qt` `lanes · hd`;
-                        // `lane_out` holds 32 floats; keys j0 (and j0 + 1 with `pair`) are at
-                        // most `hi`, so with `in_lanes` their vectors lie inside `s.st`.
+                        // `lane_out` holds 48 floats; keys j0..j0 + n are at most `hi`, so with
+                        // `in_lanes` their vectors lie inside `s.st`.
                         unsafe {
                             use std::arch::x86_64::*;
                             if Z {
-                                let [a, b] = query_scores_zmm([k0, k1], qt, hd);
+                                let r = query_scores_zmm(keys, qt, hd);
                                 let sc = _mm512_set1_ps(self.scale);
-                                let (a, b) = (_mm512_mul_ps(a, sc), _mm512_mul_ps(b, sc));
-                                if in_lanes {
-                                    let at = s.st.as_mut_ptr().add(16 * (j0 - lo));
-                                    _mm512_storeu_ps(at, a);
-                                    if pair {
-                                        _mm512_storeu_ps(at.add(16), b);
+                                for (u, r) in r.into_iter().enumerate().take(n) {
+                                    let r = _mm512_mul_ps(r, sc);
+                                    if in_lanes {
+                                        _mm512_storeu_ps(
+                                            s.st.as_mut_ptr().add(16 * (j0 + u - lo)),
+                                            r,
+                                        );
+                                    } else {
+                                        _mm512_storeu_ps(lane_out.as_mut_ptr().add(16 * u), r);
                                     }
-                                } else {
-                                    _mm512_storeu_ps(lane_out.as_mut_ptr(), a);
-                                    _mm512_storeu_ps(lane_out.as_mut_ptr().add(16), b);
                                 }
                             } else {
-                                let [a, b] = query_scores_avx([k0, k1], qt, hd);
+                                let [a, b] = query_scores_avx([keys[0], keys[1]], qt, hd);
                                 let sc = _mm256_set1_ps(self.scale);
                                 _mm256_storeu_ps(lane_out.as_mut_ptr(), _mm256_mul_ps(a, sc));
                                 _mm256_storeu_ps(
@@ -1548,16 +1545,15 @@ impl Run<'_> {
                         }
                         // Every row of the tile sees keys lo..=hi or fewer: the scores of keys
                         // a row does not see are written but never read.
-                        let n = (rows - g * lanes).min(lanes);
-                        for u in 0..n {
+                        let m = (rows - g * lanes).min(lanes);
+                        for u in 0..m {
                             let r = g * lanes + u;
-                            s.scores[r * span + j0 - lo] = lane_out[u];
-                            if pair {
-                                s.scores[r * span + j0 + 1 - lo] = lane_out[16 + u];
+                            for e in 0..n {
+                                s.scores[r * span + j0 + e - lo] = lane_out[16 * e + u];
                             }
                         }
                     }
-                    j0 += if pair { 2 } else { 1 };
+                    j0 += n;
                 }
                 if in_lanes {
                     // Row r of the tile is (head h0 + r / queries, query i0 + r % queries).
@@ -1579,7 +1575,6 @@ impl Run<'_> {
                         match self.v.data {
                             Data::F16(v) => softmax_values_zmm(
                                 &mut s.st,
-                                &mut s.wide,
                                 span,
                                 &last,
                                 v.as_ptr().add(vb),
@@ -1589,7 +1584,6 @@ impl Run<'_> {
                             ),
                             Data::F32(v) => softmax_values_zmm(
                                 &mut s.st,
-                                &mut s.wide,
                                 span,
                                 &last,
                                 v.as_ptr().add(vb),
@@ -1951,11 +1945,6 @@ impl Run<'_> {
         }
     }
 
-    /// How many positions the last query sees.
-    fn visible_one(&self) -> usize {
-        self.start + self.t - self.first_seen(self.t - 1)
-    }
-
     /// The positions query `i` sees, as score columns `a..b` of [`Split`]'s rows.
     fn seen_columns(&self, i: usize, sp: &Split) -> (usize, usize) {
         (self.first_seen(i) - sp.lo, self.start + i + 1 - sp.lo)
@@ -2309,7 +2298,52 @@ fn compute(
         );
     }
     let pool = crate::pool::global();
-    let (tile_heads, tile_queries) = Run::tiling(nkv, nh / nkv, t, pool.threads());
+    let rep = nh / nkv;
+    let (tile_heads, tile_queries) = Run::tiling(nkv, rep, t, pool.threads());
+    let wide = wide();
+    let wide512 = wide && wide512();
+    let split = wide
+        && hd % SPLIT_COLUMNS == 0
+        && ((t == 1
+            && (wide512 || nh * visible_one(total, window.size) * hd >= 2 * SPLIT_ALONE_BELOW))
+            || (wide512
+                && (2..=SPLIT_QUERIES).contains(&t)
+                && visible_one(total, window.size) >= SPLIT_QUERIES_FROM));
+    // Tiles that share a key/value head each widen its f16 key rows again (a prompt of 256
+    // tokens over SmolLM2's heads: every key row 52 times). Where that is at least four times
+    // over, the rows are widened once here instead, into a buffer the tiles read as f32 keys
+    // (the same values: widening is exact), unless the buffer would be large.
+    let tiles_per_head = rep.div_ceil(tile_heads) * t.div_ceil(tile_queries);
+    let mut wide_keys = WIDE_KEYS.with(|c| c.take());
+    let k = match k.data {
+        Data::F16(d) if !split && tiles_per_head >= 4 && nkv * total * hd <= WIDE_KEYS_MAX => {
+            wide_keys.clear();
+            wide_keys.resize(nkv * total * hd, 0.0);
+            for h in 0..nkv {
+                for i in 0..total {
+                    let at = k.offset + h * k.head_stride + i * k.row_stride;
+                    let dst = &mut wide_keys[(h * total + i) * hd..(h * total + i + 1) * hd];
+                    #[cfg(target_arch = "x86_64")]
+                    if wide {
+                        // SAFETY: `wide()` holds only on a CPU with AVX, F16C and more.
+                        unsafe { widen_f16c(&d[at..at + hd], dst) };
+                        continue;
+                    }
+                    widen_portable(&d[at..at + hd], dst);
+                }
+            }
+            View {
+                data: Data::F32(&wide_keys),
+                offset: 0,
+                head_stride: total * hd,
+                row_stride: hd,
+                heads: nkv,
+                len: total,
+                hd,
+            }
+        }
+        _ => k,
+    };
     let run = Run {
         q,
         k,
@@ -2324,16 +2358,8 @@ fn compute(
         tile_queries,
         out: Out(out.as_mut_ptr()),
     };
-    let wide = wide();
-    let wide512 = wide && wide512();
     #[cfg(target_arch = "x86_64")]
-    if wide
-        && hd % SPLIT_COLUMNS == 0
-        && ((t == 1 && (wide512 || nh * run.visible_one() * hd >= 2 * SPLIT_ALONE_BELOW))
-            || (wide512
-                && (2..=SPLIT_QUERIES).contains(&t)
-                && run.visible_one() >= SPLIT_QUERIES_FROM))
-    {
+    if split {
         // SAFETY: `wide()` (and `wide512()`) checked the CPU; the width checked; the output
         // starts at zero (see the loops' contract above).
         unsafe { run.split_passes(pool, wide512) };
@@ -2356,7 +2382,25 @@ fn compute(
         let _ = (wide, wide512);
         run.items(items);
     });
+    drop(run);
+    WIDE_KEYS.with(|c| c.replace(wide_keys));
     Ok(())
+}
+
+/// How many positions the last of a call's queries sees, over `total` with `window`.
+fn visible_one(total: usize, window: Option<usize>) -> usize {
+    match window {
+        Some(w) if w > 0 => total.min(w),
+        _ => total,
+    }
+}
+
+/// Floats of keys [`compute`] widens up front at most (16 MiB).
+const WIDE_KEYS_MAX: usize = 4 << 20;
+
+thread_local! {
+    /// The calling thread's buffer of widened keys, kept from call to call (see [`compute`]).
+    static WIDE_KEYS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// [`attend`] for a single query position (a decoding step) on plain buffers, without a
