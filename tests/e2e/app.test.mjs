@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { appBinary, appEnv, freshHome, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
+import { appBinary, appEnv, freshHome, importModel, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
 
 const label = process.env.HEARTH_E2E_LABEL ?? 'build';
 const shots = join(root, 'test-output', 'screenshots', label);
@@ -95,9 +95,7 @@ describe(`Hearth desktop app (${appBinary()})`, () => {
   });
 
   it('imports the SmolLM2 model through the import field', async () => {
-    await (await browser.$('input[name="model-path"]')).setValue(model);
-    await (await browser.$('[data-action="import-path"]')).click();
-    await (await browser.$('.composer-input')).waitForDisplayed({ timeout: 60_000 });
+    await importModel(browser, model);
     await view('models');
     const row = await browser.$('[data-model-id]');
     await row.waitForDisplayed();

@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, writeFileSync, existsSync, rmSync } from 'node:
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { appBinary, freshHome, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
+import { appBinary, freshHome, importModel, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
 import { startHub } from './hub-server.mjs';
 
 const label = process.env.HEARTH_E2E_LABEL ?? 'build';
@@ -105,9 +105,7 @@ after(async () => {
 
 describe(`Documents view (${appBinary()})`, () => {
   it('imports the SmolLM2 model', async () => {
-    await (await browser.$('input[name="model-path"]')).setValue(model);
-    await (await browser.$('[data-action="import-path"]')).click();
-    await (await browser.$('.composer-input')).waitForDisplayed({ timeout: 60_000 });
+    await importModel(browser, model);
     assert.equal(await currentView(), 'chat');
   });
 

@@ -145,3 +145,23 @@ export async function openApp(port = PORT) {
   await browser.$('.app, .fatal').waitForExist({ timeout: 30_000 });
   return browser;
 }
+
+/**
+ * Imports the model file at `path` through the welcome screen's path field and waits for the
+ * chat composer. The screen can render its form again while the app finishes starting, which
+ * empties the field (and leaves the import button disabled): the path is typed once the welcome
+ * title shows, and typed again until the button takes it.
+ */
+export async function importModel(browser, path) {
+  await (await browser.$('#welcome-title')).waitForDisplayed({ timeout: 30_000 });
+  await browser.waitUntil(
+    async () => {
+      const input = await browser.$('input[name="model-path"]');
+      if ((await input.getValue()) !== path) await input.setValue(path);
+      return (await input.getValue()) === path && (await (await browser.$('[data-action="import-path"]')).isEnabled());
+    },
+    { timeout: 20_000, interval: 250, timeoutMsg: 'the import field did not take the model path' },
+  );
+  await (await browser.$('[data-action="import-path"]')).click();
+  await (await browser.$('.composer-input')).waitForDisplayed({ timeout: 60_000 });
+}

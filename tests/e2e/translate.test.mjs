@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { appBinary, freshHome, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
+import { appBinary, freshHome, importModel, openApp, root, startDriver, stopDriver, testModel } from './driver.mjs';
 
 const label = process.env.HEARTH_E2E_LABEL ?? 'build';
 const shots = join(root, 'test-output', 'screenshots', label);
@@ -59,9 +59,7 @@ after(async () => {
 
 describe(`Translate view (${appBinary()})`, () => {
   it('imports the SmolLM2 model and opens the Translate view', async () => {
-    await (await browser.$('input[name="model-path"]')).setValue(model);
-    await (await browser.$('[data-action="import-path"]')).click();
-    await (await browser.$('.composer-input')).waitForDisplayed({ timeout: 60_000 });
+    await importModel(browser, model);
     await view('translate');
     assert.equal(await text('[data-pane="translate"] h1'), 'Translate');
   });
