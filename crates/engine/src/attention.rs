@@ -2382,7 +2382,6 @@ fn compute(
         let _ = (wide, wide512);
         run.items(items);
     });
-    drop(run);
     WIDE_KEYS.with(|c| c.replace(wide_keys));
     Ok(())
 }

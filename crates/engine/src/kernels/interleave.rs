@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `0..16` | the eight scales (f16), row `r` at `2r` |
 //! | Q4_1 `16..32` | the eight minimums (f16) |
-//! | Q5_0 `16..48` | the fifth bits as four u64 byte masks: for the rows `4h..4h + 4` (`h` = 0, 1), at `16 + 16h` the low 16 fifth bits of each (row `4h + i` at bit `16i`), at `24 + 16h` their high 16 |
+//! | Q5_0 `16..48` | the fifth bits as four u64 words, two per half `h` of the group (rows `4h..4h + 4`, words `x0`, `x1` at `16 + 16h`, `24 + 16h`): bit `r` (0-3) of byte `k` of `x_c` is row `4h + r`'s fifth bit of element `8c + k`, bit `4 + r` that of element `16 + 8c + k`. A kernel holds a pair of rows' codes as 32-byte vectors of low and high nibbles (pair `p` of the half: rows `4h + 2p`, `4h + 2p + 1`, 16 bytes each); the half's 16 bytes broadcast to every 128 bits put in 64-bit lane `L` (of four) the word whose bits `2p + L / 2` (low nibbles) and `4 + 2p + L / 2` (high) are that lane's eight code bytes' fifth bits, so one shift per lane brings every byte's bit to its bit 4 |
 //! | `16..144` / `32..160` / `48..176` | the eight rows' 16 bytes of nibbles, row `r` at `16r` |
 //! | Q8_0 `16..272` | the eight rows' 32 codes, row `r` at `32r` |
 //!
@@ -158,12 +158,33 @@ pub const fn codes_at(ty: BlockType) -> usize {
     }
 }
 
-/// Q5_0 row `i`'s 32 fifth bits (as its GGUF block holds them) from the two mask words of its
-/// half of the group (`low` at `SECOND_AT + 16 · (i / 4)`, `high` 8 bytes after it).
-pub fn q5_0_bits(low: u64, high: u64, i: usize) -> u32 {
-    let at = 16 * (i % 4);
-    ((low >> at) & 0xffff | ((high >> at) & 0xffff) << 16) as u32
+/// Q5_0 row `i`'s 32 fifth bits (as its GGUF block holds them) from the two words of its half of
+/// the group (`x0` at `SECOND_AT + 16 · (i / 4)`, `x1` 8 bytes after it).
+pub fn q5_0_bits(x0: u64, x1: u64, i: usize) -> u32 {
+    // Bit `bit` of each of a word's eight bytes, byte k's to bit k (one multiply gathers them
+    // into the top byte: every product lands on its own bit, so nothing carries).
+    let gather = |w: u64, bit: usize| {
+        (((w >> bit) & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+    };
+    let r = i % 4;
+    gather(x0, r) | gather(x1, r) << 8 | gather(x0, 4 + r) << 16 | gather(x1, 4 + r) << 24
 }
+
+/// Each byte's eight bits spread over eight bytes: bit `k` of `i` is bit 0 of byte `k` of
+/// `SPREAD[i]` (how [`pack`] lays out Q5_0's fifth bits, a byte of them at a time).
+static SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut k = 0;
+        while k < 8 {
+            t[i] |= ((i as u64 >> k) & 1) << (8 * k);
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+};
 
 /// Bytes of a block's codes: 16 of nibbles, or Q8_0's 32.
 fn codes_len(ty: BlockType) -> usize {
@@ -198,15 +219,18 @@ fn pack<'a>(ty: BlockType, block: impl Fn(usize) -> &'a [u8], dst: &mut [u8]) {
     }
     if ty == BlockType::Q5_0 {
         for half in 0..2 {
-            let (mut low, mut high) = (0u64, 0u64);
-            for i in 0..4 {
-                let bits = u32_at(block(4 * half + i), 2) as u64;
-                low |= (bits & 0xffff) << (16 * i);
-                high |= (bits >> 16) << (16 * i);
+            let mut x = [0u64; 2];
+            for r in 0..4 {
+                // Elements 8c..8c + 8 go to word c % 2, byte e % 8, bit r (4 + r from 16 on).
+                let bits = u32_at(block(4 * half + r), 2);
+                for c in 0..4 {
+                    let byte = (bits >> (8 * c)) as u8;
+                    x[c % 2] |= SPREAD[byte as usize] << (r + if c < 2 { 0 } else { 4 });
+                }
             }
             let at = SECOND_AT + 16 * half;
-            dst[at..at + 8].copy_from_slice(&low.to_le_bytes());
-            dst[at + 8..at + 16].copy_from_slice(&high.to_le_bytes());
+            dst[at..at + 8].copy_from_slice(&x[0].to_le_bytes());
+            dst[at + 8..at + 16].copy_from_slice(&x[1].to_le_bytes());
         }
     }
 }
@@ -408,13 +432,18 @@ mod tests {
             let b = &data[r * rb + 22..r * rb + 44];
             assert_eq!(g[2 * r..2 * r + 2], b[..2], "scale of row {r}");
             assert_eq!(g[48 + 16 * r..64 + 16 * r], b[6..22], "nibbles of row {r}");
-            let bits = u32_at(b, 2) as u64;
-            let (half, i) = (r / 4, r % 4);
-            assert_eq!(
-                (u64_at(g, 16 + 16 * half) >> (16 * i)) & 0xffff,
-                bits & 0xffff
-            );
-            assert_eq!((u64_at(g, 24 + 16 * half) >> (16 * i)) & 0xffff, bits >> 16);
+            // Fifth bit of element e: word (e / 8) % 2 of the row's half, byte e % 8, bit
+            // r % 4 (elements 16-31: bit 4 + r % 4).
+            let bits = u32_at(b, 2);
+            for e in 0..32 {
+                let w = u64_at(g, 16 + 16 * (r / 4) + 8 * ((e / 8) % 2));
+                let at = 8 * (e % 8) + r % 4 + if e < 16 { 0 } else { 4 };
+                assert_eq!(
+                    w >> at & 1,
+                    u64::from(bits >> e & 1),
+                    "fifth bit {e} of row {r}"
+                );
+            }
         }
         let ty = BlockType::Q4_1;
         let rb = 2 * 20;

@@ -423,17 +423,30 @@ unsafe fn nibbles32(codes: *const u8, j: usize) -> (__m256i, __m256i) {
 }
 
 /// Q5_0 codes of rows `2j` and `2j + 1` of an interleaved group block `g` laid out as
-/// [`nibbles32`] lays them out: the fifth bits of both rows are 32 consecutive bits of the mask
-/// words of their half (low 16 bits of each row in one word, high 16 in the next), so each
-/// vector's 0x10 bytes come from one 32-bit load.
+/// [`nibbles32`] lays them out: their half's two fifth-bit words (see [`super::interleave`])
+/// broadcast to both 128-bit halves, each 64-bit lane shifted left (low nibbles) or right (high
+/// nibbles) by its own amount, put every code byte's fifth bit at its bit 4: one load, two
+/// shifts and two masks for 64 codes, where spreading a 32-bit mask over bytes took a shuffle,
+/// a comparison and two masks for each 32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_codes32(g: *const u8, j: usize) -> (__m256i, __m256i) {
     let (lo, hi) = nibbles32(g.add(Q5_0_CODES), j);
-    let masks = g.add(interleave::SECOND_AT + 16 * (j / 2) + 4 * (j % 2));
+    let words = g.add(interleave::SECOND_AT + 16 * (j / 2)) as *const __m128i;
+    let w = _mm256_broadcastsi128_si256(_mm_loadu_si128(words));
+    // Lane L holds word L % 2, its bytes' bits at 2p + L / 2 and 4 + 2p + L / 2 (p = j % 2).
+    // (The shift counts are loaded, not built: where `j` is not a constant, building them
+    // took more instructions than the shifts save.)
+    const LEFT: [[i64; 4]; 2] = [[4, 4, 3, 3], [2, 2, 1, 1]];
+    const RIGHT: [[i64; 4]; 2] = [[0, 0, 1, 1], [2, 2, 3, 3]];
+    let left = _mm256_loadu_si256(LEFT[j % 2].as_ptr() as *const __m256i);
+    let right = _mm256_loadu_si256(RIGHT[j % 2].as_ptr() as *const __m256i);
+    let low = _mm256_sllv_epi64(w, left);
+    let high = _mm256_srlv_epi64(w, right);
+    let sixteen = _mm256_set1_epi8(16);
     (
-        _mm256_or_si256(lo, fifth_bits(masks)),
-        _mm256_or_si256(hi, fifth_bits(masks.add(8))),
+        _mm256_or_si256(lo, _mm256_and_si256(low, sixteen)),
+        _mm256_or_si256(hi, _mm256_and_si256(high, sixteen)),
     )
 }
 
@@ -829,22 +842,30 @@ unsafe fn nibbles64(at: *const u8) -> (__m512i, __m512i) {
 }
 
 /// Q5_0 codes of half `h` of an interleaved group block `g` (see [`super::interleave`]): the
-/// nibbles, plus 16 where the fifth-bit masks stored beside them say so ([`q5_0_codes4`]'s
-/// codes, from two plain loads of masks instead of four loads and four `pext`).
+/// nibbles, plus 16 where the fifth-bit words stored beside them say so ([`q5_0_codes4`]'s
+/// codes): [`q5_0_codes32`]'s shifts for pairs `2h` and `2h + 1` at once (the half's 16 bytes
+/// of words broadcast to all four 128-bit quarters), the bit added in with the nibbles' mask by
+/// one ternary logic.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn q5_0_codes_x8(g: *const u8, h: usize) -> (__m512i, __m512i) {
-    let (lo, hi) = nibbles64(g.add(Q5_0_CODES + 64 * h));
-    let masks = g.add(interleave::SECOND_AT + 16 * h) as *const u64;
+    let v = _mm512_loadu_si512(g.add(Q5_0_CODES + 64 * h) as *const _);
+    // The half's two words in every 128 bits: lane l (pair l / 4, lane l % 4 of its vector)
+    // holds word l % 2, as `q5_0_codes32` has them.
+    let w = _mm512_broadcast_i32x4(_mm_loadu_si128(
+        g.add(interleave::SECOND_AT + 16 * h) as *const __m128i
+    ));
+    let low = _mm512_sllv_epi64(w, _mm512_setr_epi64(4, 4, 3, 3, 2, 2, 1, 1));
+    let high = _mm512_srlv_epi64(w, _mm512_setr_epi64(0, 0, 1, 1, 2, 2, 3, 3));
+    let m = _mm512_set1_epi8(0x0f);
     let sixteen = _mm512_set1_epi8(16);
+    // The fifth bit masked first, then `bit | (codes & 0x0f)` as one ternary logic (0xf8: a |
+    // (b & c)).
+    let low = _mm512_and_si512(low, sixteen);
+    let high = _mm512_and_si512(high, sixteen);
     (
-        _mm512_mask_add_epi8(lo, _cvtu64_mask64(masks.read_unaligned()), lo, sixteen),
-        _mm512_mask_add_epi8(
-            hi,
-            _cvtu64_mask64(masks.add(1).read_unaligned()),
-            hi,
-            sixteen,
-        ),
+        _mm512_ternarylogic_epi32::<0xF8>(low, v, m),
+        _mm512_ternarylogic_epi32::<0xF8>(high, _mm512_srli_epi16::<4>(v), m),
     )
 }
 
@@ -1145,11 +1166,16 @@ pub(crate) unsafe fn decode_block_x8(ty: BlockType, g: *const u8, i: usize) -> (
         BlockType::Q4_0 => (nibbles(codes.add(16 * i)), d, -8.0 * d),
         BlockType::Q4_1 => (nibbles(codes.add(16 * i)), d, half(second.add(2 * i))),
         BlockType::Q5_0 => {
-            // Row i's fifth bits, from the masks of its half.
-            let masks = second.add(16 * (i / 4)) as *const u64;
-            let qh =
-                interleave::q5_0_bits(masks.read_unaligned(), masks.add(1).read_unaligned(), i);
-            let bits = fifth_bits(&qh as *const u32 as *const u8);
+            // Row i's fifth bits from the words of its half, broadcast to both 128-bit
+            // halves: byte b of the codes (element b) is in lane b / 8, which holds word
+            // (b / 8) % 2 with the bit at i % 4 (elements 0-15) or 4 + i % 4 (16-31).
+            let w = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                second.add(16 * (i / 4)) as *const __m128i
+            ));
+            let r = (i % 4) as i64;
+            let up = _mm256_sllv_epi64(w, _mm256_set1_epi64x(4 - r));
+            let down = _mm256_srlv_epi64(w, _mm256_set1_epi64x(r));
+            let bits = _mm256_and_si256(_mm256_blend_epi32::<0xF0>(up, down), _mm256_set1_epi8(16));
             (
                 _mm256_or_si256(nibbles(codes.add(16 * i)), bits),
                 d,
