@@ -1447,12 +1447,8 @@ impl Run<'_> {
                     let r = s.first.len();
                     let row = self.q.row::<AVX>(h, i, &mut s.row);
                     s.q[r * hd..(r + 1) * hd].copy_from_slice(row);
-                    let pos = self.start + i;
-                    s.first.push(match self.window {
-                        Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-                        _ => 0,
-                    });
-                    s.last.push(pos);
+                    s.first.push(self.first_seen(i));
+                    s.last.push(self.start + i);
                 }
             }
             let lo = s.first.iter().copied().min().unwrap_or(0);
@@ -1938,11 +1934,7 @@ impl Run<'_> {
 
     /// The first position query `i` of this call sees.
     fn first_seen(&self, i: usize) -> usize {
-        let pos = self.start + i;
-        match self.window {
-            Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-            _ => 0,
-        }
+        first_visible(self.start + i, self.window)
     }
 
     /// The positions query `i` sees, as score columns `a..b` of [`Split`]'s rows.
@@ -2302,13 +2294,12 @@ fn compute(
     let (tile_heads, tile_queries) = Run::tiling(nkv, rep, t, pool.threads());
     let wide = wide();
     let wide512 = wide && wide512();
+    // Positions the last query sees.
+    let visible = total - first_visible(total.saturating_sub(1), window.size);
     let split = wide
         && hd % SPLIT_COLUMNS == 0
-        && ((t == 1
-            && (wide512 || nh * visible_one(total, window.size) * hd >= 2 * SPLIT_ALONE_BELOW))
-            || (wide512
-                && (2..=SPLIT_QUERIES).contains(&t)
-                && visible_one(total, window.size) >= SPLIT_QUERIES_FROM));
+        && ((t == 1 && (wide512 || nh * visible * hd >= 2 * SPLIT_ALONE_BELOW))
+            || (wide512 && (2..=SPLIT_QUERIES).contains(&t) && visible >= SPLIT_QUERIES_FROM));
     // Tiles that share a key/value head each widen its f16 key rows again (a prompt of 256
     // tokens over SmolLM2's heads: every key row 52 times). Where that is at least four times
     // over, the rows are widened once here instead, into a buffer the tiles read as f32 keys
@@ -2316,20 +2307,17 @@ fn compute(
     let tiles_per_head = rep.div_ceil(tile_heads) * t.div_ceil(tile_queries);
     let mut wide_keys = WIDE_KEYS.with(|c| c.take());
     let k = match k.data {
-        Data::F16(d) if !split && tiles_per_head >= 4 && nkv * total * hd <= WIDE_KEYS_MAX => {
+        Data::F16(_)
+            if !split && hd > 0 && tiles_per_head >= 4 && nkv * total * hd <= WIDE_KEYS_MAX =>
+        {
             wide_keys.clear();
             wide_keys.resize(nkv * total * hd, 0.0);
-            for h in 0..nkv {
-                for i in 0..total {
-                    let at = k.offset + h * k.head_stride + i * k.row_stride;
-                    let dst = &mut wide_keys[(h * total + i) * hd..(h * total + i + 1) * hd];
-                    #[cfg(target_arch = "x86_64")]
-                    if wide {
-                        // SAFETY: `wide()` holds only on a CPU with AVX, F16C and more.
-                        unsafe { widen_f16c(&d[at..at + hd], dst) };
-                        continue;
-                    }
-                    widen_portable(&d[at..at + hd], dst);
+            for (r, dst) in wide_keys.chunks_exact_mut(hd).enumerate() {
+                // `wide()` holds only on a CPU with AVX2, FMA and F16C.
+                if wide {
+                    k.row::<true>(r / total, r % total, dst);
+                } else {
+                    k.row::<false>(r / total, r % total, dst);
                 }
             }
             View {
@@ -2386,11 +2374,11 @@ fn compute(
     Ok(())
 }
 
-/// How many positions the last of a call's queries sees, over `total` with `window`.
-fn visible_one(total: usize, window: Option<usize>) -> usize {
+/// The first position the query at position `pos` sees with `window` (none, or 0: all).
+fn first_visible(pos: usize, window: Option<usize>) -> usize {
     match window {
-        Some(w) if w > 0 => total.min(w),
-        _ => total,
+        Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+        _ => 0,
     }
 }
 
