@@ -1,6 +1,5 @@
 //! The interleaved layout of Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K matrices: the one the
-//! x86 single-token kernels read (see `x86::dot_rows_x8`; the AVX2 ones for the types with blocks
-//! of 32 only), made once when a model loads.
+//! x86 single-token kernels read (see `x86::dot_rows_x8`), made once when a model loads.
 //!
 //! In GGUF each row is its blocks one after another (a Q5_0 block: an f16 scale, 32 fifth bits,
 //! 16 bytes of nibbles). A kernel that takes one block of eight rows at a time then gathers the
@@ -19,7 +18,8 @@
 //! | Q8_0 `16..272` | the eight rows' 32 codes, row `r` at `32r` |
 //!
 //! The k-quants (blocks of 256 values) are laid out for a kernel that takes two rows to a
-//! 512-bit vector, rows `2h` and `2h + 1` (a *pair*, `h` = 0..4):
+//! 512-bit vector, rows `2h` and `2h + 1` (a *pair*, `h` = 0..4; the AVX2 kernel reads a pair's
+//! rows one at a time, 32 bytes at a stride of 64):
 //!
 //! | bytes (Q4_K, Q5_K / Q6_K) | what |
 //! |---|---|

@@ -595,7 +595,7 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
                     continue;
                 }
                 #[cfg(target_arch = "x86_64")]
-                if let Some(dot) = grouped_dot(isa, ty) {
+                if let Some(dot) = grouped_dot(isa) {
                     // SAFETY: as above, for the interleaved layout `data` is in (its whole
                     // groups of eight rows, the rest in the GGUF layout); `grouped_dot` says
                     // the kernels cover this type with these instructions.
@@ -628,27 +628,27 @@ pub fn matmul_many(isa: Isa, mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32
     Ok(())
 }
 
-/// The x86 kernels that read a matrix of type `ty` held interleaved with `isa`
-/// ([`x86::dot_rows_grouped`]): all covered types with AVX-512 (and VL), the types with blocks
-/// of 32 with AVX2 and AVX-VNNI; `None` where the rows must be read back in the GGUF layout.
+/// The x86 kernels that read a matrix held interleaved with `isa` ([`x86::dot_rows_grouped`],
+/// every covered type with AVX2, AVX-VNNI and AVX-512 with VL); `None` where the rows must be
+/// read back in the GGUF layout.
 #[cfg(target_arch = "x86_64")]
-fn grouped_dot(isa: Isa, ty: BlockType) -> Option<x86::Dot> {
+fn grouped_dot(isa: Isa) -> Option<x86::Dot> {
     match isa {
         Isa::Avx512Vnni if x86::x8_available() => Some(x86::Dot::Avx512Vnni),
-        Isa::Avx2 if ty.block_values() == QK => Some(x86::Dot::Avx2),
-        Isa::AvxVnni if ty.block_values() == QK => Some(x86::Dot::AvxVnni),
+        Isa::Avx2 => Some(x86::Dot::Avx2),
+        Isa::AvxVnni => Some(x86::Dot::AvxVnni),
         _ => None,
     }
 }
 
 /// Whether the kernels of `isa` read a matrix of type `ty` fastest held interleaved
-/// ([`QMatrix::interleaved`]): the single-token kernels of every x86 instruction set for the
-/// types they cover that way (the AVX-512 kernels: all covered types; AVX2 and AVX-VNNI: Q4_0,
-/// Q4_1, Q5_0 and Q8_0, whose scales then load as one vector instead of eight inserts).
+/// ([`QMatrix::interleaved`]): every covered type with every x86 instruction set, whose
+/// single-token kernels then load a group's scales as a few vectors instead of gathering them
+/// row by row (and the k-quants' scales and mins unpacked for eight rows at once).
 pub fn prefers_interleaved(isa: Isa, ty: BlockType) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        interleave::covers(ty) && grouped_dot(isa, ty).is_some()
+        interleave::covers(ty) && grouped_dot(isa).is_some()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

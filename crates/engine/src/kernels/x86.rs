@@ -962,10 +962,10 @@ unsafe fn x8_q8_0(group: *const u8, next: *const u8, nb: usize, x: &Q8Row<'_>) -
 /// One token (`xs` has one row) against rows `rows` of an interleaved matrix of `n` rows of
 /// `row_bytes` bytes ([`super::interleave`]), with the instructions `dot` names: row `r`'s
 /// result to `out[r]`. Whole groups of eight go through the kernels for that layout (AVX-512:
-/// `x8_rows_zmm`'s, `x8_q8_0` or `x8_k`; otherwise `x8_rows`'s or `x8_q8_0_avx2`, which cover
-/// the types with blocks of 32 only; a group only partly in `rows` is computed whole and only
-/// its rows in `rows` stored), the rows after the last whole group, which keep the GGUF
-/// layout, through [`dot_rows`]. Prefetches as `dot_rows` does, `then` included.
+/// `x8_rows_zmm`'s, `x8_q8_0` or `x8_k`; otherwise `x8_rows`'s, `x8_q8_0_avx2` or
+/// `x8_k_ymm`'s; a group only partly in `rows` is computed whole and only its rows in `rows`
+/// stored), the rows after the last whole group, which keep the GGUF layout, through
+/// [`dot_rows`]. Prefetches as `dot_rows` does, `then` included.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C and what `dot` names, with AVX-512 also what
@@ -992,7 +992,6 @@ pub unsafe fn dot_rows_x8(
             && n * row_bytes <= data.len()
             && rows.end <= n
             && super::interleave::covers(ty)
-            && (dot == Dot::Avx512Vnni || ty.block_values() == QK)
     );
     let full = n / 8 * 8;
     let x = xs.row(0);
@@ -1012,6 +1011,12 @@ pub unsafe fn dot_rows_x8(
             (Dot::AvxVnni, BlockType::Q4_0) => x8_q4_0_avxvnni(group, next, nb, &x),
             (Dot::AvxVnni, BlockType::Q4_1) => x8_q4_1_avxvnni(group, next, nb, &x),
             (Dot::AvxVnni, BlockType::Q5_0) => x8_q5_0_avxvnni(group, next, nb, &x),
+            (Dot::AvxVnni, BlockType::Q4_K) => x8_k_avxvnni::<K4>(group, next, nb, &x),
+            (Dot::AvxVnni, BlockType::Q5_K) => x8_k_avxvnni::<K5>(group, next, nb, &x),
+            (Dot::AvxVnni, BlockType::Q6_K) => x8_k_avxvnni::<K6>(group, next, nb, &x),
+            (_, BlockType::Q4_K) => x8_k_avx2::<K4>(group, next, nb, &x),
+            (_, BlockType::Q5_K) => x8_k_avx2::<K5>(group, next, nb, &x),
+            (_, BlockType::Q6_K) => x8_k_avx2::<K6>(group, next, nb, &x),
             (_, BlockType::Q4_0) => x8_q4_0_avx2(group, next, nb, &x),
             (_, BlockType::Q4_1) => x8_q4_1_avx2(group, next, nb, &x),
             (_, BlockType::Q5_0) => x8_q5_0_avx2(group, next, nb, &x),
@@ -1031,9 +1036,9 @@ pub unsafe fn dot_rows_x8(
 /// [`dot_rows`] for a matrix held interleaved ([`super::interleave`]: its whole groups of
 /// eight rows, the rest in the GGUF layout): one token through [`dot_rows_x8`]; a prompt
 /// through the same tiles as GGUF rows, decoded a whole group at a time ([`group_block32`], or
-/// row by row through [`decode_block_x8`] where a tile starts off a group: the same codes,
-/// scales and offsets), or with AVX-512 through [`super::avx512::dot_rows`]. Without AVX-512
-/// only the types with blocks of 32.
+/// row by row through [`decode_block_x8`] where a tile starts off a group; the k-quants row by
+/// row through [`decode_k8_grouped`]: the same codes, scales and offsets), or with AVX-512
+/// through [`super::avx512::dot_rows`].
 ///
 /// # Safety
 /// As [`dot_rows_x8`], for any number of tokens.
@@ -1055,11 +1060,7 @@ pub unsafe fn dot_rows_grouped(
     if dot == Dot::Avx512Vnni {
         return super::avx512::dot_rows(ty, data, row_bytes, rows, xs, out, n, n / 8 * 8);
     }
-    assert!(
-        n * row_bytes <= data.len()
-            && super::interleave::covers(ty)
-            && (dot == Dot::Avx512Vnni || ty.block_values() == QK)
-    );
+    assert!(n * row_bytes <= data.len() && super::interleave::covers(ty));
     dot_rows_in(ty, data, row_bytes, rows, xs, out, n, dot, then, n / 8 * 8);
 }
 
@@ -1342,12 +1343,23 @@ pub(crate) unsafe fn k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
     (sc.to_le_bytes(), m.to_le_bytes())
 }
 
-/// 0x10 in each byte whose bit `j` is set in `qh`, else 0.
+/// 0x10 in each byte whose bit `j` (0..8) is set in `qh`, else 0: one shift of the 16-bit
+/// lanes by a constant (once `j` is one) and a mask, as no bit crosses into the masked place
+/// from the lane's other byte.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fifth_bit(qh: __m256i, j: i32, one: __m256i) -> __m256i {
-    let b = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one);
-    _mm256_slli_epi16::<4>(b)
+unsafe fn fifth_bit(qh: __m256i, j: usize) -> __m256i {
+    let at4 = match j {
+        0 => _mm256_slli_epi16::<4>(qh),
+        1 => _mm256_slli_epi16::<3>(qh),
+        2 => _mm256_slli_epi16::<2>(qh),
+        3 => _mm256_slli_epi16::<1>(qh),
+        4 => qh,
+        5 => _mm256_srli_epi16::<1>(qh),
+        6 => _mm256_srli_epi16::<2>(qh),
+        _ => _mm256_srli_epi16::<3>(qh),
+    };
+    _mm256_and_si256(at4, _mm256_set1_epi8(0x10))
 }
 
 #[inline]
@@ -1378,6 +1390,15 @@ pub(crate) unsafe fn k_codes<const K: u8>(blk: *const u8) -> [__m256i; 8] {
 pub(crate) unsafe fn k_codes_chunks<const K: u8, const STRIDE: usize>(
     first: *const u8,
 ) -> [__m256i; 8] {
+    k_codes_chunks_by::<K, STRIDE, true>(first)
+}
+
+/// [`k_codes_chunks`] with Q6_K's codes signed (`q - 32`) when `SIGNED`, else as stored (0..64).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_codes_chunks_by<const K: u8, const STRIDE: usize, const SIGNED: bool>(
+    first: *const u8,
+) -> [__m256i; 8] {
     let chunk = |c: usize| _mm256_loadu_si256(first.add(STRIDE * c) as *const __m256i);
     let low4 = _mm256_set1_epi8(0x0f);
     let mut out = [_mm256_setzero_si256(); 8];
@@ -1406,14 +1427,13 @@ pub(crate) unsafe fn k_codes_chunks<const K: u8, const STRIDE: usize>(
                 ),
             ];
             for (k, qk) in q.into_iter().enumerate() {
-                out[4 * n + k] = _mm256_sub_epi8(qk, m32);
+                out[4 * n + k] = if SIGNED { _mm256_sub_epi8(qk, m32) } else { qk };
             }
         }
         return out;
     }
     // Q5_K's fifth bits are its first chunk, its nibbles the next four.
     let nibbles = if K == K5 { 1 } else { 0 };
-    let one = _mm256_set1_epi8(1);
     let qh = if K == K5 {
         chunk(0)
     } else {
@@ -1424,8 +1444,8 @@ pub(crate) unsafe fn k_codes_chunks<const K: u8, const STRIDE: usize>(
         let mut lo = _mm256_and_si256(v, low4);
         let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
         if K == K5 {
-            lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * p as i32, one));
-            hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * p as i32 + 1, one));
+            lo = _mm256_or_si256(lo, fifth_bit(qh, 2 * p));
+            hi = _mm256_or_si256(hi, fifth_bit(qh, 2 * p + 1));
         }
         out[2 * p] = lo;
         out[2 * p + 1] = hi;
@@ -1657,6 +1677,193 @@ k_rows8!(
     k_row_block_avxvnni
 );
 
+/// Q6_K: a token's sums of each 16 activations of a block (`ys`: its eight vectors of 32), as
+/// i16 in value order (sum `k` in 16-bit lane `k`). Exact: at most 16 · 127 in magnitude.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn sums16(ys: &[__m256i; 8]) -> __m256i {
+    let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
+    // Vector j: lanes 0-3 the four quarters of sum 2j, lanes 4-7 those of sum 2j + 1.
+    let q: [__m256i; 8] =
+        std::array::from_fn(|j| _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, ys[j]), ones16));
+    let h = |a: __m256i, b: __m256i| _mm256_hadd_epi32(a, b);
+    // Low halves: sums 0, 2, 4, 6 (then 8, 10, 12, 14); high halves: the odd ones.
+    let even_odd = _mm256_packs_epi32(
+        h(h(q[0], q[1]), h(q[2], q[3])),
+        h(h(q[4], q[5]), h(q[6], q[7])),
+    );
+    // Sums 0-7's evens and odds in the low half, 8-15's in the high half, then interleaved.
+    let halves = _mm256_permute4x64_epi64::<0b11_01_10_00>(even_odd);
+    let order = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+    _mm256_shuffle_epi8(halves, _mm256_broadcastsi128_si256(order))
+}
+
+/// [`k_rows8`] with one token for a group of eight interleaved k-quant rows
+/// ([`super::interleave`]), for CPUs without AVX-512 (what [`x8_k`] is for those with it): each
+/// row's codes are read 32 bytes at a time from its pair, the eight `d` and `dmin` are two
+/// 16-byte loads where `k_rows8` gathers sixteen halves, and Q4_K's and Q5_K's scales and mins
+/// of all eight rows come out of the two planes with a dozen vector instructions where
+/// `k_rows8` unpacks each row's with integer arithmetic. Q6_K's codes go in unsigned (0..64)
+/// and `32 · Σ_k sc_k · Σy_k` is taken off each row's sum once per block, as `x8_k` does, where
+/// `k_rows8` takes each code's sign with two instructions per vector. The same exact integer
+/// sums, then [`k_close_one`]'s floating-point steps in its order: the same bits. One function
+/// per instruction set, as for [`k_row_block`].
+macro_rules! x8_k_ymm {
+    ($name:ident, $feat:literal, |$p:ident, $pairs:ident, $mul:ident| $step:expr) => {
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name<const K: u8>(
+            group: *const u8,
+            next: *const u8,
+            nsb: usize,
+            x: &Q8Row<'_>,
+        ) -> [f32; 8] {
+            let ty = k_type(K);
+            let bytes = k_bytes(K);
+            let mut acc = _mm256_setzero_ps();
+            let mut off = _mm256_setzero_ps();
+            let sign = _mm256_set1_ps(-0.0);
+            let (low4, top2) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
+            for sb in 0..nsb {
+                let g = group.add(sb * 8 * bytes);
+                let ahead = next.wrapping_add(sb * 8 * bytes);
+                let ys: [__m256i; 8] = std::array::from_fn(|j| {
+                    _mm256_loadu_si256(x.qs.as_ptr().add(sb * 256 + 32 * j) as *const __m256i)
+                });
+                let y16 = if K == K6 {
+                    sums16(&ys)
+                } else {
+                    _mm256_setzero_si256()
+                };
+                // Q4_K, Q5_K: scale / min j of row r in byte 8(r % 4) + j of vector r / 4.
+                let (sc, mn) = if K == K6 {
+                    ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2])
+                } else {
+                    let plane = |at: usize| _mm256_loadu_si256(g.add(at) as *const __m256i);
+                    let (low0, low1) = (
+                        plane(interleave::K_LOW_AT),
+                        plane(interleave::K_LOW_AT + 32),
+                    );
+                    let high = plane(interleave::K_HIGH_AT);
+                    let nib = |v: __m256i| _mm256_and_si256(v, low4);
+                    let top = |v: __m256i| _mm256_and_si256(v, top2);
+                    (
+                        [
+                            _mm256_or_si256(nib(low0), top(_mm256_slli_epi16::<4>(high))),
+                            _mm256_or_si256(nib(low1), top(_mm256_slli_epi16::<2>(high))),
+                        ],
+                        [
+                            _mm256_or_si256(nib(_mm256_srli_epi16::<4>(low0)), top(high)),
+                            _mm256_or_si256(
+                                nib(_mm256_srli_epi16::<4>(low1)),
+                                top(_mm256_srli_epi16::<2>(high)),
+                            ),
+                        ],
+                    )
+                };
+                // Q4_K, Q5_K: every scale as a `madd` multiplier (zero-extended to 16 bits,
+                // twice) in a 32-bit word, so that each row's eight multipliers below are
+                // broadcast loads rather than shuffles. Rows 2q and 2q + 1's scales j < 4 at
+                // 16q + 4(r % 2) + j, scales j >= 4 eight words on.
+                let mut twice = [0u32; 64];
+                if K != K6 {
+                    for q in 0..4 {
+                        let v = sc[q / 2];
+                        let half = if q % 2 == 0 {
+                            _mm256_castsi256_si128(v)
+                        } else {
+                            _mm256_extracti128_si256::<1>(v)
+                        };
+                        let w = _mm256_cvtepu8_epi16(half);
+                        let at = twice.as_mut_ptr().add(16 * q) as *mut __m256i;
+                        _mm256_storeu_si256(at, _mm256_unpacklo_epi16(w, w));
+                        _mm256_storeu_si256(at.add(1), _mm256_unpackhi_epi16(w, w));
+                    }
+                }
+                let mut p = [_mm256_setzero_si256(); 8];
+                for (r, pr) in p.iter_mut().enumerate() {
+                    // An eighth of the next rows' share per row, spread over the rows' work.
+                    prefetch_k_block(ahead.wrapping_add(r * bytes), bytes);
+                    let first = g.add(interleave::k_pair_at(ty, r / 2) + 32 * (r % 2));
+                    // Q6_K's codes unsigned (0..64): 32 times each 16 activations' sum times
+                    // their scale is taken off below.
+                    let codes = k_codes_chunks_by::<K, 64, false>(first);
+                    // Q6_K: the row's 16 scales as i16.
+                    let w = if K == K6 {
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(
+                            g.add(interleave::K6_SCALES_AT + 16 * r) as *const __m128i,
+                        ))
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    let muls: [__m256i; 8] = if K == K6 {
+                        // Sub-block j's first 16 codes take scale 2j, its last 16 scale 2j + 1.
+                        let first = _mm256_permute2x128_si256::<0x00>(w, w);
+                        let second = _mm256_permute2x128_si256::<0x11>(w, w);
+                        std::array::from_fn(|j| {
+                            let i = 4 * (j % 4) as i16;
+                            let (lo, hi) = (i | (i + 1) << 8, (i + 2) | (i + 3) << 8);
+                            let pick = _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
+                            _mm256_shuffle_epi8(if j < 4 { first } else { second }, pick)
+                        })
+                    } else {
+                        let row = twice.as_ptr().add(16 * (r / 2) + 4 * (r % 2));
+                        std::array::from_fn(|j| {
+                            _mm256_set1_epi32(*row.add(8 * (j / 4) + j % 4) as i32)
+                        })
+                    };
+                    let mut s = _mm256_setzero_si256();
+                    for j in 0..8 {
+                        let ($p, $pairs, $mul) =
+                            (s, _mm256_maddubs_epi16(codes[j], ys[j]), muls[j]);
+                        s = $step;
+                    }
+                    if K == K6 {
+                        // Σ_k sc_k · 32 · (sum of the 16 activations of scale k), in lanes.
+                        s = _mm256_sub_epi32(s, _mm256_slli_epi32::<5>(_mm256_madd_epi16(w, y16)));
+                    }
+                    *pr = s;
+                }
+                let isum = reduce8(&p);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
+                let nd = _mm256_xor_ps(
+                    _mm256_cvtph_ps(_mm_loadu_si128(
+                        g.add(interleave::K_DMIN_AT) as *const __m128i
+                    )),
+                    sign,
+                );
+                // Each row's mins as u16 against the token's eight sums, as `mins8` does.
+                let msums = |y: __m128i| {
+                    let y = _mm256_broadcastsi128_si256(y);
+                    let v = |m: __m128i| _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), y);
+                    let (v01, v23) = (
+                        v(_mm256_castsi256_si128(mn[0])),
+                        v(_mm256_extracti128_si256::<1>(mn[0])),
+                    );
+                    let (v45, v67) = (
+                        v(_mm256_castsi256_si128(mn[1])),
+                        v(_mm256_extracti128_si256::<1>(mn[1])),
+                    );
+                    let h =
+                        _mm256_hadd_epi32(_mm256_hadd_epi32(v01, v23), _mm256_hadd_epi32(v45, v67));
+                    _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+                };
+                k_close_one::<K>(isum, msums, d, nd, x, sb, &mut acc, &mut off);
+            }
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, off));
+            out
+        }
+    };
+}
+
+x8_k_ymm!(x8_k_avx2, "avx2,fma,f16c", |p, pairs, mul| {
+    _mm256_add_epi32(p, _mm256_madd_epi16(pairs, mul))
+});
+x8_k_ymm!(x8_k_avxvnni, "avx2,fma,f16c,avxvnni", |p, pairs, mul| {
+    _mm256_dpwssd_avx_epi32(p, pairs, mul)
+});
+
 /// Two 256-bit loads at `at` of blocks `a` and `b`: `a`'s in the low half, `b`'s in the high.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -1722,21 +1929,27 @@ unsafe fn k_codes2_by<const K: u8, const SIGNED: bool>(
     } else {
         _mm512_setzero_si512()
     };
-    // 0x10 in each byte whose bit `j` is set in `qh`.
-    let fifth = |j: i32| {
-        let one = _mm512_set1_epi8(1);
-        _mm512_slli_epi16::<4>(_mm512_and_si512(
-            _mm512_srl_epi16(qh, _mm_cvtsi32_si128(j)),
-            one,
-        ))
+    // 0x10 in each byte whose bit `j` is set in `qh` (as `fifth_bit`).
+    let fifth = |j: usize| {
+        let at4 = match j {
+            0 => _mm512_slli_epi16::<4>(qh),
+            1 => _mm512_slli_epi16::<3>(qh),
+            2 => _mm512_slli_epi16::<2>(qh),
+            3 => _mm512_slli_epi16::<1>(qh),
+            4 => qh,
+            5 => _mm512_srli_epi16::<1>(qh),
+            6 => _mm512_srli_epi16::<2>(qh),
+            _ => _mm512_srli_epi16::<3>(qh),
+        };
+        _mm512_and_si512(at4, _mm512_set1_epi8(0x10))
     };
     for p in 0..4 {
         let v = load2(codes + 32 * p);
         let mut lo = _mm512_and_si512(v, low4);
         let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low4);
         if K == K5 {
-            lo = _mm512_or_si512(lo, fifth(2 * p as i32));
-            hi = _mm512_or_si512(hi, fifth(2 * p as i32 + 1));
+            lo = _mm512_or_si512(lo, fifth(2 * p));
+            hi = _mm512_or_si512(hi, fifth(2 * p + 1));
         }
         out[2 * p] = lo;
         out[2 * p + 1] = hi;
@@ -2076,37 +2289,102 @@ thread_local! {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode_k8<const K: u8>(tile: &mut TileK8, r: usize, row: *const u8, nsb: usize) {
     let bytes = k_bytes(K);
-    // A scale as the two equal i16 of a `madd` multiplier.
-    let twice = |s: i16| (s as u16 as u32 * 0x1_0001) as i32;
     for b in 0..nsb {
         let blk = row.add(b * bytes);
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + 64) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + 128) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(blk.add(4096 + bytes - 1) as *const i8);
-        let codes = k_codes::<K>(blk);
-        let at = (b * 8 + r) * 8;
-        tile.raw
-            .get_unchecked_mut(at..at + 8)
-            .copy_from_slice(&codes);
-        let mul = tile.mul.as_mut_ptr().add(b * 128 + r);
-        if K == K6 {
-            let scales = blk.add(192) as *const i8;
+        let scales = if K == K6 {
+            K8Scales::Signed(blk.add(192) as *const i8)
+        } else {
+            let (sc, m) = k4_scales(blk.add(4));
+            K8Scales::WithMins(sc, m)
+        };
+        let (d, dmin) = (blk.add(if K == K6 { 208 } else { 0 }), blk.add(2));
+        put_k8::<K>(tile, r, b, &k_codes::<K>(blk), scales, d, dmin);
+    }
+}
+
+/// [`decode_k8`] for row `i` of the interleaved group at `g` ([`super::interleave`]): the same
+/// codes, scales, mins, `d` and `-dmin`, read where the group keeps them.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_k8_grouped<const K: u8>(
+    tile: &mut TileK8,
+    r: usize,
+    g: *const u8,
+    i: usize,
+    nsb: usize,
+) {
+    let bytes = k_bytes(K);
+    let ty = k_type(K);
+    for b in 0..nsb {
+        let blk = g.add(b * 8 * bytes);
+        // The group's rows share one stream: each fetches its eighth two blocks ahead.
+        let ahead = blk.wrapping_add(2 * 8 * bytes + i * bytes);
+        for line in (0..bytes).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+        }
+        let codes =
+            k_codes_chunks::<K, 64>(blk.add(interleave::k_pair_at(ty, i / 2) + 32 * (i % 2)));
+        let scales = if K == K6 {
+            K8Scales::Signed(blk.add(interleave::K6_SCALES_AT + 16 * i) as *const i8)
+        } else {
+            let group = std::slice::from_raw_parts(blk, bytes * 8);
+            let (sc, m) = interleave::k4_scales_mins(group, i);
+            K8Scales::WithMins(sc, m)
+        };
+        let (d, dmin) = (blk.add(2 * i), blk.add(interleave::K_DMIN_AT + 2 * i));
+        put_k8::<K>(tile, r, b, &codes, scales, d, dmin);
+    }
+}
+
+/// A k-quant block's scales for [`put_k8`]: Q6_K's sixteen signed ones, or Q4_K's and Q5_K's
+/// eight scales and eight mins.
+enum K8Scales {
+    Signed(*const i8),
+    WithMins([u8; 8], [u8; 8]),
+}
+
+/// Writes block `b` of row `r` of a k-quant tile: its codes, scales, mins and the f16 `d` and
+/// `dmin` at the addresses given (any readable address for Q6_K's `dmin`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn put_k8<const K: u8>(
+    tile: &mut TileK8,
+    r: usize,
+    b: usize,
+    codes: &[__m256i; 8],
+    scales: K8Scales,
+    d: *const u8,
+    dmin: *const u8,
+) {
+    // A scale as the two equal i16 of a `madd` multiplier.
+    let twice = |s: i16| (s as u16 as u32 * 0x1_0001) as i32;
+    let at = (b * 8 + r) * 8;
+    tile.raw
+        .get_unchecked_mut(at..at + 8)
+        .copy_from_slice(codes);
+    let mul = tile.mul.as_mut_ptr().add(b * 128 + r);
+    match scales {
+        K8Scales::Signed(scales) => {
             for i in 0..16 {
                 *mul.add(i * 8) = twice(*scales.add(i) as i16);
             }
             *tile.mins.get_unchecked_mut(b * 8 + r) = _mm_setzero_si128();
-        } else {
-            let (sc, m) = k4_scales(blk.add(4));
+        }
+        K8Scales::WithMins(sc, m) => {
             for i in 0..16 {
                 *mul.add(i * 8) = twice(sc[i / 2] as i16);
             }
             *tile.mins.get_unchecked_mut(b * 8 + r) =
                 _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr() as *const __m128i));
         }
-        *tile.d.get_unchecked_mut(b * 8 + r) = half(blk.add(if K == K6 { 208 } else { 0 }));
-        *tile.nd.get_unchecked_mut(b * 8 + r) = -half(blk.add(2));
     }
+    *tile.d.get_unchecked_mut(b * 8 + r) = half(d);
+    // (Q6_K's is never read: its blocks have no mins.)
+    *tile.nd.get_unchecked_mut(b * 8 + r) = -half(dmin);
 }
 
 /// The eight interleaved rows of a k-quant tile against `N` tokens, as [`tile8_product`] does
@@ -2227,7 +2505,7 @@ unsafe fn dot_rows_in(
             && xs.block == ty.block_values()
             && rows.end.max(grouped) * row_bytes <= data.len()
             && grouped.is_multiple_of(8)
-            && (grouped == 0 || (xs.rows() > 1 && ty.block_values() == QK))
+            && (grouped == 0 || xs.rows() > 1)
     );
     let m = xs.rows();
     // The tokens' rows, looked up once per call rather than once per weight row.
@@ -2240,13 +2518,24 @@ unsafe fn dot_rows_in(
     // Eight rows at a time (the last ones padded by repeating the last row, whose extra
     // results are dropped): decoded once into the thread's tile `$tls` by `$decode`, then
     // multiplied by `$product` with each group of tokens and each single token.
-    // Rows below `grouped` are decoded from their groups by `decode8_grouped` (types with
-    // blocks of 32 only: the k-quant tiles are never asked to).
+    // Rows below `grouped` are decoded from their groups: by `decode8_grouped` or, a whole
+    // group at once, `decode8_group` (types with blocks of 32), or by the k-quant tile's
+    // `$grouped`.
     macro_rules! each_8_rows {
         ($tls:ident, $decode:path, $product:ident $(, $gen:tt)*) => {
             each_8_rows!(@ $tls, |tile, r, ri| {
                 let row = data.as_ptr().add(ri * row_bytes);
                 $decode(tile, r, row, nb)
+            }, $product $(, $gen)*)
+        };
+        (k $tls:ident, $decode:path, $grouped:path, $product:ident $(, $gen:tt)*) => {
+            each_8_rows!(@ $tls, |tile, r, ri| {
+                if ri < grouped {
+                    let g = data.as_ptr().add(ri / 8 * 8 * row_bytes);
+                    $grouped(tile, r, g, ri % 8, nb)
+                } else {
+                    $decode(tile, r, data.as_ptr().add(ri * row_bytes), nb)
+                }
             }, $product $(, $gen)*)
         };
         (grouped $tls:ident, $decode:path, $product:ident $(, $gen:tt)*) => {
@@ -2401,9 +2690,15 @@ unsafe fn dot_rows_in(
         BlockType::Q4_K if m == 1 => in_place_8_rows!(k_rows8, K4),
         BlockType::Q5_K if m == 1 => in_place_8_rows!(k_rows8, K5),
         BlockType::Q6_K if m == 1 => in_place_8_rows!(k_rows8, K6),
-        BlockType::Q4_K => each_8_rows!(TILE_K8, decode_k8::<K4>, k_tile8, K4),
-        BlockType::Q5_K => each_8_rows!(TILE_K8, decode_k8::<K5>, k_tile8, K5),
-        BlockType::Q6_K => each_8_rows!(TILE_K8, decode_k8::<K6>, k_tile8, K6),
+        BlockType::Q4_K => {
+            each_8_rows!(k TILE_K8, decode_k8::<K4>, decode_k8_grouped::<K4>, k_tile8, K4)
+        }
+        BlockType::Q5_K => {
+            each_8_rows!(k TILE_K8, decode_k8::<K5>, decode_k8_grouped::<K5>, k_tile8, K5)
+        }
+        BlockType::Q6_K => {
+            each_8_rows!(k TILE_K8, decode_k8::<K6>, decode_k8_grouped::<K6>, k_tile8, K6)
+        }
     }
 }
 
