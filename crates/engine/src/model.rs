@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 
@@ -468,9 +469,19 @@ struct RopeTables {
     sin: Tensor,
 }
 
+/// Where a token's embedding row is read from.
+enum Embedding {
+    /// The file's embedding table (also the output matrix's tensor where the file ties the two
+    /// and the kernels read that matrix in the GGUF layout).
+    Table(Arc<QTensor>),
+    /// The output matrix's rows: the file ties the two, and the kernels keep the matrix
+    /// interleaved, so the table is held once, in that layout.
+    OutputRows,
+}
+
 pub struct Transformer {
     cfg: Config,
-    embed: Arc<QTensor>,
+    embed: Embedding,
     embed_scale: Option<f64>,
     layers: Vec<Layer>,
     /// The key/value cache in use (one per layer once a forward pass has run).
@@ -533,11 +544,33 @@ impl Transformer {
         let cfg = file.config()?;
         let (e, hd) = (cfg.n_embd, cfg.head_dim);
         let (nh, nkv, ff) = (cfg.n_head, cfg.n_head_kv, cfg.n_ff);
-        let embed = Arc::new(file.tensor("token_embd.weight", &[cfg.vocab_size, e])?);
-        let output = if file.has_tensor("output.weight") {
-            matrix(file, "output.weight", cfg.vocab_size, e)?
+        let embed_shape = [cfg.vocab_size, e];
+        let (embed, output) = if file.has_tensor("output.weight") {
+            let table = Arc::new(file.tensor("token_embd.weight", &embed_shape)?);
+            let output = matrix(file, "output.weight", cfg.vocab_size, e)?;
+            (Embedding::Table(table), output)
         } else {
-            Matrix::new(embed.clone())?
+            // Tied: where the kernels read the output matrix interleaved, it is copied from the
+            // mapped file into that layout once and the embedding reads its rows back from it
+            // (the single-token kernels then read it as they read every other matrix, not in
+            // the GGUF layout, and the table is not held twice).
+            let direct = file.with_mapped("token_embd.weight", &embed_shape, |dtype, bytes| {
+                QMatrix::interleaved_from(held_interleaved(dtype)?, cfg.vocab_size, e, bytes)
+            })?;
+            match direct {
+                Some(own) => (
+                    Embedding::OutputRows,
+                    Matrix {
+                        candle: OnceLock::new(),
+                        own: Some(own),
+                    },
+                ),
+                None => {
+                    let table = Arc::new(file.tensor("token_embd.weight", &embed_shape)?);
+                    let output = Matrix::new(table.clone())?;
+                    (Embedding::Table(table), output)
+                }
+            }
         };
         let out_norm = vector(file, "output_norm.weight", e)?;
         let rope_factors = ["rope_freqs.weight", "rope_factors_short.weight"]
@@ -754,6 +787,50 @@ impl Transformer {
         })
     }
 
+    /// The embedding rows of `tokens` (`[1, tokens, n_embd]`, f32), before any scaling: the
+    /// values of candle's lookup in the file's table, whichever copy they are read from. An id
+    /// past the vocabulary is an error.
+    pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        let t = tokens.len();
+        if t == 0 {
+            return Ok(Tensor::zeros(
+                (1, 0, self.cfg.n_embd),
+                DType::F32,
+                &self.device,
+            )?);
+        }
+        Ok(match &self.embed {
+            Embedding::Table(table) => {
+                let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+                table.embedding(&ids)?.to_dtype(DType::F32)?
+            }
+            Embedding::OutputRows => {
+                let rows =
+                    self.output.own.as_ref().ok_or_else(|| {
+                        EngineError::Compute("the embedding has no weights".into())
+                    })?;
+                // The rows in the GGUF layout, dequantized by candle as the table's lookup
+                // does: the same values.
+                let mut data = Vec::new();
+                for &id in tokens {
+                    data.extend(rows.row_data(id as usize)?);
+                }
+                let dims = vec![t, self.cfg.n_embd];
+                let ty = rows.block_type().ggml();
+                qtensor_from_ggml(ty, &data, dims, &self.device)?
+                    .dequantize(&self.device)?
+                    .unsqueeze(0)?
+            }
+        })
+    }
+
+    /// Whether the embedding reads its rows back from the output matrix (a file that ties the
+    /// two, whose output matrix the kernels keep interleaved) rather than from a table of its
+    /// own.
+    pub fn embeds_from_output(&self) -> bool {
+        matches!(self.embed, Embedding::OutputRows)
+    }
+
     /// Runs `tokens` at the end of the cache and returns the logits of the last `outputs` of
     /// them (`[outputs, vocab]`), each exactly what running that token alone after the ones
     /// before it would give (the kernels and attention do not depend on how tokens are batched).
@@ -777,8 +854,7 @@ impl Transformer {
                 available: self.cfg.context_len,
             });
         }
-        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        let mut x = self.embed.embedding(&ids)?.to_dtype(DType::F32)?;
+        let mut x = self.embed(tokens)?;
         if let Some(s) = self.embed_scale {
             x = (x * s)?;
         }

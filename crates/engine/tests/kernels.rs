@@ -37,6 +37,9 @@ fn smollm() -> PathBuf {
 fn qwen() -> PathBuf {
     model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 }
+fn gemma() -> PathBuf {
+    model("gemma-3-270m-q4_k_m.gguf")
+}
 
 fn tensor(path: &Path, name: &str, shape: &[usize]) -> Arc<QTensor> {
     let f = ModelFile::open(path).unwrap();
@@ -847,5 +850,66 @@ fn a_token_gives_the_same_logits_inside_a_prompt_or_alone() {
             let again = t.forward(&tokens[11..]).unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(whole, again, "{what}: after truncating the cache");
         }
+    }
+}
+
+/// A file that ties its output matrix to its embedding (SmolLM2's and Gemma 3's test files, Q8_0
+/// tables) holds the table once: where the selected kernels keep that matrix interleaved, the embedding
+/// reads its rows back from it, and gets exactly the values of candle's lookup in the file's
+/// table, for every kernel setting; an id past the vocabulary is an error.
+#[test]
+fn a_tied_embedding_read_from_the_interleaved_output_gives_the_table_values() {
+    for path in [smollm(), gemma()] {
+        let file = ModelFile::open(&path).unwrap();
+        assert!(!file.has_tensor("output.weight"), "{}", path.display());
+        let vocab = file.config().unwrap().vocab_size;
+        let table = file.tensor("token_embd.weight", &[vocab, file.config().unwrap().n_embd]);
+        let table = table.unwrap();
+        let held = hearth_engine::kernels::selected().is_some_and(|isa| {
+            BlockType::from_ggml(table.dtype())
+                .is_some_and(|ty| hearth_engine::kernels::prefers_interleaved(isa, ty))
+        });
+        let mut t = Transformer::load(&file).unwrap();
+        assert_eq!(t.embeds_from_output(), held, "{}", path.display());
+        if cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") {
+            assert!(
+                held,
+                "{}: the x86 kernels keep this table interleaved",
+                path.display()
+            );
+        }
+        let ids: Vec<u32> = vec![0, 1, 2, 17, 9_001, (vocab - 1) as u32, 17];
+        let idt = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let want: Vec<u32> = table
+            .embedding(&idt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let mut settings = vec![None];
+        settings.extend(Isa::supported().into_iter().map(Some));
+        for k in settings {
+            t.set_kernels(k).unwrap();
+            let got: Vec<u32> = t
+                .embed(&ids)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(got, want, "{}, kernels {k:?}", path.display());
+        }
+        assert!(t.embed(&[vocab as u32]).is_err(), "{}", path.display());
+        assert!(t.forward(&[1, vocab as u32]).is_err(), "{}", path.display());
     }
 }
