@@ -883,30 +883,16 @@ fn a_tied_embedding_read_from_the_interleaved_output_gives_the_table_values() {
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let want: Vec<u32> = table
-            .embedding(&idt)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
+        let bits = |t: Tensor| -> Vec<u32> {
+            let values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            values.iter().map(|v| v.to_bits()).collect()
+        };
+        let want = bits(table.embedding(&idt).unwrap());
         let mut settings = vec![None];
         settings.extend(Isa::supported().into_iter().map(Some));
         for k in settings {
             t.set_kernels(k).unwrap();
-            let got: Vec<u32> = t
-                .embed(&ids)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect();
+            let got = bits(t.embed(&ids).unwrap());
             assert_eq!(got, want, "{}, kernels {k:?}", path.display());
         }
         assert!(t.embed(&[vocab as u32]).is_err(), "{}", path.display());

@@ -1349,18 +1349,28 @@ pub(crate) unsafe fn k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn fifth_bit(qh: __m256i, j: usize) -> __m256i {
-    let at4 = match j {
-        0 => _mm256_slli_epi16::<4>(qh),
-        1 => _mm256_slli_epi16::<3>(qh),
-        2 => _mm256_slli_epi16::<2>(qh),
-        3 => _mm256_slli_epi16::<1>(qh),
-        4 => qh,
-        5 => _mm256_srli_epi16::<1>(qh),
-        6 => _mm256_srli_epi16::<2>(qh),
-        _ => _mm256_srli_epi16::<3>(qh),
-    };
+    let at4 = bit_to_4!(qh, j, _mm256_slli_epi16, _mm256_srli_epi16);
     _mm256_and_si256(at4, _mm256_set1_epi8(0x10))
 }
+
+/// `$qh`'s 16-bit lanes shifted so that bit `$j` (0..8) of each byte lands on bit 4 (left by
+/// `4 - j`, or right by `j - 4`), with the vector width's shifts `$left` and `$right`: a shift
+/// by a constant once `$j` is one.
+macro_rules! bit_to_4 {
+    ($qh:expr, $j:expr, $left:ident, $right:ident) => {
+        match $j {
+            0 => $left::<4>($qh),
+            1 => $left::<3>($qh),
+            2 => $left::<2>($qh),
+            3 => $left::<1>($qh),
+            4 => $qh,
+            5 => $right::<1>($qh),
+            6 => $right::<2>($qh),
+            _ => $right::<3>($qh),
+        }
+    };
+}
+use bit_to_4;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -1677,6 +1687,18 @@ k_rows8!(
     k_row_block_avxvnni
 );
 
+/// The eight rows' `d` and `-dmin` of a k-quant group block `g` ([`super::interleave`]), as f32
+/// (`-dmin` is not a value for Q6_K, which has none).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_group_d_nd(g: *const u8) -> (__m256, __m256) {
+    let halves = |at: usize| _mm256_cvtph_ps(_mm_loadu_si128(g.add(at) as *const __m128i));
+    (
+        halves(0),
+        _mm256_xor_ps(halves(interleave::K_DMIN_AT), _mm256_set1_ps(-0.0)),
+    )
+}
+
 /// Q6_K: a token's sums of each 16 activations of a block (`ys`: its eight vectors of 32), as
 /// i16 in value order (sum `k` in 16-bit lane `k`). Exact: at most 16 · 127 in magnitude.
 #[inline]
@@ -1722,7 +1744,6 @@ macro_rules! x8_k_ymm {
             let bytes = k_bytes(K);
             let mut acc = _mm256_setzero_ps();
             let mut off = _mm256_setzero_ps();
-            let sign = _mm256_set1_ps(-0.0);
             let (low4, top2) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
             for sb in 0..nsb {
                 let g = group.add(sb * 8 * bytes);
@@ -1825,13 +1846,7 @@ macro_rules! x8_k_ymm {
                     *pr = s;
                 }
                 let isum = reduce8(&p);
-                let d = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
-                let nd = _mm256_xor_ps(
-                    _mm256_cvtph_ps(_mm_loadu_si128(
-                        g.add(interleave::K_DMIN_AT) as *const __m128i
-                    )),
-                    sign,
-                );
+                let (d, nd) = k_group_d_nd(g);
                 // Each row's mins as u16 against the token's eight sums, as `mins8` does.
                 let msums = |y: __m128i| {
                     let y = _mm256_broadcastsi128_si256(y);
@@ -1931,16 +1946,7 @@ unsafe fn k_codes2_by<const K: u8, const SIGNED: bool>(
     };
     // 0x10 in each byte whose bit `j` is set in `qh` (as `fifth_bit`).
     let fifth = |j: usize| {
-        let at4 = match j {
-            0 => _mm512_slli_epi16::<4>(qh),
-            1 => _mm512_slli_epi16::<3>(qh),
-            2 => _mm512_slli_epi16::<2>(qh),
-            3 => _mm512_slli_epi16::<1>(qh),
-            4 => qh,
-            5 => _mm512_srli_epi16::<1>(qh),
-            6 => _mm512_srli_epi16::<2>(qh),
-            _ => _mm512_srli_epi16::<3>(qh),
-        };
+        let at4 = bit_to_4!(qh, j, _mm512_slli_epi16, _mm512_srli_epi16);
         _mm512_and_si512(at4, _mm512_set1_epi8(0x10))
     };
     for p in 0..4 {
@@ -2125,7 +2131,6 @@ unsafe fn x8_k<const K: u8>(
     let start = interleave::k_code_start(ty);
     let mut acc = _mm256_setzero_ps();
     let mut off = _mm256_setzero_ps();
-    let sign = _mm256_set1_ps(-0.0);
     let (low4, top2) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
     // Per 16-bit lane, the shifts that bring a plane byte's top bits to bits 4-5: for the scales
     // bits 0-1 (first 32 bytes) or 2-3 (last 32) left, for the mins bits 4-5 or 6-7 right.
@@ -2214,13 +2219,7 @@ unsafe fn x8_k<const K: u8>(
             *ph = s;
         }
         let isum = quad_sums(&[pair_halves(p[0], p[1]), pair_halves(p[2], p[3])]);
-        let d = _mm256_cvtph_ps(_mm_loadu_si128(g as *const __m128i));
-        let nd = _mm256_xor_ps(
-            _mm256_cvtph_ps(_mm_loadu_si128(
-                g.add(interleave::K_DMIN_AT) as *const __m128i
-            )),
-            sign,
-        );
+        let (d, nd) = k_group_d_nd(g);
         // Rows 0-3's mins as u16, then 4-7's: four pair sums per row, summed.
         let msums = |y: __m128i| {
             let y = _mm512_broadcast_i32x4(y);
