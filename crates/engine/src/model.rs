@@ -518,19 +518,29 @@ fn held_interleaved(dtype: GgmlDType) -> Option<BlockType> {
 }
 
 fn matrix(file: &ModelFile, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
-    // A matrix the kernels read interleaved is copied once, from the mapped file straight into
-    // that layout (not into a tensor first and then again).
-    let direct = file.with_mapped(name, &[rows, cols], |dtype, bytes| {
-        QMatrix::interleaved_from(held_interleaved(dtype)?, rows, cols, bytes)
-    })?;
-    if let Some(own) = direct {
-        return Ok(Matrix {
-            candle: OnceLock::new(),
-            own: Some(own),
-        });
+    if let Some(m) = interleaved_matrix(file, name, rows, cols)? {
+        return Ok(m);
     }
     let q = file.tensor(name, &[rows, cols])?;
     Matrix::new(Arc::new(q))
+}
+
+/// Matrix `name` copied once from the mapped file straight into the interleaved layout (not
+/// into a tensor first and then again), where the kernels read its type that way; `None`
+/// otherwise, or where the file is not mapped.
+fn interleaved_matrix(
+    file: &ModelFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<Option<Matrix>> {
+    let direct = file.with_mapped(name, &[rows, cols], |dtype, bytes| {
+        QMatrix::interleaved_from(held_interleaved(dtype)?, rows, cols, bytes)
+    })?;
+    Ok(direct.map(|own| Matrix {
+        candle: OnceLock::new(),
+        own: Some(own),
+    }))
 }
 
 fn linear(file: &ModelFile, prefix: &str, rows: usize, cols: usize) -> Result<Linear> {
@@ -554,17 +564,8 @@ impl Transformer {
             // mapped file into that layout once and the embedding reads its rows back from it
             // (the single-token kernels then read it as they read every other matrix, not in
             // the GGUF layout, and the table is not held twice).
-            let direct = file.with_mapped("token_embd.weight", &embed_shape, |dtype, bytes| {
-                QMatrix::interleaved_from(held_interleaved(dtype)?, cfg.vocab_size, e, bytes)
-            })?;
-            match direct {
-                Some(own) => (
-                    Embedding::OutputRows,
-                    Matrix {
-                        candle: OnceLock::new(),
-                        own: Some(own),
-                    },
-                ),
+            match interleaved_matrix(file, "token_embd.weight", cfg.vocab_size, e)? {
+                Some(output) => (Embedding::OutputRows, output),
                 None => {
                     let table = Arc::new(file.tensor("token_embd.weight", &embed_shape)?);
                     let output = Matrix::new(table.clone())?;

@@ -1500,17 +1500,8 @@ unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
         )
     };
     if K == K6 {
-        // Sixteen signed scales, one per 16 codes: sub-block j's first half takes scale 2j (the
-        // multiplier's low 128 bits), its second half 2j + 1.
         let s = _mm_loadu_si128(blk.add(192) as *const __m128i);
-        let first = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(s));
-        let second = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128::<8>(s)));
-        for (j, mul) in muls.iter_mut().enumerate() {
-            let i = 4 * (j % 4) as i16;
-            let src = if j < 4 { first } else { second };
-            *mul = _mm256_shuffle_epi8(src, pick(i, i + 2));
-        }
-        return (muls, _mm_setzero_si128());
+        return (k6_muls(_mm256_cvtepi8_epi16(s)), _mm_setzero_si128());
     }
     let (sc, m) = k4_scales_packed(blk.add(4));
     let s = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
@@ -1520,6 +1511,22 @@ unsafe fn k_muls<const K: u8>(blk: *const u8) -> ([__m256i; 8], __m128i) {
     }
     (muls, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64)))
 }
+/// Q6_K's eight `madd` multipliers from its sixteen signed scales widened to i16 (`w`, scale k
+/// in lane k; one per 16 codes): sub-block j's first half takes scale 2j (the multiplier's low
+/// 128 bits), its second half 2j + 1, each picked by one shuffle.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k6_muls(w: __m256i) -> [__m256i; 8] {
+    let first = _mm256_permute2x128_si256::<0x00>(w, w);
+    let second = _mm256_permute2x128_si256::<0x11>(w, w);
+    std::array::from_fn(|j| {
+        let i = 4 * (j % 4) as i16;
+        let (lo, hi) = (i | (i + 1) << 8, (i + 2) | (i + 3) << 8);
+        let pick = _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
+        _mm256_shuffle_epi8(if j < 4 { first } else { second }, pick)
+    })
+}
+
 /// Row `r`'s block `sb` against `N` tokens: `p[t][r] += Σ_j (codes_j · y_tj) · mul_j` in 32-bit
 /// lanes, exact. Q6_K's signed codes go through `maddubs` as |w| times y with w's sign. Two
 /// functions: `k_row_block` for AVX2 (the 16-bit products widened and added by `madd` and
@@ -1786,21 +1793,20 @@ macro_rules! x8_k_ymm {
                 // twice) in a 32-bit word, so that each row's eight multipliers below are
                 // broadcast loads rather than shuffles. Rows 2q and 2q + 1's scales j < 4 at
                 // 16q + 4(r % 2) + j, scales j >= 4 eight words on.
-                let mut twice = [0u32; 64];
-                if K != K6 {
-                    for q in 0..4 {
-                        let v = sc[q / 2];
-                        let half = if q % 2 == 0 {
-                            _mm256_castsi256_si128(v)
-                        } else {
-                            _mm256_extracti128_si256::<1>(v)
-                        };
-                        let w = _mm256_cvtepu8_epi16(half);
-                        let at = twice.as_mut_ptr().add(16 * q) as *mut __m256i;
-                        _mm256_storeu_si256(at, _mm256_unpacklo_epi16(w, w));
-                        _mm256_storeu_si256(at.add(1), _mm256_unpackhi_epi16(w, w));
+                let twice: [__m256i; 8] = std::array::from_fn(|i| {
+                    let (q, v) = (i / 2, sc[i / 4]);
+                    let half = if q % 2 == 0 {
+                        _mm256_castsi256_si128(v)
+                    } else {
+                        _mm256_extracti128_si256::<1>(v)
+                    };
+                    let w = _mm256_cvtepu8_epi16(half);
+                    if i % 2 == 0 {
+                        _mm256_unpacklo_epi16(w, w)
+                    } else {
+                        _mm256_unpackhi_epi16(w, w)
                     }
-                }
+                });
                 let mut p = [_mm256_setzero_si256(); 8];
                 for (r, pr) in p.iter_mut().enumerate() {
                     // An eighth of the next rows' share per row, spread over the rows' work.
@@ -1809,29 +1815,20 @@ macro_rules! x8_k_ymm {
                     // Q6_K's codes unsigned (0..64): 32 times each 16 activations' sum times
                     // their scale is taken off below.
                     let codes = k_codes_chunks_by::<K, 64, false>(first);
-                    // Q6_K: the row's 16 scales as i16.
-                    let w = if K == K6 {
-                        _mm256_cvtepi8_epi16(_mm_loadu_si128(
-                            g.add(interleave::K6_SCALES_AT + 16 * r) as *const __m128i,
-                        ))
+                    // Q6_K: the row's 16 scales as i16 too, for the correction below.
+                    let (w, muls): (__m256i, [__m256i; 8]) = if K == K6 {
+                        let s6 = _mm_loadu_si128(
+                            g.add(interleave::K6_SCALES_AT + 16 * r) as *const __m128i
+                        );
+                        let w = _mm256_cvtepi8_epi16(s6);
+                        (w, k6_muls(w))
                     } else {
-                        _mm256_setzero_si256()
-                    };
-                    let muls: [__m256i; 8] = if K == K6 {
-                        // Sub-block j's first 16 codes take scale 2j, its last 16 scale 2j + 1.
-                        let first = _mm256_permute2x128_si256::<0x00>(w, w);
-                        let second = _mm256_permute2x128_si256::<0x11>(w, w);
-                        std::array::from_fn(|j| {
-                            let i = 4 * (j % 4) as i16;
-                            let (lo, hi) = (i | (i + 1) << 8, (i + 2) | (i + 3) << 8);
-                            let pick = _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
-                            _mm256_shuffle_epi8(if j < 4 { first } else { second }, pick)
-                        })
-                    } else {
-                        let row = twice.as_ptr().add(16 * (r / 2) + 4 * (r % 2));
-                        std::array::from_fn(|j| {
-                            _mm256_set1_epi32(*row.add(8 * (j / 4) + j % 4) as i32)
-                        })
+                        let words = twice.as_ptr() as *const i32;
+                        let row = words.add(16 * (r / 2) + 4 * (r % 2));
+                        let muls = std::array::from_fn(|j| {
+                            _mm256_set1_epi32(*row.add(8 * (j / 4) + j % 4))
+                        });
+                        (_mm256_setzero_si256(), muls)
                     };
                     let mut s = _mm256_setzero_si256();
                     for j in 0..8 {
