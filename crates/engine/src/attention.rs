@@ -1791,7 +1791,8 @@ impl Run<'_> {
 }
 
 /// Query rows × positions × head width below which [`Run::split_passes`] runs its passes
-/// on the calling thread alone: there three calls of the pool cost more than the other threads
+/// on the calling thread alone, unless it gives threads whole heads (see
+/// [`SPLIT_BY_HEAD_FROM`]): there three calls of the pool cost more than the other threads
 /// save. Microseconds per layer with two threads, alone / split on both (30 or 24 layers in
 /// turn, the caches in memory): SmolLM2's shape (9 heads over 3, width 64) at 96 positions
 /// 5.1-7.0 / 8.4-10.0, at 192 9.6-10.2 / 10.9-11.9, at 256 12.3-12.8 / 13.0-13.3; Qwen2.5's
@@ -1823,6 +1824,40 @@ const SPLIT_KEYS: usize = 256;
 /// Output columns per item of [`Run::split_passes`]'s last pass.
 #[cfg(target_arch = "x86_64")]
 const SPLIT_COLUMNS: usize = 32;
+
+/// Query rows × positions × head width from which [`Run::split_passes`] gives the pool's
+/// threads whole key/value heads, in one call (below [`SPLIT_BY_HEAD_BELOW`] positions): a
+/// call per pass cost more than it saved there, one call does not. `decode_attn`, two threads,
+/// µs per layer, alone / by head / by pass: SmolLM2's shape (9 heads over 3) at 128 positions
+/// 7.2-9.9 / 8.1-9.8 / 11.7-11.9, at 192 14.6-15.1 / 12.6 / 14.0-16.0, at 255 18.4-18.5 /
+/// 12.1-12.4 / 14.5-15.8, at 96 7.0-7.7 / 8.2 / 9.9-11.0; Qwen2.5's (14 over 2) at 96 8.6-9.3 /
+/// 7.9 / 9.9-10.1, at 192 16.4-16.8 / 12.0-12.4 / 14.6-14.8, at 64 4.5-5.3 / 5.7-6.6 / 8.5-9.0;
+/// a 1B Llama's (32 over 4) at 128 19.3-20.3 / 16.2-17.7 / 17.9-25.6, at 64 10.1 / 10.5-11.0 /
+/// 13.2.
+#[cfg(target_arch = "x86_64")]
+const SPLIT_BY_HEAD_FROM: usize = 9 * 160 * 64;
+
+/// Positions from which [`Run::split_passes`] makes a call of the pool per pass (from
+/// [`SPLIT_ALONE_BELOW`]) rather than giving threads whole heads: heads are few (three for
+/// SmolLM2, two threads take two and one), blocks of keys are not. `decode_attn`, two threads,
+/// by head / by pass: SmolLM2's shape at 384 positions 20.6-20.8 / 17.5-21.5, at 512 22.3-25.4
+/// / 21.6-25.4, at 2,000 81-88 / 70-74; a 1B Llama's at 384 30-32 / 38-41, at 1,000 89-94 /
+/// 79-82.
+#[cfg(target_arch = "x86_64")]
+const SPLIT_BY_HEAD_BELOW: usize = 512;
+
+/// How [`Run::split_passes`] spreads its passes over the pool.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spread {
+    /// All on the calling thread.
+    Alone,
+    /// One call of the pool, whole key/value heads per item: each item runs the three passes'
+    /// items of its head.
+    ByHead,
+    /// A call of the pool per pass.
+    ByPass,
+}
 
 /// The passes of [`Run::split_passes`].
 #[cfg(target_arch = "x86_64")]
@@ -1873,7 +1908,9 @@ impl Run<'_> {
     /// (each key row read once per query, for all the query heads that share it; eight keys
     /// reduced together with AVX-512), the softmax row by row, then the weighted values by
     /// blocks of output columns (each value row read once per query, a block of columns per
-    /// item). Over the pool from [`SPLIT_ALONE_BELOW`], on the calling thread below it. Tiles
+    /// item). Spread as [`Run::spread`] says (or as `spread` says): on the calling thread
+    /// alone, whole key/value heads per thread in one call of the pool (each running the three
+    /// passes' items of its head), or a call of the pool per pass. Tiles
     /// split a key/value head's query rows between threads, and each tile read that head's keys
     /// and values: twice over with two threads. Every row gets the operations the tiles give it,
     /// in the same order: each score is [`dot`] times the scale, the softmax [`max`], the
@@ -1883,7 +1920,7 @@ impl Run<'_> {
     /// # Safety
     /// [`wide`] must hold (and [`wide512`] with `z`); `self.q.hd` must be a multiple of
     /// [`SPLIT_COLUMNS`], and the output zero.
-    unsafe fn split_passes(&self, pool: &crate::pool::Pool, z: bool) {
+    unsafe fn split_passes(&self, pool: &crate::pool::Pool, z: bool, spread: Option<Spread>) {
         let (nh, hd, t) = (self.nh, self.q.hd, self.t);
         let lo = self.first_seen(0);
         let span = self.start + t - lo;
@@ -1911,25 +1948,57 @@ impl Run<'_> {
                 (Pass::Softmax, t * nh),
                 (Pass::Values, self.k.heads * (hd / SPLIT_COLUMNS)),
             ];
-            let alone = t * nh * span * hd < SPLIT_ALONE_BELOW;
-            for (pass, n) in passes {
-                let f = |items| {
-                    // SAFETY: the caller's contract: the CPU has what `z` asks for.
-                    unsafe {
-                        if z {
-                            self.split_avx512(pass, items, &sp)
-                        } else {
-                            self.split_avx2(pass, items, &sp)
-                        }
+            let f = |pass, items| {
+                // SAFETY: the caller's contract: the CPU has what `z` asks for.
+                unsafe {
+                    if z {
+                        self.split_avx512(pass, items, &sp)
+                    } else {
+                        self.split_avx2(pass, items, &sp)
                     }
-                };
-                if alone {
-                    f(0..n);
-                } else {
-                    pool.run_chunked(n, f);
+                }
+            };
+            match spread.unwrap_or_else(|| self.spread(pool.threads(), span)) {
+                Spread::Alone => {
+                    for (pass, n) in passes {
+                        f(pass, 0..n);
+                    }
+                }
+                Spread::ByPass => {
+                    for (pass, n) in passes {
+                        pool.run_chunked(n, |items| f(pass, items));
+                    }
+                }
+                Spread::ByHead => {
+                    let (rep, blocks) = (self.rep, hd / SPLIT_COLUMNS);
+                    pool.run_chunked(self.k.heads, |heads| {
+                        for kh in heads {
+                            f(Pass::Scores, kh * sp.chunks..(kh + 1) * sp.chunks);
+                            for i in 0..t {
+                                let r = i * nh + kh * rep;
+                                f(Pass::Softmax, r..r + rep);
+                            }
+                            f(Pass::Values, kh * blocks..(kh + 1) * blocks);
+                        }
+                    });
                 }
             }
         });
+    }
+
+    /// How [`Run::split_passes`] spreads its work over `threads` threads when the queries see
+    /// `span` positions.
+    fn spread(&self, threads: usize, span: usize) -> Spread {
+        let size = self.t * self.nh * span * self.q.hd;
+        if threads < 2 || size < SPLIT_BY_HEAD_FROM {
+            Spread::Alone
+        } else if self.k.heads >= 2 && span < SPLIT_BY_HEAD_BELOW {
+            Spread::ByHead
+        } else if size >= SPLIT_ALONE_BELOW {
+            Spread::ByPass
+        } else {
+            Spread::Alone
+        }
     }
 
     /// The first position query `i` of this call sees.
@@ -2350,7 +2419,7 @@ fn compute(
     if split {
         // SAFETY: `wide()` (and `wide512()`) checked the CPU; the width checked; the output
         // starts at zero (see the loops' contract above).
-        unsafe { run.split_passes(pool, wide512) };
+        unsafe { run.split_passes(pool, wide512, None) };
         return Ok(());
     }
     pool.run_chunked(run.tiles(), |items| {
@@ -2767,6 +2836,9 @@ mod tests {
                 _ => unreachable!("CPU tensors"),
             }
         };
+        // Three threads: shares of the pool's items that fall unevenly on the heads.
+        let pool = crate::pool::Pool::new(3);
+        let spreads = [Spread::Alone, Spread::ByHead, Spread::ByPass];
         let cases = [
             (9, 3, 64, 300, None, true, 1),
             (9, 3, 64, 161, None, true, 1),
@@ -2800,10 +2872,12 @@ mod tests {
             let k = cast(tensor(42, (1, nkv, total, hd)));
             let v = cast(tensor(43, (1, nkv, total, hd)));
             let ((sq, lq), (sk, lk), (sv, lv)) = (storage(&q), storage(&k), storage(&v));
+            // The tiles, then each spread of the passes with AVX2 and (where the CPU has it)
+            // AVX-512.
             let builds = if is_x86_feature_detected!("avx512f") {
-                3
+                7
             } else {
-                2
+                4
             };
             let mut outs = Vec::new();
             for build in 0..builds {
@@ -2826,9 +2900,8 @@ mod tests {
                 match build {
                     0 => run.items_fused(0..run.tiles()),
                     // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and AVX-512 F for
-                    // build 2; widths multiples of 32; a zero output.
-                    1 => unsafe { run.split_passes(crate::pool::global(), false) },
-                    _ => unsafe { run.split_passes(crate::pool::global(), true) },
+                    // builds 4 to 6; widths multiples of 32; a zero output.
+                    b => unsafe { run.split_passes(&pool, b > 3, Some(spreads[(b - 1) % 3])) },
                 }
                 outs.push(out);
             }
@@ -2863,6 +2936,49 @@ mod tests {
                     "window {w:?}, the last {n}"
                 );
             }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn a_decoding_step_gives_threads_whole_heads_at_moderate_depths() {
+        let (sq, lq) = (
+            CpuStorage::F32(vec![0.0; 9 * 64]),
+            Layout::contiguous((1, 9, 1, 64)),
+        );
+        let kv = |len: usize| {
+            (
+                CpuStorage::F32(vec![0.0; 3 * len * 64]),
+                Layout::contiguous((1, 3, len, 64)),
+            )
+        };
+        for (len, threads, want) in [
+            (100, 2, Spread::Alone),
+            (200, 1, Spread::Alone),
+            (200, 2, Spread::ByHead),
+            (511, 4, Spread::ByHead),
+            (1000, 2, Spread::ByPass),
+        ] {
+            let (sk, lk) = kv(len);
+            let run = Run {
+                q: View::new("q", &sq, &lq).unwrap(),
+                k: View::new("k", &sk, &lk).unwrap(),
+                v: View::new("v", &sk, &lk).unwrap(),
+                nh: 9,
+                t: 1,
+                rep: 3,
+                start: len - 1,
+                scale: 0.125,
+                window: None,
+                tile_heads: 3,
+                tile_queries: 1,
+                out: Out(std::ptr::null_mut()),
+            };
+            assert_eq!(
+                run.spread(threads, len),
+                want,
+                "{len} positions, {threads} threads"
+            );
         }
     }
 
