@@ -50,31 +50,23 @@ impl Q8Rows {
         let nb = x.len() / block;
         self.blocks = cols / QK;
         self.block = block;
-        self.qs.clear();
+        // Every element is written below: no need to clear them first.
         self.qs.resize(x.len(), 0);
-        self.d.clear();
         self.d.resize(nb, 0.0);
-        self.s.clear();
         self.s.resize(nb, 0.0);
-        self.sums.clear();
         self.sums.resize(x.len() / QK, 0);
-        for (b, (xb, qb)) in x
-            .chunks_exact(block)
-            .zip(self.qs.chunks_exact_mut(block))
-            .enumerate()
-        {
-            let amax = amax(xb);
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut total = 0i32;
-            for (k, (q32, x32)) in qb.chunks_exact_mut(QK).zip(xb.chunks_exact(QK)).enumerate() {
-                let sum = quantize_32(x32, id, q32);
-                self.sums[b * (block / QK) + k] = sum;
-                total += sum;
-            }
-            self.d[b] = d;
-            self.s[b] = d * total as f32;
+        let out = Blocks {
+            qs: &mut self.qs,
+            d: &mut self.d,
+            s: &mut self.s,
+            sums: &mut self.sums,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if wide() {
+            // SAFETY: AVX2, FMA and F16C are available.
+            return unsafe { quantize_avx2(x, block, out) };
         }
+        quantize_with(x, block, out, amax, quantize_32_portable);
     }
 
     /// Number of rows held.
@@ -126,28 +118,69 @@ fn wide() -> bool {
     *WIDE.get_or_init(super::x86::available)
 }
 
+/// Where [`Q8Rows::quantize`] writes: each exactly as long as the blocks need.
+struct Blocks<'a> {
+    qs: &'a mut [i8],
+    d: &'a mut [f32],
+    s: &'a mut [f32],
+    sums: &'a mut [i32],
+}
+
+/// [`Q8Rows::quantize`]'s blocks of `block` values, with `amax` for each block's largest
+/// magnitude and `quantize_32` for its codes, 32 at a time (see [`quantize_32_portable`]).
+#[inline(always)]
+fn quantize_with(
+    x: &[f32],
+    block: usize,
+    out: Blocks<'_>,
+    amax: impl Fn(&[f32]) -> f32,
+    quantize_32: impl Fn(&[f32], f32, &mut [i8]) -> i32,
+) {
+    let per = block / QK;
+    for (b, (xb, qb)) in x
+        .chunks_exact(block)
+        .zip(out.qs.chunks_exact_mut(block))
+        .enumerate()
+    {
+        let d = amax(xb) / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut total = 0i32;
+        let sums = &mut out.sums[b * per..(b + 1) * per];
+        for ((q32, x32), sum) in qb.chunks_exact_mut(QK).zip(xb.chunks_exact(QK)).zip(sums) {
+            *sum = quantize_32(x32, id, q32);
+            total += *sum;
+        }
+        out.d[b] = d;
+        out.s[b] = d * total as f32;
+    }
+}
+
+/// [`quantize_with`] with the AVX2 forms, in one function: a decoding step quantizes a few
+/// hundred values per product, and calls per 32 of them cost more than the work.
+///
+/// # Safety
+/// AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_avx2(x: &[f32], block: usize, out: Blocks<'_>) {
+    // SAFETY (both): the CPU has AVX2 (the caller's contract); the chunks hold 32 values.
+    quantize_with(
+        x,
+        block,
+        out,
+        |xb| unsafe { super::x86::amax(xb) },
+        |x32, id, q32| unsafe { super::x86::quantize_32(x32, id, q32) },
+    );
+}
+
 /// The largest magnitude in `x` (0 for an empty or all-zero block).
 fn amax(x: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if wide() {
-        // SAFETY: AVX2 is available.
-        return unsafe { super::x86::amax(x) };
-    }
     x.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
 /// Quantizes 32 values with the inverse step `id` into `q`; returns the sum of the codes. Codes
 /// are `v · id` rounded to the nearest integer, ties to even, clamped to -127..=127 (the AVX2
 /// form gives the same codes).
-fn quantize_32(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    if wide() {
-        // SAFETY: AVX2 is available; both slices hold 32 values (the callers' chunks).
-        return unsafe { super::x86::quantize_32(x, id, q) };
-    }
-    quantize_32_portable(x, id, q)
-}
-
 fn quantize_32_portable(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
     let mut sum = 0i32;
     for (q, v) in q.iter_mut().zip(x) {

@@ -71,6 +71,7 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
 ///
 /// # Safety
 /// AVX2, FMA and F16C ([`available`]).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn amax(x: &[f32]) -> f32 {
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
@@ -91,6 +92,7 @@ pub unsafe fn amax(x: &[f32]) -> f32 {
 ///
 /// # Safety
 /// AVX2, FMA and F16C ([`available`]); `x` and `q` hold at least 32 values.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn quantize_32(x: &[f32], id: f32, q: &mut [i8]) -> i32 {
     assert!(x.len() >= 32 && q.len() >= 32);
