@@ -157,11 +157,42 @@ impl Sampler {
     }
 }
 
+/// The index of the largest logit, the first one where several are equal; 0 for an empty
+/// list. With NaNs among the logits (a broken model) the result is still an index of the list,
+/// not necessarily the largest number's.
+///
+/// Sixteen lanes, each keeping the first position of its own largest value, so that the
+/// compiler can vectorize the loop (the vocabulary is 49,152 to 262,144 logits per token, and a
+/// scalar loop took about 1.5% of a small model's decoding step); then the lanes' best, ties to
+/// the lowest position, then the values past the last whole 16.
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, l) in logits.iter().enumerate() {
+    const LANES: usize = 16;
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    let mut best = 0usize;
+    if logits.len() >= LANES {
+        let mut val = [0f32; LANES];
+        val.copy_from_slice(&logits[..LANES]);
+        let mut at = [0u32; LANES];
+        for (c, chunk) in chunks.enumerate().skip(1) {
+            for j in 0..LANES {
+                let better = chunk[j] > val[j];
+                val[j] = if better { chunk[j] } else { val[j] };
+                at[j] = if better { c as u32 } else { at[j] };
+            }
+        }
+        best = at[0] as usize * LANES;
+        for (j, c) in at.iter().enumerate().skip(1) {
+            let i = *c as usize * LANES + j;
+            if logits[i] > logits[best] || (logits[i] == logits[best] && i < best) {
+                best = i;
+            }
+        }
+    }
+    let start = logits.len() - rest.len();
+    for (i, l) in rest.iter().enumerate() {
         if *l > logits[best] {
-            best = i;
+            best = start + i;
         }
     }
     best as u32
@@ -173,6 +204,46 @@ mod tests {
 
     fn logits() -> Vec<f32> {
         vec![1.0, 3.0, 2.5, -1.0, 0.5, 2.9]
+    }
+
+    #[test]
+    fn argmax_is_the_first_largest_for_any_length() {
+        let reference = |l: &[f32]| {
+            let mut best = 0;
+            for (i, v) in l.iter().enumerate() {
+                if *v > l[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        };
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            // Few distinct values: many ties, in every lane.
+            (seed >> 24) as f32 / 16.0 - 8.0
+        };
+        for len in [0, 1, 5, 15, 16, 17, 31, 32, 33, 100, 1000, 49_152, 49_157] {
+            for _ in 0..20 {
+                let mut l: Vec<f32> = (0..len).map(|_| next()).collect();
+                assert_eq!(argmax(&l), reference(&l), "{len} logits");
+                if len > 0 {
+                    // The largest alone, at the end (past the last whole 16) and at the start.
+                    for at in [len - 1, 0] {
+                        let keep = l[at];
+                        l[at] = 100.0;
+                        assert_eq!(argmax(&l), at as u32, "{len} logits, largest at {at}");
+                        l[at] = keep;
+                    }
+                }
+            }
+        }
+        let mut l = vec![f32::NEG_INFINITY; 40];
+        assert_eq!(argmax(&l), 0);
+        l[37] = -1e30;
+        assert_eq!(argmax(&l), 37);
+        l[3] = f32::NAN;
+        assert!((argmax(&l) as usize) < l.len());
     }
 
     #[test]
