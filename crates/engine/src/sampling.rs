@@ -161,31 +161,37 @@ impl Sampler {
         probs.extend(cand.iter().map(|(_, l)| (l - max).exp()));
         let sum = sum_all.unwrap_or_else(|| probs.iter().sum());
         probs.iter_mut().for_each(|x| *x /= sum);
-        let mut keep = probs.len();
-        if p.top_p < 1.0 {
-            let mut acc = 0.0;
-            for (i, pr) in probs.iter().enumerate() {
-                acc += pr;
-                if acc >= p.top_p {
-                    keep = i + 1;
-                    break;
-                }
-            }
-        }
-        if p.min_p > 0.0 {
-            let floor = probs[0] * p.min_p;
-            keep = keep.min(probs.iter().take_while(|pr| **pr >= floor).count().max(1));
-        }
-        let total: f32 = probs[..keep].iter().sum();
-        let mut r = self.rng.random::<f32>() * total;
-        for (c, pr) in cand.iter().zip(probs.iter()).take(keep) {
-            r -= pr;
-            if r <= 0.0 {
-                return Ok(c.0);
-            }
-        }
-        Ok(cand[keep - 1].0)
+        Ok(draw(p, &mut self.rng, cand, probs))
     }
+}
+
+/// The last steps of [`Sampler::sample`]: `cand` from most to least likely with their
+/// probabilities `probs` (not empty), cut by top-p, then min-p, then one draw.
+fn draw(p: &SamplingParams, rng: &mut StdRng, cand: &[(u32, f32)], probs: &[f32]) -> u32 {
+    let mut keep = probs.len();
+    if p.top_p < 1.0 {
+        let mut acc = 0.0;
+        for (i, pr) in probs.iter().enumerate() {
+            acc += pr;
+            if acc >= p.top_p {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    if p.min_p > 0.0 {
+        let floor = probs[0] * p.min_p;
+        keep = keep.min(probs.iter().take_while(|pr| **pr >= floor).count().max(1));
+    }
+    let total: f32 = probs[..keep].iter().sum();
+    let mut r = rng.random::<f32>() * total;
+    for (c, pr) in cand.iter().zip(probs).take(keep) {
+        r -= pr;
+        if r <= 0.0 {
+            return c.0;
+        }
+    }
+    cand[keep - 1].0
 }
 
 /// The index of the largest logit, the first one where several are equal; 0 for an empty
@@ -237,7 +243,8 @@ mod tests {
         vec![1.0, 3.0, 2.5, -1.0, 0.5, 2.9]
     }
 
-    /// The sampler as it was before it kept the top k by selection: everything sorted.
+    /// The sampler as it was before it kept the top k by selection: everything sorted (the
+    /// same cuts and draw after that).
     fn sample_by_sorting(p: &SamplingParams, rng: &mut StdRng, logits: &[f32]) -> u32 {
         let mut cand: Vec<(u32, f32)> = logits
             .iter()
@@ -253,30 +260,7 @@ mod tests {
         let mut probs: Vec<f32> = cand.iter().map(|(_, l)| (l - max).exp()).collect();
         let sum: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|x| *x /= sum);
-        let mut keep = probs.len();
-        if p.top_p < 1.0 {
-            let mut acc = 0.0;
-            for (i, pr) in probs.iter().enumerate() {
-                acc += pr;
-                if acc >= p.top_p {
-                    keep = i + 1;
-                    break;
-                }
-            }
-        }
-        if p.min_p > 0.0 {
-            let floor = probs[0] * p.min_p;
-            keep = keep.min(probs.iter().take_while(|pr| **pr >= floor).count().max(1));
-        }
-        let total: f32 = probs[..keep].iter().sum();
-        let mut r = rng.random::<f32>() * total;
-        for i in 0..keep {
-            r -= probs[i];
-            if r <= 0.0 {
-                return cand[i].0;
-            }
-        }
-        cand[keep - 1].0
+        draw(p, rng, &cand, &probs)
     }
 
     #[test]
