@@ -1795,20 +1795,24 @@ macro_rules! x8_k_ymm {
                 // twice) in a 32-bit word, so that each row's eight multipliers below are
                 // broadcast loads rather than shuffles. Rows 2q and 2q + 1's scales j < 4 at
                 // 16q + 4(r % 2) + j, scales j >= 4 eight words on.
-                let twice: [__m256i; 8] = std::array::from_fn(|i| {
-                    let (q, v) = (i / 2, sc[i / 4]);
-                    let half = if q % 2 == 0 {
-                        _mm256_castsi256_si128(v)
-                    } else {
-                        _mm256_extracti128_si256::<1>(v)
-                    };
-                    let w = _mm256_cvtepu8_epi16(half);
-                    if i % 2 == 0 {
-                        _mm256_unpacklo_epi16(w, w)
-                    } else {
-                        _mm256_unpackhi_epi16(w, w)
-                    }
-                });
+                let twice: [__m256i; 8] = if K == K6 {
+                    [_mm256_setzero_si256(); 8]
+                } else {
+                    std::array::from_fn(|i| {
+                        let (q, v) = (i / 2, sc[i / 4]);
+                        let half = if q % 2 == 0 {
+                            _mm256_castsi256_si128(v)
+                        } else {
+                            _mm256_extracti128_si256::<1>(v)
+                        };
+                        let w = _mm256_cvtepu8_epi16(half);
+                        if i % 2 == 0 {
+                            _mm256_unpacklo_epi16(w, w)
+                        } else {
+                            _mm256_unpackhi_epi16(w, w)
+                        }
+                    })
+                };
                 let mut p = [_mm256_setzero_si256(); 8];
                 for (r, pr) in p.iter_mut().enumerate() {
                     // An eighth of the next rows' share per row, spread over the rows' work.
