@@ -342,11 +342,31 @@ fn clean(text: &str) -> String {
             t = rest.trim();
         }
     }
+    // A line the text already holds is a model going round in a loop, not a new point.
+    let mut seen = BTreeSet::new();
     t.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && seen.insert(*l))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// How often the last whole line of a text being written may already stand in it before the
+/// model counts as going round in a loop (small models, decoding greedily, can write one line
+/// again and again until the token limit: a page of running headers, say).
+const LOOP_LINES: usize = 3;
+
+/// Whether `text` (a model's answer so far) ends in a loop: its last whole line (one a newline
+/// ends) stands in it at least [`LOOP_LINES`] times.
+fn goes_round(text: &str) -> bool {
+    let Some(body) = text.trim_end_matches([' ', '\t']).strip_suffix('\n') else {
+        return false;
+    };
+    let mut lines = body.lines().map(str::trim).filter(|l| !l.is_empty());
+    let Some(last) = lines.next_back() else {
+        return false;
+    };
+    lines.filter(|l| *l == last).take(LOOP_LINES - 1).count() == LOOP_LINES - 1
 }
 
 /// The start of `text` that counts at most `max` tokens, cut after a word.
@@ -521,6 +541,10 @@ impl Work {
         sink: Option<&SummarizeSink>,
     ) -> Result<Ask> {
         let t0 = Instant::now();
+        // The answer so far, and whether it was stopped for going round in a loop (what it
+        // holds then stands as the answer; `clean` drops the repeated lines).
+        let mut so_far = String::new();
+        let mut looped = false;
         let handle = engine.submit(Request {
             model: self.model_path.clone(),
             prompt: Prompt::Chat(messages),
@@ -549,6 +573,11 @@ impl Work {
             };
             match ev {
                 EngineEvent::Text(t) => {
+                    so_far.push_str(&t);
+                    if !looped && goes_round(&so_far) {
+                        looped = true;
+                        handle.cancel();
+                    }
                     if let Some(sink) = sink {
                         sink(SummarizeEvent::Delta {
                             job_id: self.job_id,
@@ -557,7 +586,9 @@ impl Work {
                     }
                 }
                 EngineEvent::Done(s) => {
-                    if s.stop == StopReason::Cancelled {
+                    // Stopped here for a loop (and not by the user): what it wrote stands.
+                    let loop_stop = looped && !self.cancelled();
+                    if s.stop == StopReason::Cancelled && !loop_stop {
                         return Ok(Ask::Cancelled);
                     }
                     clock.requests += 1;
@@ -567,6 +598,11 @@ impl Work {
                 EngineEvent::Failed(e) => {
                     let err: AppError = e.into();
                     if err.code == "engine.cancelled" {
+                        if looped && !self.cancelled() {
+                            clock.requests += 1;
+                            clock.request_ms += t0.elapsed().as_millis() as u64;
+                            return Ok(Ask::Text(so_far));
+                        }
                         return Ok(Ask::Cancelled);
                     }
                     return Err(err);
@@ -1173,5 +1209,31 @@ mod tests {
     #[test]
     fn cleaning_takes_labels_off() {
         assert_eq!(clean("  Summary: one.\n\n two. "), "one.\ntwo.");
+    }
+
+    #[test]
+    fn cleaning_drops_lines_already_written() {
+        assert_eq!(
+            clean("BASH(1)\nBASH(1)\n  BASH(1)\nbash reads commands.\nBASH(1)"),
+            "BASH(1)\nbash reads commands."
+        );
+        assert_eq!(clean("a\nb\na\nb\nc"), "a\nb\nc");
+        assert_eq!(clean("a.\nA.\na. b."), "a.\nA.\na. b.");
+    }
+
+    #[test]
+    fn a_line_written_a_third_time_is_a_loop() {
+        assert!(!goes_round(""));
+        assert!(!goes_round("BASH(1)\nBASH(1)\n"));
+        // The third line is not whole until its newline.
+        assert!(!goes_round("BASH(1)\nBASH(1)\nBASH(1)"));
+        assert!(goes_round("BASH(1)\nBASH(1)\n BASH(1) \n"));
+        assert!(goes_round("x\nBASH(1)\n\nBASH(1)\ny\nBASH(1)\n"));
+        // A cycle of two lines.
+        assert!(goes_round("a\nb\na\nb\na\n"));
+        assert!(!goes_round("a\nb\na\nb\n"));
+        // Different lines, or the same words inside other lines.
+        assert!(!goes_round("one.\ntwo.\nthree.\n"));
+        assert!(!goes_round("a b\na\nb a\na b c\n"));
     }
 }

@@ -372,6 +372,65 @@ fn long_pdf_is_summarized_with_every_chunk_covered_and_real_page_citations() {
     assert_eq!(resumed.cites, summary.cites);
 }
 
+/// Page 1 of the manual is mostly running headers ("BASH(1)"), on which the small model,
+/// decoding greedily, writes the same line again and again: the request stops once a line comes
+/// a third time, and no line of the summary, a key point or a partial summary stands twice.
+#[test]
+fn a_model_going_round_in_a_loop_is_stopped_and_its_repeats_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let doc = a
+        .add_document(
+            &fixture("documents/bash.pdf"),
+            &DocumentOptions {
+                model: Some(smollm()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .document
+        .id;
+    let (sink, rx) = collector();
+    a.summarize(
+        SummarizeRequest {
+            document_id: doc,
+            length: SummaryLength::Short,
+            language: None,
+            model: Some(smollm()),
+            pages: Some([1, 1]),
+            max_part_tokens: None,
+            max_summary_tokens: None,
+            restart: false,
+        },
+        sink,
+    )
+    .unwrap();
+    let (events, status, summary) = finish(&rx);
+    assert_eq!(status, "done");
+    // The final request as it was written: stopped at the third copy of a line (or a token
+    // after it), where the model would have written ~30 before its token limit.
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match e {
+            SummarizeEvent::Delta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        streamed.lines().count() <= 5,
+        "the final request went on: {streamed:?}"
+    );
+    let texts = std::iter::once(&summary.text)
+        .chain(summary.key_points.iter().map(|k| &k.text))
+        .chain(summary.parts.iter().map(|p| &p.text));
+    for text in texts {
+        assert!(!text.trim().is_empty());
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let once: BTreeSet<&str> = lines.iter().copied().collect();
+        assert_eq!(once.len(), lines.len(), "a line stands twice in {text:?}");
+    }
+}
+
 #[test]
 fn questions_are_answered_from_cited_passages() {
     let pdf = fixture("documents/bash.pdf");
