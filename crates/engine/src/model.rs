@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
+use half::slice::HalfFloatSliceExt;
 
 use crate::attention::{attend, attend_one, Window};
 use crate::error::{EngineError, Result};
@@ -275,9 +276,9 @@ impl candle_core::InplaceOp1 for WriteRow<'_> {
         }
         for (h, row) in self.rows.chunks_exact(hd).enumerate() {
             let at = start + (h * cap + self.at) * hd;
-            for (o, x) in data[at..at + hd].iter_mut().zip(row) {
-                *o = half::f16::from_f32(*x);
-            }
+            // Eight at a time where the CPU converts (F16C), with the rounding of
+            // `f16::from_f32`: the same bits.
+            data[at..at + hd].convert_from_f32_slice(row);
         }
         Ok(())
     }
@@ -450,16 +451,25 @@ fn add_bias(b: &Option<Tensor>, y: &mut [f32]) -> Result<()> {
 /// `sin`: that position's `rope_dim / 2` values), pairs `(2i, 2i + 1)` when `interleaved`
 /// (`rope_i`), else `(i, i + rope_dim / 2)` (`rope`), with candle's expressions.
 fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], interleaved: bool) {
+    let turn = |a: &mut f32, b: &mut f32, c: f32, s: f32| {
+        let (s1, s2) = (*a, *b);
+        *a = s1 * c - s2 * s;
+        *b = s1 * s + s2 * c;
+    };
     let half = x.len() / 2;
-    for i in 0..half {
-        let (a, b) = if interleaved {
-            (2 * i, 2 * i + 1)
-        } else {
-            (i, i + half)
-        };
-        let (s1, s2) = (x[a], x[b]);
-        x[a] = s1 * cos[i] - s2 * sin[i];
-        x[b] = s1 * sin[i] + s2 * cos[i];
+    let angles = cos[..half].iter().zip(&sin[..half]);
+    if interleaved {
+        for (pair, (c, s)) in x.chunks_exact_mut(2).zip(angles) {
+            if let [a, b] = pair {
+                turn(a, b, *c, *s);
+            }
+        }
+    } else {
+        // Two runs the compiler turns into vector steps: the same operations per element.
+        let (first, second) = x[..2 * half].split_at_mut(half);
+        for ((a, b), (c, s)) in first.iter_mut().zip(second.iter_mut()).zip(angles) {
+            turn(a, b, *c, *s);
+        }
     }
 }
 
