@@ -369,6 +369,12 @@ fn goes_round(text: &str) -> bool {
     lines.filter(|l| *l == last).take(LOOP_LINES - 1).count() == LOOP_LINES - 1
 }
 
+/// `text` up to its last newline: a request stopped for a loop may have written the start of
+/// one more copy after it.
+fn whole_lines(text: &str) -> &str {
+    text.rfind('\n').map_or(text, |end| &text[..end])
+}
+
 /// The start of `text` that counts at most `max` tokens, cut after a word.
 fn truncate_tokens(text: &str, max: usize, count: &dyn Fn(&str) -> usize) -> String {
     if count(text) <= max {
@@ -593,7 +599,11 @@ impl Work {
                     }
                     clock.requests += 1;
                     clock.request_ms += t0.elapsed().as_millis() as u64;
-                    return Ok(Ask::Text(s.text));
+                    return Ok(Ask::Text(if loop_stop {
+                        whole_lines(&s.text).to_string()
+                    } else {
+                        s.text
+                    }));
                 }
                 EngineEvent::Failed(e) => {
                     let err: AppError = e.into();
@@ -601,7 +611,7 @@ impl Work {
                         if looped && !self.cancelled() {
                             clock.requests += 1;
                             clock.request_ms += t0.elapsed().as_millis() as u64;
-                            return Ok(Ask::Text(so_far));
+                            return Ok(Ask::Text(whole_lines(&so_far).to_string()));
                         }
                         return Ok(Ask::Cancelled);
                     }
@@ -1219,6 +1229,13 @@ mod tests {
         );
         assert_eq!(clean("a\nb\na\nb\nc"), "a\nb\nc");
         assert_eq!(clean("a.\nA.\na. b."), "a.\nA.\na. b.");
+    }
+
+    #[test]
+    fn a_stopped_loop_keeps_its_whole_lines() {
+        assert_eq!(whole_lines("a\nBASH(1)\nBASH(1"), "a\nBASH(1)");
+        assert_eq!(whole_lines("a\nb\n"), "a\nb");
+        assert_eq!(whole_lines("one line"), "one line");
     }
 
     #[test]
