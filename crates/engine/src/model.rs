@@ -433,10 +433,7 @@ fn rms_norm(x: &Tensor, alpha: &Tensor, eps: f32) -> Result<Tensor> {
     crate::ops::with_f32(&x, |v| {
         crate::ops::with_f32(alpha, |a| {
             for (row, o) in v.chunks_exact(n.max(1)).zip(out.chunks_exact_mut(n.max(1))) {
-                let m = rms_divisor(row, eps);
-                for ((o, v), a) in o.iter_mut().zip(row).zip(a) {
-                    *o = *v / m * *a;
-                }
+                norm_row(row, a, eps, o);
             }
         })
     })??;
@@ -457,12 +454,15 @@ fn check_norm(alpha: &Tensor, n: usize) -> Result<()> {
 /// `out` (as long as `x`).
 fn rms_norm_with(alpha: &Tensor, x: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
     check_norm(alpha, x.len())?;
+    crate::ops::with_f32(alpha, |a| norm_row(x, a, eps, out))
+}
+
+/// One row's RMS norm with the weights `a`: `x / m · a` with `m` from [`rms_divisor`].
+fn norm_row(x: &[f32], a: &[f32], eps: f32, out: &mut [f32]) {
     let m = rms_divisor(x, eps);
-    crate::ops::with_f32(alpha, |a| {
-        for ((o, v), a) in out.iter_mut().zip(x).zip(a) {
-            *o = *v / m * *a;
-        }
-    })
+    for ((o, v), a) in out.iter_mut().zip(x).zip(a) {
+        *o = *v / m * *a;
+    }
 }
 
 /// [`rms_norm_with`] in place.
