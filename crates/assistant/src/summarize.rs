@@ -551,6 +551,16 @@ impl Work {
         // holds then stands as the answer; `clean` drops the repeated lines).
         let mut so_far = String::new();
         let mut looped = false;
+        // A cancelled request: stopped here for a loop (and not by the user), its whole lines
+        // stand as the answer.
+        let loop_stopped = |looped: bool, text: &str, clock: &mut Clock| {
+            if !looped || self.cancelled() {
+                return Ask::Cancelled;
+            }
+            clock.requests += 1;
+            clock.request_ms += t0.elapsed().as_millis() as u64;
+            Ask::Text(whole_lines(text).to_string())
+        };
         let handle = engine.submit(Request {
             model: self.model_path.clone(),
             prompt: Prompt::Chat(messages),
@@ -580,7 +590,8 @@ impl Work {
             match ev {
                 EngineEvent::Text(t) => {
                     so_far.push_str(&t);
-                    if !looped && goes_round(&so_far) {
+                    // A loop shows only when a line ends.
+                    if !looped && t.contains('\n') && goes_round(&so_far) {
                         looped = true;
                         handle.cancel();
                     }
@@ -592,28 +603,17 @@ impl Work {
                     }
                 }
                 EngineEvent::Done(s) => {
-                    // Stopped here for a loop (and not by the user): what it wrote stands.
-                    let loop_stop = looped && !self.cancelled();
-                    if s.stop == StopReason::Cancelled && !loop_stop {
-                        return Ok(Ask::Cancelled);
+                    if s.stop != StopReason::Cancelled {
+                        clock.requests += 1;
+                        clock.request_ms += t0.elapsed().as_millis() as u64;
+                        return Ok(Ask::Text(s.text));
                     }
-                    clock.requests += 1;
-                    clock.request_ms += t0.elapsed().as_millis() as u64;
-                    return Ok(Ask::Text(if loop_stop {
-                        whole_lines(&s.text).to_string()
-                    } else {
-                        s.text
-                    }));
+                    return Ok(loop_stopped(looped, &s.text, clock));
                 }
                 EngineEvent::Failed(e) => {
                     let err: AppError = e.into();
                     if err.code == "engine.cancelled" {
-                        if looped && !self.cancelled() {
-                            clock.requests += 1;
-                            clock.request_ms += t0.elapsed().as_millis() as u64;
-                            return Ok(Ask::Text(whole_lines(&so_far).to_string()));
-                        }
-                        return Ok(Ask::Cancelled);
+                        return Ok(loop_stopped(looped, &so_far, clock));
                     }
                     return Err(err);
                 }
