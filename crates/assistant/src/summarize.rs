@@ -375,6 +375,42 @@ fn whole_lines(text: &str) -> &str {
     text.rfind('\n').map_or(text, |end| &text[..end])
 }
 
+/// Characters that end a sentence ([`cut_unfinished`]).
+const SENTENCE_ENDS: [char; 7] = ['.', '!', '?', '。', '！', '？', '…'];
+
+/// An answer the token limit (or a full context) stopped in mid-sentence, cut after its last
+/// whole sentence or line where that keeps at least half of it, else after its last whole word
+/// with "…" (or with "…" as it is, where no word ends in its second half: Chinese): a partial
+/// summary or a summary does not end in half a word ("… DESCRIPTION B"). A sentence ends at
+/// `.`, `!` or `?` before a space or a line's end, at a Chinese full stop, exclamation or
+/// question mark, and at a line's end.
+fn cut_unfinished(text: &str) -> String {
+    let t = text.trim_end();
+    if t.is_empty() || t.ends_with(SENTENCE_ENDS) {
+        return t.to_string();
+    }
+    let half = t.len() / 2;
+    let mut sentence = None;
+    for (i, c) in t.char_indices() {
+        let after = i + c.len_utf8();
+        let ends = match c {
+            '。' | '！' | '？' | '\n' => true,
+            '.' | '!' | '?' => t[after..].starts_with(char::is_whitespace),
+            _ => false,
+        };
+        if ends {
+            sentence = Some(after);
+        }
+    }
+    if let Some(end) = sentence.filter(|&e| e >= half) {
+        return t[..end].trim_end().to_string();
+    }
+    match t.rfind(char::is_whitespace).filter(|&i| i >= half) {
+        Some(i) => format!("{}…", t[..i].trim_end()),
+        None => format!("{t}…"),
+    }
+}
+
 /// The start of `text` that counts at most `max` tokens, cut after a word.
 fn truncate_tokens(text: &str, max: usize, count: &dyn Fn(&str) -> usize) -> String {
     if count(text) <= max {
@@ -606,7 +642,13 @@ impl Work {
                     if s.stop != StopReason::Cancelled {
                         clock.requests += 1;
                         clock.request_ms += t0.elapsed().as_millis() as u64;
-                        return Ok(Ask::Text(s.text));
+                        let text = match s.stop {
+                            StopReason::MaxTokens | StopReason::ContextFull => {
+                                cut_unfinished(&s.text)
+                            }
+                            _ => s.text,
+                        };
+                        return Ok(Ask::Text(text));
                     }
                     return Ok(loop_stopped(looped, &s.text, clock));
                 }
@@ -1236,6 +1278,60 @@ mod tests {
         assert_eq!(whole_lines("a\nBASH(1)\nBASH(1"), "a\nBASH(1)");
         assert_eq!(whole_lines("a\nb\n"), "a\nb");
         assert_eq!(whole_lines("one line"), "one line");
+    }
+
+    #[test]
+    fn an_answer_cut_by_its_token_limit_ends_after_a_sentence_or_a_word() {
+        // The key point of bash.pdf's first page, stopped by the part's token limit.
+        assert_eq!(
+            cut_unfinished(
+                "BASH(1) General Commands Manual NAME bash − GNU Bourne-Again SHell SYNOPSIS bash \
+                 [options] COPYRIGHT Bash is Copyright © 1989-2022 by the Free Software \
+                 Foundation, Inc. DESCRIPTION B"
+            ),
+            "BASH(1) General Commands Manual NAME bash − GNU Bourne-Again SHell SYNOPSIS bash \
+             [options] COPYRIGHT Bash is Copyright © 1989-2022 by the Free Software \
+             Foundation, Inc."
+        );
+        // The last whole sentence, not a number's point or an abbreviation's end mid-word.
+        assert_eq!(
+            cut_unfinished("It reads 1.5 MB of text from the file. Then it wri"),
+            "It reads 1.5 MB of text from the file."
+        );
+        assert_eq!(
+            cut_unfinished("Bash reads commands. It runs them? It writes the output to the sc"),
+            "Bash reads commands. It runs them?"
+        );
+        // Lines: the unfinished last one goes.
+        assert_eq!(
+            cut_unfinished("- Bash reads commands\n- It runs scripts\n- It wri"),
+            "- Bash reads commands\n- It runs scripts"
+        );
+        // A last sentence longer than half the text: cut after a word instead.
+        assert_eq!(
+            cut_unfinished("Short. Then a much longer sentence that the limit cut off in the midd"),
+            "Short. Then a much longer sentence that the limit cut off in the…"
+        );
+        // Chinese: after the last full stop, else as it is with "…".
+        assert_eq!(
+            cut_unfinished("该手册介绍命令。它说明如何运行脚本。它还介绍了历"),
+            "该手册介绍命令。它说明如何运行脚本。"
+        );
+        assert_eq!(
+            cut_unfinished("该手册介绍命令和脚本的运"),
+            "该手册介绍命令和脚本的运…"
+        );
+        // Finished answers stay as they are.
+        for done in [
+            "Bash reads commands.",
+            "它运行脚本。",
+            "Is it?",
+            "And so on…",
+            "",
+        ] {
+            assert_eq!(cut_unfinished(done), done);
+        }
+        assert_eq!(cut_unfinished("It ends here.  \n"), "It ends here.");
     }
 
     #[test]
