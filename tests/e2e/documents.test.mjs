@@ -211,6 +211,7 @@ describe(`Documents view (${appBinary()})`, () => {
       const t0 = Date.now();
       await until('the answer stopped', async () => (await text('[data-action="ask"]')) !== null, 30_000);
       console.log(`answer stopped ${Date.now() - t0} ms after Cancel`);
+      assert.match(await text('[data-testid="answer-stopped"]'), /The answer was stopped/);
     }
   });
 

@@ -510,6 +510,51 @@ fn questions_are_answered_from_cited_passages() {
     assert_eq!(answer.passages, started.passages);
     assert!(answer.cited.iter().all(|n| (1..=2).contains(n)));
 
+    // Cancelled while it waits behind another question, and while it is being read: a
+    // cancelled answer (what was streamed), not a failure; the other question is answered.
+    let ask = |q: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let started = a
+            .ask(
+                hearth_assistant::AskRequest {
+                    document_id: doc,
+                    question: q.into(),
+                    model: Some(smollm()),
+                    passages: Some(2),
+                    max_tokens: Some(24),
+                },
+                Box::new(move |e| drop(tx.lock().unwrap().send(e))),
+            )
+            .unwrap();
+        (started, rx)
+    };
+    let answer_of = |rx: &std::sync::mpsc::Receiver<hearth_assistant::AskEvent>| {
+        let mut streamed = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(600)).unwrap() {
+                hearth_assistant::AskEvent::Delta { text, .. } => streamed.push_str(&text),
+                hearth_assistant::AskEvent::Done { answer, .. } => break (answer, streamed),
+                hearth_assistant::AskEvent::Failed { error, .. } => panic!("{error:?}"),
+            }
+        }
+    };
+    let (first, first_rx) = ask("What is HISTFILE?");
+    let (queued, queued_rx) = ask("Where is the history saved?");
+    a.cancel(queued.job_id);
+    let (answer, streamed) = answer_of(&queued_rx);
+    assert_eq!(answer.status, "cancelled");
+    assert_eq!(answer.text, streamed.trim());
+    assert_eq!(answer.passages, queued.passages);
+    let (answer, _) = answer_of(&first_rx);
+    assert_eq!(answer.status, "done");
+    assert_eq!(answer.passages, first.passages);
+    let (running, running_rx) = ask("What is HISTFILE?");
+    a.cancel(running.job_id);
+    let (answer, streamed) = answer_of(&running_rx);
+    assert_eq!(answer.status, "cancelled");
+    assert_eq!(answer.text, streamed.trim());
+
     let err = a
         .ask(
             hearth_assistant::AskRequest {

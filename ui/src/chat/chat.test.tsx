@@ -57,6 +57,17 @@ describe('chat', () => {
     expect([...liveRegion().querySelectorAll('p')].at(-1)?.textContent).toBe('Reply stopped.');
   });
 
+  it('stops a reply before its first word as stopped, not failed', async () => {
+    const { backend } = await renderApp({ reply: () => 'word '.repeat(400), chunkDelayMs: 200, chunkChars: 5 });
+    await send('Tell me a long story');
+    await waitFor(() => expect(backend.calls.some(([name]) => name === 'send')).toBe(true));
+    fireEvent.click(screen.getByRole('button', { name: /Stop/ }));
+    await waitFor(() => expect(lastReply().dataset.status).toBe('cancelled'));
+    expect(lastReply().textContent).toContain('Stopped');
+    expect([...liveRegion().querySelectorAll('p')].at(-1)?.textContent).toBe('Reply stopped.');
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+
   it('edits a question into a new branch and switches between branches', async () => {
     await renderApp({ reply: (q) => `Answer to ${q}`, chunkDelayMs: 1, chunkChars: 50 });
     await send('first question');

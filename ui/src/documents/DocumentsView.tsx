@@ -370,7 +370,7 @@ export function DocumentsView() {
           };
         return { ...all, [docId]: { ...a, status: 'failed' } };
       });
-      if (e.type === 'done') announce(t('documents.answerDone'));
+      if (e.type === 'done') announce(t(e.answer.status === 'done' ? 'documents.answerDone' : 'documents.answerStopped'));
       else if (e.type === 'failed') report(e.error);
     };
     try {
@@ -569,6 +569,11 @@ export function DocumentsView() {
                   <p class="doc-answer-text" aria-live="polite" aria-busy={askRun.status === 'running'} data-testid="answer" data-user>
                     {askRun.text}
                   </p>
+                  {askRun.status === 'cancelled' && (
+                    <p class="field-hint" data-testid="answer-stopped">
+                      {t('documents.answerStoppedHint')}
+                    </p>
+                  )}
                   {askRun.passages.length > 0 && (
                     <>
                       <h3 class="doc-subtitle">{t('documents.sources')}</h3>

@@ -213,6 +213,32 @@ describe('documents view', { timeout: 30_000 }, () => {
     expect(within(passage).getByTestId('passage-where').textContent).toBe('Page 3');
   });
 
+  it('stops an answer with Cancel and says so, keeping what was written', async () => {
+    const { backend } = await openDocuments({ documents: { ...FILES, stepDelayMs: 150 } });
+    backend.dropFiles({ type: 'drop', paths: ['/docs/bashref.pdf'] });
+    await waitFor(() => expect(rows()).toHaveLength(1));
+    const box = within(pane()).getByRole('textbox', { name: 'Your question about the document' });
+    fireEvent.input(box, { target: { value: 'What does parameter expansion do?' } });
+    fireEvent.submit(box.closest('form') as HTMLFormElement);
+    const answer = within(pane()).getByTestId('answer');
+    await waitFor(() => expect(answer.textContent).not.toBe(''));
+    expect(within(pane()).queryByTestId('answer-stopped')).toBeNull();
+    fireEvent.click(pane().querySelector('[data-action="cancel-answer"]') as HTMLElement);
+    const stopped = await within(pane()).findByTestId('answer-stopped');
+    expect(stopped.textContent).toBe('The answer was stopped. Ask again to have it written in full.');
+    expect(backend.calls.some(([n]) => n === 'cancelDocumentJob')).toBe(true);
+    expect(liveRegion().textContent).toContain('Answer stopped');
+    // What was written before the stop stays, short of the whole answer.
+    expect(answer.textContent).not.toBe('');
+    expect(answer.textContent).not.toBe('It is in the document [1].');
+    expect('It is in the document [1].'.startsWith(answer.textContent ?? '')).toBe(true);
+    // Asking again writes it in full, without the note.
+    fireEvent.submit(box.closest('form') as HTMLFormElement);
+    await waitFor(() => expect(answer.textContent).toBe('It is in the document [1].'));
+    expect(within(pane()).queryByTestId('answer-stopped')).toBeNull();
+    expect(liveRegion().textContent).toContain('Answer finished');
+  });
+
   it('deletes a document after confirmation', async () => {
     const { backend } = await openDocuments();
     backend.dropFiles({ type: 'drop', paths: ['/docs/bashref.pdf', '/docs/notes.md'] });

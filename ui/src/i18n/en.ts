@@ -318,6 +318,8 @@ export const en = {
   'documents.foundBy.meaning': 'found by meaning',
   'documents.foundBy.both': 'found by its words and meaning',
   'documents.answerDone': 'Answer finished',
+  'documents.answerStopped': 'Answer stopped',
+  'documents.answerStoppedHint': 'The answer was stopped. Ask again to have it written in full.',
   'documents.announceStarted': 'Summarizing {name}',
   'documents.announceDone': 'Summary finished',
   'documents.announceCancelled': 'Summary stopped',

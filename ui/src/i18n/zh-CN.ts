@@ -319,6 +319,8 @@ export const zhCN: Messages = {
   'documents.foundBy.meaning': '按语义找到',
   'documents.foundBy.both': '按词语和语义找到',
   'documents.answerDone': '回答完成',
+  'documents.answerStopped': '回答已停止',
+  'documents.answerStoppedHint': '回答已停止。再次提问即可得到完整的回答。',
   'documents.announceStarted': '正在为 {name} 生成摘要',
   'documents.announceDone': '摘要已完成',
   'documents.announceCancelled': '摘要已停止',
