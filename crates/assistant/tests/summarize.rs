@@ -480,40 +480,9 @@ fn questions_are_answered_from_cited_passages() {
         "words the document lacks find nothing"
     );
 
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let started = a
-        .ask(
-            hearth_assistant::AskRequest {
-                document_id: doc,
-                question: "What is HISTFILE?".into(),
-                model: Some(smollm()),
-                passages: Some(2),
-                max_tokens: Some(24),
-            },
-            Box::new(move |e| drop(tx.lock().unwrap().send(e))),
-        )
-        .unwrap();
-    assert_eq!(started.passages.len(), 2);
-    assert_eq!(started.passages[0].number, 1);
-    let mut streamed = String::new();
-    let answer = loop {
-        match rx.recv_timeout(Duration::from_secs(600)).unwrap() {
-            hearth_assistant::AskEvent::Delta { text, .. } => streamed.push_str(&text),
-            hearth_assistant::AskEvent::Done { answer, .. } => break answer,
-            hearth_assistant::AskEvent::Failed { error, .. } => panic!("{error:?}"),
-        }
-    };
-    assert_eq!(answer.status, "done");
-    assert!(!answer.text.is_empty());
-    assert_eq!(answer.text, streamed.trim());
-    assert_eq!(answer.passages, started.passages);
-    assert!(answer.cited.iter().all(|n| (1..=2).contains(n)));
-
-    // Cancelled while it waits behind another question, and while it is being read: a
-    // cancelled answer (what was streamed), not a failure; the other question is answered.
+    // A question asked (its passages, then the answer streamed), and what its events say.
     let ask = |q: &str| {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         let tx = std::sync::Mutex::new(tx);
         let started = a
             .ask(
@@ -529,7 +498,7 @@ fn questions_are_answered_from_cited_passages() {
             .unwrap();
         (started, rx)
     };
-    let answer_of = |rx: &std::sync::mpsc::Receiver<hearth_assistant::AskEvent>| {
+    let answer_of = |rx: &mpsc::Receiver<hearth_assistant::AskEvent>| {
         let mut streamed = String::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(600)).unwrap() {
@@ -539,6 +508,18 @@ fn questions_are_answered_from_cited_passages() {
             }
         }
     };
+    let (started, rx) = ask("What is HISTFILE?");
+    assert_eq!(started.passages.len(), 2);
+    assert_eq!(started.passages[0].number, 1);
+    let (answer, streamed) = answer_of(&rx);
+    assert_eq!(answer.status, "done");
+    assert!(!answer.text.is_empty());
+    assert_eq!(answer.text, streamed.trim());
+    assert_eq!(answer.passages, started.passages);
+    assert!(answer.cited.iter().all(|n| (1..=2).contains(n)));
+
+    // Cancelled while it waits behind another question, and while it is being read: a
+    // cancelled answer (what was streamed), not a failure; the other question is answered.
     let (first, first_rx) = ask("What is HISTFILE?");
     let (queued, queued_rx) = ask("Where is the history saved?");
     a.cancel(queued.job_id);
