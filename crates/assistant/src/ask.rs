@@ -274,18 +274,12 @@ impl Assistant {
             .name(format!("hearth-ask-{job_id}"))
             .spawn(move || {
                 let count = passages.len() as u32;
-                // What was streamed: the answer of a request stopped before the engine served
-                // it (then it fails as cancelled instead of finishing).
-                let mut so_far = String::new();
                 let end = loop {
                     if cancel.load(Ordering::Relaxed) {
                         handle.cancel();
                     }
                     match handle.recv_timeout(Duration::from_millis(40)) {
-                        Ok(EngineEvent::Text(t)) => {
-                            so_far.push_str(&t);
-                            sink(AskEvent::Delta { job_id, text: t })
-                        }
+                        Ok(EngineEvent::Text(t)) => sink(AskEvent::Delta { job_id, text: t }),
                         Ok(EngineEvent::Done(s)) => {
                             let text = s.text.trim().to_string();
                             break Ok(Answer {
@@ -302,12 +296,12 @@ impl Assistant {
                         }
                         Ok(EngineEvent::Failed(e)) => {
                             let error = AppError::from(e);
-                            // The user's Cancel, not a failure.
-                            if error.code == "engine.cancelled" && cancel.load(Ordering::Relaxed) {
-                                let text = so_far.trim().to_string();
+                            // Stopped before the engine took it up (so nothing was written): a
+                            // cancelled answer, as one stopped while it was being written.
+                            if error.code == "engine.cancelled" {
                                 break Ok(Answer {
-                                    cited: cited_numbers(&text, count),
-                                    text,
+                                    cited: Vec::new(),
+                                    text: String::new(),
                                     passages,
                                     status: "cancelled".into(),
                                 });

@@ -48,7 +48,7 @@ pub struct StartedJob {
     pub assistant_message_id: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplyStats {
     pub prompt_tokens: u32,
@@ -276,8 +276,22 @@ fn forward(handle: RequestHandle, store: &Store, g: &Generation, sink: &ChatSink
                 } else {
                     Outcome::Failed(err.message.clone())
                 };
+                let cancelled = outcome == Outcome::Cancelled;
                 let _ = store.finish_message(id, &text, outcome, &GenerationStats::default());
-                sink(ChatEvent::Failed { job_id, error: err });
+                if cancelled {
+                    // Stopped before the engine took it up: a stopped reply, as one stopped
+                    // while it was being written.
+                    sink(ChatEvent::Done {
+                        job_id,
+                        status: "cancelled".into(),
+                        stats: ReplyStats {
+                            dropped_messages: dropped,
+                            ..Default::default()
+                        },
+                    });
+                } else {
+                    sink(ChatEvent::Failed { job_id, error: err });
+                }
                 return;
             }
         }

@@ -198,6 +198,42 @@ fn stop_keeps_the_partial_answer_as_cancelled() {
     assert_eq!(stored.status, "cancelled");
     assert_eq!(stored.content, format!("{got}{rest}"));
     assert!(stored.completion_tokens.unwrap() < 2000);
+
+    // A reply stopped while it waits behind another one: stopped, not failed, and stored so.
+    let send = |title: &str| {
+        let c = a.create_conversation(Some(title.into())).unwrap();
+        let (sink, rx) = collector();
+        let job = a
+            .send(
+                SendRequest {
+                    conversation_id: c.id,
+                    text: "Write a very long story about the sea.".into(),
+                    edit_of: None,
+                    system_prompt: None,
+                    sampling: None,
+                },
+                sink,
+            )
+            .unwrap();
+        (c, job, rx)
+    };
+    let (_, running, running_rx) = send("Running");
+    let (waiting, queued, queued_rx) = send("Waiting");
+    a.cancel(queued.job_id);
+    match finish(&queued_rx) {
+        (text, ChatEvent::Done { status, .. }) => {
+            assert_eq!(status, "cancelled");
+            assert_eq!(text, "");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.thread(waiting.id).unwrap()[1].status, "cancelled");
+    // The reply ahead of it goes on (it may have ended by now).
+    a.cancel(running.job_id);
+    match finish(&running_rx).1 {
+        ChatEvent::Done { status, .. } => assert!(status == "done" || status == "cancelled"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -237,14 +237,6 @@ export function createMockBackend(options: MockOptions = {}): MockBackend {
       });
     };
     const step = () => {
-      if (job.cancelled && sent === 0) {
-        // As the engine does for a request stopped before it was taken up: the reply is kept
-        // as stopped, and the event is a failure with the code `engine.cancelled`.
-        answer.status = 'cancelled';
-        jobs.delete(jobId);
-        onEvent({ type: 'failed', jobId, error: fail('engine.cancelled', 'the request was cancelled') });
-        return;
-      }
       if (job.cancelled) return finish('cancelled');
       if (sent >= text.length) return finish('done');
       const piece = text.slice(sent, sent + chunk);

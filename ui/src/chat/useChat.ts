@@ -153,10 +153,7 @@ export function useChat() {
             break;
           case 'failed':
             speaker.flush();
-            // A reply stopped before the engine took it up ends as cancelled, not failed.
-            announce(
-              e.error.code === 'engine.cancelled' ? t('announce.stopped') : t('announce.failed', { error: e.error.message }),
-            );
+            announce(t('announce.failed', { error: e.error.message }));
             void end();
             break;
         }
